@@ -1,0 +1,46 @@
+"""VibePiper: data assets with data quality built in.
+
+Importing this package is cheap: it loads no pandas, pyarrow, pandera or DuckDB.
+Those are imported where they are needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.definitions import expect
+from vibepiper.definitions.asset import AssetDef, asset, source_file
+from vibepiper.definitions.check import CheckDef, CheckResult, check
+from vibepiper.definitions.context import Context
+from vibepiper.errors import VibePiperError
+
+if TYPE_CHECKING:
+    from vibepiper.execution.scheduler import RunResult
+    from vibepiper.project import Project
+
+__version__ = "0.1.0"
+__all__ = [
+    "AssetDef",
+    "CheckDef",
+    "CheckResult",
+    "Context",
+    "Project",
+    "RunResult",
+    "VibePiperError",
+    "asset",
+    "check",
+    "expect",
+    "source_file",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Project":
+        from vibepiper.project import Project
+
+        return Project
+    if name == "RunResult":
+        from vibepiper.execution.scheduler import RunResult
+
+        return RunResult
+    raise AttributeError(f"module 'vibepiper' has no attribute {name!r}")

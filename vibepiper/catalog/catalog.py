@@ -1,0 +1,186 @@
+"""The catalog: a DuckDB file of runs, materializations, lineage and check results.
+
+Every connection is short and guarded by our own lock (see `lock.py`): writers hold it
+exclusively for one transaction, readers share it, so a reader gets in between a run's
+writes. A run batches its rows and writes them in a few transactions, not one per asset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vibepiper.catalog import lock
+from vibepiper.catalog.schema import MIGRATIONS, SCHEMA_VERSION, create_statements
+from vibepiper.errors import CatalogError
+from vibepiper.versioning.freshness import Current
+
+DUCKDB_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+@dataclass
+class Batch:
+    """Rows waiting to be written in one transaction."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    run_updates: list[dict[str, Any]] = field(default_factory=list)
+    materializations: list[dict[str, Any]] = field(default_factory=list)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    check_results: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any((self.runs, self.run_updates, self.materializations, self.lineage,
+                    self.check_results))
+
+
+class Catalog:
+    """The one reader and writer of `catalog.duckdb` under a project's home folder."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = home / "catalog.duckdb"
+        self.lock_path = home / "catalog.lock"
+        self._ready = False
+
+    @contextlib.contextmanager
+    def connect(self, *, write: bool = False) -> Iterator[Any]:
+        """A connection held under our lock; writers get the file read-write."""
+        self._ensure()
+        with lock.hold(self.lock_path, exclusive=write):
+            con = self._open(read_only=not write)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def write(self, batch: Batch) -> None:
+        """Write every row of `batch` in one transaction."""
+        if not batch:
+            return
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            for table in ("runs", "materializations", "lineage", "check_results"):
+                _insert(con, table, getattr(batch, table))
+            for update in batch.run_updates:
+                con.execute(
+                    "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                    [update["status"], update["finished_at"], update["run_id"]],
+                )
+            con.execute("COMMIT")
+
+    def current(self, assets: Iterable[str] | None = None) -> dict[str, Current]:
+        """The current materialization of each asset that has one."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT c.asset, c.materialization_id, c.code_version, c.data_version, "
+                "c.row_count, c.finished_at, l.upstream_asset, l.upstream_data_version "
+                "FROM current_materializations c "
+                "LEFT JOIN lineage l USING (materialization_id)"
+            ).fetchall()
+        wanted = None if assets is None else set(assets)
+        result: dict[str, Current] = {}
+        for asset, mid, code, data, count, finished, up, up_version in rows:
+            if wanted is not None and asset not in wanted:
+                continue
+            entry = result.get(asset)
+            if entry is None:
+                entry = result[asset] = Current(asset, mid, code, data, count, finished, {})
+            if up is not None:
+                entry.inputs[up] = up_version
+        return result
+
+    def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a read-only query as dicts."""
+        with self.connect() as con:
+            cursor = con.execute(sql, params or [])
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _open(self, *, read_only: bool) -> Any:
+        import duckdb
+
+        try:
+            return duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_CONFIG)
+        except duckdb.Error as exc:
+            raise CatalogError(
+                f"cannot open the catalog {self.path}: {_first_line(exc)}",
+                "if it is not a VibePiper catalog, move it away (a new one is created)",
+            ) from exc
+
+    def _ensure(self) -> None:
+        """Create the catalog or migrate it, once per process; refuse a newer one."""
+        if self._ready:
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        with lock.hold(self.lock_path, exclusive=True):
+            con = self._open(read_only=False)
+            try:
+                version = _schema_version(con)
+                if version is None:
+                    _create(con)
+                elif version > SCHEMA_VERSION:
+                    raise CatalogError(
+                        f"the catalog {self.path} has schema version {version}, newer than "
+                        f"this VibePiper understands ({SCHEMA_VERSION})",
+                        "upgrade vibepiper; the catalog was left untouched",
+                    )
+                elif version < SCHEMA_VERSION:
+                    _migrate(con, version)
+            finally:
+                con.close()
+        self._ready = True
+
+
+def _schema_version(con: Any) -> int | None:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vibepiper_meta'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute("SELECT value FROM vibepiper_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def _create(con: Any) -> None:
+    con.execute("BEGIN TRANSACTION")
+    for statement in create_statements():
+        con.execute(statement)
+    con.execute("INSERT OR REPLACE INTO vibepiper_meta VALUES ('schema_version', ?)",
+                [str(SCHEMA_VERSION)])
+    con.execute("COMMIT")
+
+
+def _migrate(con: Any, version: int) -> None:
+    con.execute("BEGIN TRANSACTION")
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            con.execute(statement)
+    for statement in create_statements():
+        con.execute(statement)
+    con.execute("UPDATE vibepiper_meta SET value = ? WHERE key = 'schema_version'",
+                [str(SCHEMA_VERSION)])
+    con.execute("COMMIT")
+
+
+def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    import pyarrow as pa
+
+    batch = pa.Table.from_pylist(rows)
+    con.register("_vp_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _vp_batch")
+    finally:
+        con.unregister("_vp_batch")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,124 @@
+"""Our own OS lock around every connection to the catalog file.
+
+DuckDB lets one process hold a database file read-write, and refuses any other at once.
+Worse, duckdb 2.0 reads the file header before taking its own lock, so processes that
+take turns can lose an acknowledged commit. A `flock` on a separate file, held from before
+the connection opens until after it closes (exclusive for writers, shared for readers),
+serialises them. The kernel drops it when its holder dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from vibepiper.errors import CatalogBusyError
+
+DEFAULT_TIMEOUT = 60.0
+_POLL = (0.001, 0.05)  # first and longest pause between attempts, in seconds
+
+
+def lock_timeout() -> float:
+    value = os.environ.get("VIBEPIPER_LOCK_TIMEOUT")
+    try:
+        return float(value) if value else DEFAULT_TIMEOUT
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+@contextlib.contextmanager
+def hold(path: Path, *, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
+    """Hold the lock on `path` (created if needed) for the duration of the block."""
+    limit = lock_timeout() if timeout is None else timeout
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, path, exclusive, limit)
+        if exclusive:
+            _write_owner(fd)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(fd: int, path: Path, exclusive: bool, limit: float) -> None:
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    deadline = time.monotonic() + limit
+    pause = _POLL[0]
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise CatalogBusyError(
+                    f"the catalog is locked by {describe_holder(path)} and stayed locked for "
+                    f"{limit:g} s ({path})",
+                    "wait for that process to finish, or raise VIBEPIPER_LOCK_TIMEOUT",
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL[1])
+
+
+def _write_owner(fd: int) -> None:
+    command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {command[:200]}\n".encode(), 0)
+
+
+def describe_holder(path: Path) -> str:
+    """'process 123 (vibepiper materialize)' for the process holding the lock, if known."""
+    pids = _holders_from_proc_locks(path)
+    last_writer = _last_writer(path)
+    if not pids and last_writer:
+        pids = [last_writer[0]]
+    if not pids:
+        return "another process"
+    descriptions = []
+    for pid in pids[:3]:
+        command = _command_of(pid) or (last_writer[1] if last_writer and last_writer[0] == pid
+                                       else "")
+        descriptions.append(f"process {pid}" + (f" ({command})" if command else ""))
+    return ", ".join(descriptions)
+
+
+def _holders_from_proc_locks(path: Path) -> list[int]:
+    try:
+        inode = os.stat(path).st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids = []
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; blocked waiters carry "->".
+        if len(fields) >= 6 and fields[1] == "FLOCK" and "->" not in fields:
+            dev_inode = fields[5].split(":")
+            if len(dev_inode) == 3 and dev_inode[2] == str(inode) and fields[4].isdigit():
+                pid = int(fields[4])
+                if pid != os.getpid():
+                    pids.append(pid)
+    return pids
+
+
+def _last_writer(path: Path) -> tuple[int, str] | None:
+    try:
+        pid_text, _, command = path.read_text().strip().partition(" ")
+        return int(pid_text), command
+    except (OSError, ValueError):
+        return None
+
+
+def _command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    parts = [p.decode(errors="replace") for p in raw.split(b"\0") if p]
+    if parts and os.path.basename(parts[0]).startswith("python") and len(parts) > 1:
+        parts = parts[1:]
+    return " ".join([os.path.basename(parts[0]), *parts[1:]])[:120] if parts else ""

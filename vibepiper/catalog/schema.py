@@ -1,0 +1,71 @@
+"""The catalog's tables (SPEC §6) and the record of their schema version.
+
+Times are UTC. The four public tables and their columns are a contract; columns may be
+added, never renamed or removed. Bump SCHEMA_VERSION and add a step to MIGRATIONS when
+the layout changes.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+TABLES: dict[str, str] = {
+    "vibepiper_meta": """
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL""",
+    "runs": """
+        run_id VARCHAR PRIMARY KEY,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        status VARCHAR NOT NULL,
+        selection VARCHAR,
+        pid INTEGER,
+        host VARCHAR,
+        command VARCHAR""",
+    "materializations": """
+        materialization_id VARCHAR PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        asset VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        code_version VARCHAR,
+        data_version VARCHAR,
+        row_count BIGINT,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        error VARCHAR,
+        attempts INTEGER,
+        config VARCHAR,
+        reason VARCHAR""",
+    "lineage": """
+        materialization_id VARCHAR NOT NULL,
+        upstream_asset VARCHAR NOT NULL,
+        upstream_data_version VARCHAR""",
+    "check_results": """
+        materialization_id VARCHAR NOT NULL,
+        check_name VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        passed BOOLEAN NOT NULL,
+        failing_rows BIGINT,
+        message VARCHAR,
+        sample VARCHAR""",
+}
+
+# The materialization each asset's current data comes from: its latest that succeeded.
+VIEWS: dict[str, str] = {
+    "current_materializations": """
+        SELECT * FROM materializations
+        WHERE status = 'succeeded' AND data_version IS NOT NULL
+        QUALIFY row_number() OVER (
+            PARTITION BY asset ORDER BY finished_at DESC, materialization_id DESC) = 1""",
+}
+
+PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results")
+
+# MIGRATIONS[n] turns a catalog of schema version n into version n + 1.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def create_statements() -> list[str]:
+    statements = [f"CREATE TABLE IF NOT EXISTS {name} ({cols})" for name, cols in TABLES.items()]
+    statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
+    return statements

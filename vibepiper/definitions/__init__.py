@@ -1,0 +1,1 @@
+"""What users declare: assets, sources, checks, expectations and the run context."""

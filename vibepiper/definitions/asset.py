@@ -1,0 +1,298 @@
+"""`@asset` and `source_file`: frozen definitions built from plain functions.
+
+Decorating registers nothing and runs nothing: it reads the function's signature and
+returns an `AssetDef`. Whether each input names a real asset is checked later, when the
+project's graph is built, because only then are all names known.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+from vibepiper.errors import DefinitionError
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+CONTEXT_PARAM = "context"
+SOURCE_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_name(name: object, what: str = "asset") -> str:
+    """Return `name` if it is a valid asset name, else raise a DefinitionError naming it."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise DefinitionError(
+            f"{what} name {name!r} is not valid",
+            "use lowercase letters, digits and underscores, not starting with a digit "
+            "(e.g. 'daily_orders')",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class AssetDef:
+    """One asset: a function, the assets it reads, and what is declared about its output."""
+
+    name: str
+    fn: Callable[..., Any]
+    inputs: Mapping[str, str]  # parameter name -> upstream asset name
+    config: Mapping[str, Any]  # parameter name -> default value
+    takes_context: bool
+    deps: tuple[str, ...] = ()
+    schema: Any = None
+    checks: tuple[Any, ...] = ()
+    version: str | None = None
+    tags: tuple[str, ...] = ()
+    group: str = "default"
+    description: str = ""
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    max_age: timedelta | None = None
+    pool: str | None = None
+    quarantine: bool = False
+    source_path: str | None = None  # set for `source_file` assets, relative to the project
+    source_reader: Callable[[str], Any] | None = field(default=None, compare=False)
+    module: str = "?"  # the module that defined it, for messages
+
+    @property
+    def is_source(self) -> bool:
+        return self.source_path is not None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Every asset this one must come after: data inputs, `deps`, relationship targets."""
+        names = [*self.inputs.values(), *self.deps]
+        names += [c.to for c in self.checks if getattr(c, "to", None)]
+        return tuple(dict.fromkeys(names))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly (handy in unit tests)."""
+        return self.fn(*args, **kwargs)
+
+
+def _signature_parts(
+    name: str, fn: Callable[..., Any], inputs: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, Any], bool]:
+    params = inspect.signature(fn).parameters
+    data: dict[str, str] = {}
+    config: dict[str, Any] = {}
+    takes_context = False
+    for param in params.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise DefinitionError(
+                f"asset '{name}': parameter '{param.name}' is *args/**kwargs",
+                "declare each input as its own named parameter",
+            )
+        if param.name in inputs:
+            data[param.name] = check_name(inputs[param.name], f"asset '{name}': input")
+        elif param.name == CONTEXT_PARAM:
+            takes_context = True
+        elif param.default is not param.empty:
+            config[param.name] = param.default
+        else:
+            data[param.name] = param.name
+    unknown = sorted(set(inputs) - set(params))
+    if unknown:
+        raise DefinitionError(
+            f"asset '{name}': inputs= names '{unknown[0]}', which is not a parameter of "
+            f"{fn.__name__}()",
+            f"its parameters are {', '.join(params) or '(none)'}",
+        )
+    return data, config, takes_context
+
+
+def _max_age(name: str, value: float | timedelta | None) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    raise DefinitionError(
+        f"asset '{name}': max_age={value!r} is not valid",
+        "give a datetime.timedelta or a number of seconds greater than 0",
+    )
+
+
+def _check_options(name: str, retries: int, retry_delay: float, timeout: float | None) -> None:
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise DefinitionError(f"asset '{name}': retries={retries!r} is not valid",
+                              "give a whole number >= 0")
+    if not isinstance(retry_delay, int | float) or retry_delay < 0:
+        raise DefinitionError(f"asset '{name}': retry_delay={retry_delay!r} is not valid",
+                              "give a number of seconds >= 0")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise DefinitionError(f"asset '{name}': timeout={timeout!r} is not valid",
+                              "give a number of seconds > 0, or leave it out")
+
+
+def _names(name: str, option: str, values: Iterable[str] | str | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    result = tuple(values)
+    for value in result:
+        if not isinstance(value, str) or not value:
+            raise DefinitionError(f"asset '{name}': {option} contains {value!r}",
+                                  f"{option} must be a list of non-empty strings")
+    return result
+
+
+def build_asset(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+    schema: Any = None,
+    checks: Iterable[Any] | None = None,
+    deps: Iterable[str] | None = None,
+    version: str | None = None,
+    tags: Iterable[str] | None = None,
+    group: str | None = None,
+    description: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    timeout: float | None = None,
+    max_age: float | timedelta | None = None,
+    pool: str | None = None,
+    quarantine: bool = False,
+) -> AssetDef:
+    """Build the frozen definition of one asset, raising DefinitionError on bad options."""
+    if not callable(fn):
+        raise DefinitionError(f"@asset was applied to {fn!r}, which is not a function",
+                              "decorate a function that returns a DataFrame")
+    asset_name = check_name(name if name is not None else fn.__name__)
+    data, config, takes_context = _signature_parts(asset_name, fn, dict(inputs or {}))
+    _check_options(asset_name, retries, retry_delay, timeout)
+    dep_names = tuple(check_name(d, f"asset '{asset_name}': dependency") for d in deps or ())
+    if version is not None and not isinstance(version, str | int):
+        raise DefinitionError(f"asset '{asset_name}': version={version!r} is not valid",
+                              "give a string such as '2'")
+    return AssetDef(
+        name=asset_name,
+        fn=fn,
+        inputs=data,
+        config=config,
+        takes_context=takes_context,
+        deps=dep_names,
+        schema=schema,
+        checks=tuple(checks or ()),
+        version=None if version is None else str(version),
+        tags=_names(asset_name, "tags", tags),
+        group=group or "default",
+        description=description if description is not None else inspect.getdoc(fn) or "",
+        retries=retries,
+        retry_delay=float(retry_delay),
+        timeout=None if timeout is None else float(timeout),
+        max_age=_max_age(asset_name, max_age),
+        pool=pool,
+        quarantine=bool(quarantine),
+        module=getattr(fn, "__module__", None) or "?",
+    )
+
+
+@overload
+def asset(fn: Callable[..., Any], /) -> AssetDef: ...
+
+
+@overload
+def asset(
+    *,
+    name: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+    schema: Any = None,
+    checks: Iterable[Any] | None = None,
+    deps: Iterable[str] | None = None,
+    version: str | None = None,
+    tags: Iterable[str] | None = None,
+    group: str | None = None,
+    description: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    timeout: float | None = None,
+    max_age: float | timedelta | None = None,
+    pool: str | None = None,
+    quarantine: bool = False,
+) -> Callable[[Callable[..., Any]], AssetDef]: ...
+
+
+def asset(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Declare a function as an asset. Works as `@asset` and as `@asset(...)`.
+
+    Parameters named like other assets receive their data; `context` receives a
+    `Context`; parameters with defaults are configuration. See SPEC §1 for the options.
+    """
+    if fn is not None:
+        return build_asset(fn, **options)
+
+    def decorate(func: Callable[..., Any]) -> AssetDef:
+        return build_asset(func, **options)
+
+    return decorate
+
+
+def _default_reader(path: str) -> Any:
+    import pandas as pd
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pandas()
+    return pd.read_json(path, lines=suffix in (".jsonl", ".ndjson"))
+
+
+def source_file(
+    name: str,
+    path: str,
+    *,
+    read: Callable[[str], Any] | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    group: str | None = "sources",
+    schema: Any = None,
+    checks: Iterable[Any] | None = None,
+) -> AssetDef:
+    """A root asset read from a local CSV, Parquet or JSON file (or by `read(path)`).
+
+    `path` is relative to the project folder. The file's bytes are its data version,
+    so editing the file makes everything downstream stale.
+    """
+    check_name(name, "source")
+    if not isinstance(path, str | Path) or not str(path):
+        raise DefinitionError(f"source '{name}': path {path!r} is not valid",
+                              "give the file's path relative to the project folder")
+    if read is None and Path(path).suffix.lower() not in SOURCE_SUFFIXES:
+        raise DefinitionError(
+            f"source '{name}': cannot read '{path}' (unknown file type)",
+            f"use one of {', '.join(SOURCE_SUFFIXES)} or pass read=a function(path) -> DataFrame",
+        )
+    reader = read or _default_reader
+    return AssetDef(
+        name=name,
+        fn=reader,
+        inputs={},
+        config={},
+        takes_context=False,
+        schema=schema,
+        checks=tuple(checks or ()),
+        tags=_names(name, "tags", tags),
+        group=group or "default",
+        description=description or f"Source file {path}",
+        source_path=str(path),
+        source_reader=reader,
+        module=sys._getframe(1).f_globals.get("__name__", "?"),
+    )

@@ -1,0 +1,58 @@
+"""`@check`: a user function that judges one asset's data, and its `CheckResult`."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vibepiper.definitions.asset import check_name
+from vibepiper.definitions.expect import check_severity
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a `@check` function returns: whether it passed, and why not."""
+
+    passed: bool
+    message: str = ""
+    failing_rows: Any = None
+    metadata: dict[str, Any] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    """A `@check` function bound to the asset it judges."""
+
+    name: str
+    asset: str
+    fn: Callable[..., Any]
+    severity: str
+    params: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Assets other than the checked one that the function reads."""
+        return tuple(p for p in self.params if p != self.asset)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+def check(
+    *, asset: str, severity: str = "error", name: str | None = None
+) -> Callable[[Callable[..., Any]], CheckDef]:
+    """Declare a function as a check on `asset`; it receives assets by parameter name."""
+    check_name(asset, "@check: asset")
+
+    def decorate(fn: Callable[..., Any]) -> CheckDef:
+        check_name(name or fn.__name__, "check")
+        label = name or fn.__name__
+        check_severity(severity, f"check '{label}'")
+        return CheckDef(name=label, asset=asset, fn=fn, severity=severity,
+                        params=tuple(inspect.signature(fn).parameters),
+                        description=inspect.getdoc(fn) or "")
+
+    return decorate

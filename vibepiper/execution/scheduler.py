@@ -1,0 +1,340 @@
+"""The one scheduling loop: for each selected asset in dependency order, decide whether it
+is blocked or fresh, else compute it, then publish it and record the outcome.
+
+The scheduler is the only part of a run that writes to the catalog. It batches rows and
+writes them at most about once a second (and at the end), so a run costs a few
+transactions rather than one per asset, while readers still see its progress.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from vibepiper.catalog.catalog import Batch, Catalog
+from vibepiper.definitions.context import Context
+from vibepiper.errors import StoreError, VibePiperError
+from vibepiper.execution import states
+from vibepiper.execution.states import AssetResult
+from vibepiper.execution.task import TaskOutcome, run_task
+from vibepiper.graph.graph import Graph
+from vibepiper.storage.parquet_store import ParquetStore
+from vibepiper.versioning.data_version import file_version
+from vibepiper.versioning.fingerprint import code_version
+from vibepiper.versioning.freshness import Current, Verdict, judge
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FLUSH_EVERY = 1.0  # seconds between catalog writes during a run
+
+
+class Reporter(Protocol):
+    """Told what happens during a run; renders it (see `reporting.console`)."""
+
+    def run_started(self, run_id: str, names: list[str]) -> None: ...
+    def asset_started(self, name: str, state: str) -> None: ...
+    def asset_finished(self, result: AssetResult) -> None: ...
+
+
+class SilentReporter:
+    def run_started(self, run_id: str, names: list[str]) -> None:
+        pass
+
+    def asset_started(self, name: str, state: str) -> None:
+        pass
+
+    def asset_finished(self, result: AssetResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Everything a run needs: the graph, where the project lives, its store and catalog."""
+
+    graph: Graph
+    project_dir: Path
+    store: ParquetStore
+    catalog: Catalog
+
+
+@dataclass
+class RunResult:
+    """What a run did: each selected asset's final result, in dependency order."""
+
+    run_id: str
+    results: dict[str, AssetResult] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def states(self) -> dict[str, str]:
+        return {name: r.state for name, r in self.results.items()}
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results.values())
+
+    @property
+    def status(self) -> str:
+        return "succeeded" if self.ok else "failed"
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.urandom(3).hex()}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class _Recorder:
+    """Buffers catalog rows and writes them in batches."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.batch = Batch()
+        self.last_flush = time.monotonic()
+
+    def flush(self, force: bool = True) -> None:
+        if force or time.monotonic() - self.last_flush >= FLUSH_EVERY:
+            batch, self.batch = self.batch, Batch()
+            self.catalog.write(batch)
+            self.last_flush = time.monotonic()
+
+
+class Scheduler:
+    """Runs a selection of a workspace's assets, in-process, in dependency order."""
+
+    def __init__(self, workspace: Workspace, reporter: Reporter | None = None) -> None:
+        self.ws = workspace
+        self.reporter = reporter or SilentReporter()
+
+    def run(self, names: list[str], *, force: bool = False, fail_fast: bool = False,
+            selection: str = "") -> RunResult:
+        ws = self.ws
+        ws.store.clean_temp_files()
+        run = RunResult(new_run_id())
+        recorder = _Recorder(ws.catalog)
+        recorder.batch.runs.append({
+            "run_id": run.run_id, "started_at": utcnow(), "status": "running",
+            "selection": selection, "pid": os.getpid(), "host": socket.gethostname(),
+            "command": " ".join(sys.argv)[:500],
+        })
+        recorder.flush()
+        self.reporter.run_started(run.run_id, names)
+        current = ws.catalog.current()
+        memory = _Memory(ws.graph, ws.store, names)
+        stop_reason = ""
+        try:
+            for index, name in enumerate(names):
+                mid = f"{run.run_id}-{index:04d}"
+                if stop_reason:
+                    result = AssetResult(name, states.BLOCKED, mid, message=stop_reason)
+                else:
+                    result = self._one(name, mid, run, current, memory, force)
+                run.results[name] = result
+                self._record(recorder, run.run_id, result)
+                memory.done(name)
+                self.reporter.asset_finished(result)
+                if fail_fast and not result.ok and not stop_reason:
+                    stop_reason = f"not run: --fail-fast stopped the run after '{name}' failed"
+                recorder.flush(force=False)
+        finally:
+            for name in names:  # interrupted: never leave an asset without a final row
+                if name not in run.results:
+                    run.results[name] = AssetResult(name, states.FAILED, message="cancelled")
+            recorder.batch.run_updates.append({"run_id": run.run_id, "status": run.status,
+                                               "finished_at": utcnow()})
+            recorder.flush()
+        return run
+
+    def plan(self, names: list[str], *, force: bool = False) -> dict[str, Verdict]:
+        """What a run would do, without running: each asset's verdict (fresh = skipped)."""
+        current = self.ws.catalog.current()
+        planned: set[str] = set()
+        verdicts: dict[str, Verdict] = {}
+        for name in names:
+            upstream = self.ws.graph.assets[name].inputs.values()
+            changing = sorted(u for u in upstream if u in planned)
+            verdict = self._verdict(name, current, self._input_versions(name, current, {}))
+            reasons = [r for r in verdict.reasons if not r.startswith("upstream ")]
+            reasons += [r for r in verdict.reasons if r.startswith("upstream ")
+                        and r.split()[1] not in changing]
+            reasons += [f"upstream {u} will be recomputed" for u in changing]
+            if force and not reasons:
+                reasons = ["--force"]
+            verdicts[name] = Verdict(not reasons, tuple(reasons))
+            if reasons:
+                planned.add(name)
+        return verdicts
+
+    # -- one asset -------------------------------------------------------------------
+
+    def _one(self, name: str, mid: str, run: RunResult, current: dict[str, Current],
+             memory: _Memory, force: bool) -> AssetResult:
+        ws = self.ws
+        defn = ws.graph.assets[name]
+        bad = [u for u in ws.graph.upstream[name]
+               if u in run.results and run.results[u].state in states.BLOCKING_STATES]
+        if bad:
+            why = run.results[bad[0]].state
+            return AssetResult(name, states.BLOCKED, mid,
+                               message=f"blocked: upstream {bad[0]} {why.replace('_', ' ')}")
+        versions = self._input_versions(name, current, run.results)
+        missing = [u for u, v in versions.items() if v is None]
+        if missing:
+            return AssetResult(
+                name, states.FAILED, mid,
+                message=f"input {missing[0]} has never been materialized; "
+                        f"run `vibepiper materialize +{name}`")
+        started = time.monotonic()
+        self.reporter.asset_started(name, states.RUNNING)
+        try:
+            verdict = self._verdict(name, current, versions)
+        except VibePiperError as exc:
+            return AssetResult(name, states.FAILED, mid, message=str(exc), error=str(exc))
+        code = code_version(defn)
+        if verdict.fresh and not force:
+            cur = current[name]
+            return AssetResult(name, states.SKIPPED, mid, data_version=cur.data_version,
+                               code_version=code, row_count=cur.row_count, message="fresh")
+        try:
+            inputs = {param: memory.get(up, str(versions[up])) for param, up in defn.inputs.items()}
+        except StoreError as exc:
+            return AssetResult(name, states.FAILED, mid, message=str(exc), error=str(exc))
+        context = Context(run.run_id, name, ws.project_dir, dict(defn.config))
+        outcome = run_task(
+            defn, inputs, context, ws.store,
+            data_version=self._source_version(name) if defn.is_source else None,
+            on_retry=lambda attempt, msg: self.reporter.asset_started(name, states.RETRYING),
+        )
+        reasons = verdict.reasons or ("--force",)
+        return self._finish(name, mid, outcome, code, versions, reasons, started, memory)
+
+    def _finish(self, name: str, mid: str, outcome: TaskOutcome, code: str,
+                versions: Mapping[str, str | None], reasons: tuple[str, ...], started: float,
+                memory: _Memory) -> AssetResult:
+        seconds = time.monotonic() - started
+        if outcome.staged is None or outcome.frame is None:
+            return AssetResult(name, states.FAILED, mid, code_version=code, seconds=seconds,
+                               attempts=outcome.attempts, message=outcome.message,
+                               error=outcome.error, reasons=reasons)
+        self.ws.store.publish(outcome.staged)
+        memory.keep(name, outcome.frame)
+        return AssetResult(
+            name, states.SUCCEEDED, mid, data_version=outcome.data_version, code_version=code,
+            row_count=outcome.row_count, seconds=seconds, attempts=outcome.attempts,
+            reasons=reasons, message=", ".join(reasons), inputs=dict(versions),
+        )
+
+    def _input_versions(self, name: str, current: Mapping[str, Current],
+                        results: Mapping[str, AssetResult]) -> dict[str, str | None]:
+        versions: dict[str, str | None] = {}
+        for up in self.ws.graph.assets[name].inputs.values():
+            if up in results:
+                versions[up] = results[up].data_version
+            else:
+                versions[up] = current[up].data_version if up in current else None
+        return versions
+
+    def _verdict(self, name: str, current: Mapping[str, Current],
+                 versions: Mapping[str, str | None]) -> Verdict:
+        defn = self.ws.graph.assets[name]
+        cur = current.get(name)
+        source = None
+        if defn.is_source:
+            source = (str(defn.source_path), self._source_version(name))
+        return judge(
+            cur,
+            code_version=code_version(defn),
+            inputs=versions,
+            file_present=cur is not None and self.ws.store.exists(name, cur.data_version),
+            source=source,
+            max_age=defn.max_age,
+            now=utcnow(),
+        )
+
+    def _source_version(self, name: str) -> str:
+        defn = self.ws.graph.assets[name]
+        path = self.ws.project_dir / str(defn.source_path)
+        try:
+            return file_version(path)
+        except FileNotFoundError:
+            raise VibePiperError(
+                f"source file {defn.source_path} of asset '{name}' does not exist ({path})",
+                "create the file, or fix the path given to source_file()",
+            ) from None
+        except OSError as exc:
+            raise VibePiperError(
+                f"source file {defn.source_path} of asset '{name}' cannot be read: {exc}",
+                "check the file's permissions",
+            ) from None
+
+    def _record(self, recorder: _Recorder, run_id: str, result: AssetResult) -> None:
+        import json
+
+        defn = self.ws.graph.assets[result.asset]
+        now = utcnow()
+        recorder.batch.materializations.append({
+            "materialization_id": result.materialization_id, "run_id": run_id,
+            "asset": result.asset, "status": result.state, "code_version": result.code_version,
+            "data_version": result.data_version, "row_count": result.row_count,
+            "started_at": now if not result.seconds else _ago(now, result.seconds),
+            "finished_at": now, "error": result.error or (result.message
+                                                          if not result.ok else None),
+            "attempts": result.attempts, "config": json.dumps(dict(defn.config), default=repr),
+            "reason": "; ".join(result.reasons) or result.message or None,
+        })
+        if result.state == states.SUCCEEDED:
+            recorder.batch.lineage.extend(
+                {"materialization_id": result.materialization_id, "upstream_asset": up,
+                 "upstream_data_version": version}
+                for up, version in result.inputs.items()
+            )
+
+
+def _ago(now: datetime, seconds: float) -> datetime:
+    from datetime import timedelta
+
+    return now - timedelta(seconds=seconds)
+
+
+class _Memory:
+    """Outputs of this run kept in memory until their last consumer in the run is done."""
+
+    def __init__(self, graph: Graph, store: ParquetStore, names: Iterable[str]) -> None:
+        self.graph = graph
+        self.store = store
+        selected = set(names)
+        self.waiting = {n: sum(1 for d in graph.downstream[n] if d in selected)
+                        for n in graph.assets}
+        self.frames: dict[str, pd.DataFrame] = {}
+
+    def keep(self, name: str, frame: pd.DataFrame) -> None:
+        if self.waiting.get(name):
+            self.frames[name] = frame
+
+    def get(self, name: str, version: str) -> pd.DataFrame:
+        """The data of `name` at `version`: from memory if this run made it, else the store.
+
+        A shallow copy: under pandas' copy-on-write, a consumer that modifies its input
+        cannot change what another consumer receives.
+        """
+        frame = self.frames.get(name)
+        if frame is None:
+            frame = self.store.read(self.store.path_for(name, version), name)
+        return frame.copy(deep=False)
+
+    def done(self, name: str) -> None:
+        for up in self.graph.upstream[name]:
+            if up in self.waiting:
+                self.waiting[up] -= 1
+                if self.waiting[up] <= 0:
+                    self.frames.pop(up, None)

@@ -1,0 +1,43 @@
+"""The states an asset passes through in a run (SPEC §3), and what each one means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING = "pending"
+RUNNING = "running"
+RETRYING = "retrying"
+VALIDATING = "validating"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CHECK_FAILED = "check_failed"
+BLOCKED = "blocked"
+SKIPPED = "skipped"
+
+FINAL_STATES = (SUCCEEDED, FAILED, CHECK_FAILED, BLOCKED, SKIPPED)
+BAD_STATES = (FAILED, CHECK_FAILED, BLOCKED)  # they make a run (and the exit code) fail
+BLOCKING_STATES = (FAILED, CHECK_FAILED, BLOCKED)  # downstream of these is blocked
+
+
+@dataclass(frozen=True)
+class AssetResult:
+    """How one asset ended in a run."""
+
+    asset: str
+    state: str
+    materialization_id: str = ""
+    data_version: str | None = None
+    code_version: str | None = None
+    row_count: int | None = None
+    seconds: float = 0.0
+    attempts: int = 0
+    message: str = ""  # one line: the error, the block, or why it was (not) skipped
+    error: str | None = None  # the full traceback of a failure
+    reasons: tuple[str, ...] = ()  # why it was stale (and so recomputed)
+    checks: tuple[Any, ...] = field(default=())
+    inputs: dict[str, str | None] = field(default_factory=dict)  # input -> data version used
+
+    @property
+    def ok(self) -> bool:
+        return self.state not in BAD_STATES

@@ -1,0 +1,135 @@
+"""One asset's computation: call the function (with retries), check what it returned,
+hash it and stage it as a Parquet file. A task never touches the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.definitions.asset import AssetDef
+from vibepiper.definitions.context import Context
+from vibepiper.storage.parquet_store import ParquetStore, StagedFile, to_arrow
+from vibepiper.versioning.data_version import frame_version
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class OutputError(Exception):
+    """The asset function returned something that cannot be stored as a table."""
+
+
+@dataclass
+class TaskOutcome:
+    """What a task hands back to the scheduler: a staged file, or why there is none."""
+
+    frame: pd.DataFrame | None = None
+    staged: StagedFile | None = None
+    data_version: str | None = None
+    row_count: int | None = None
+    attempts: int = 0
+    message: str = ""
+    error: str | None = None
+
+
+def run_task(
+    defn: AssetDef,
+    inputs: Mapping[str, Any],
+    context: Context,
+    store: ParquetStore,
+    *,
+    data_version: str | None = None,
+    on_retry: Callable[[int, str], None] | None = None,
+) -> TaskOutcome:
+    """Compute `defn` from `inputs` (parameter name -> DataFrame) and stage its output.
+
+    `data_version` is given for sources, whose version is the hash of their file.
+    """
+    outcome = TaskOutcome()
+    frame = _compute_with_retries(defn, inputs, context, outcome, on_retry)
+    if frame is None:
+        return outcome
+    try:
+        table = to_arrow(frame)
+        version = data_version or frame_version(frame)
+        outcome.staged = store.stage(defn.name, version, table)
+    except Exception as exc:
+        outcome.message = f"cannot store the output: {type(exc).__name__}: {_line(exc)}"
+        outcome.error = traceback.format_exc()
+        return outcome
+    outcome.frame, outcome.data_version, outcome.row_count = frame, version, len(frame)
+    return outcome
+
+
+def _compute_with_retries(
+    defn: AssetDef,
+    inputs: Mapping[str, Any],
+    context: Context,
+    outcome: TaskOutcome,
+    on_retry: Callable[[int, str], None] | None,
+) -> pd.DataFrame | None:
+    for attempt in range(1, defn.retries + 2):
+        outcome.attempts = attempt
+        try:
+            return _normalize(defn, _call(defn, inputs, context, attempt))
+        except OutputError as exc:
+            outcome.message, outcome.error = str(exc), str(exc)
+            return None  # the same code returns the same wrong type: no retry
+        except Exception as exc:
+            outcome.message = f"{type(exc).__name__}: {_line(exc)}"
+            outcome.error = traceback.format_exc()
+            if attempt <= defn.retries:
+                if on_retry is not None:
+                    on_retry(attempt, outcome.message)
+                time.sleep(defn.retry_delay * 2 ** (attempt - 1))
+    return None
+
+
+def _call(defn: AssetDef, inputs: Mapping[str, Any], context: Context, attempt: int) -> Any:
+    if defn.source_reader is not None:
+        path = context.project_dir / str(defn.source_path)
+        return defn.source_reader(str(path))
+    kwargs = dict(inputs)
+    if defn.takes_context:
+        kwargs["context"] = Context(context.run_id, context.asset, context.project_dir,
+                                    dict(defn.config), attempt)
+    result = defn.fn(**kwargs)
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    return result
+
+
+def _normalize(defn: AssetDef, result: Any) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(result, pa.Table):
+        result = result.to_pandas()
+    if not isinstance(result, pd.DataFrame):
+        raise OutputError(
+            f"asset '{defn.name}' returned {type(result).__module__}.{type(result).__qualname__}"
+            ", not a pandas.DataFrame or pyarrow.Table"
+        )
+    bad = [c for c in result.columns if not isinstance(c, str)]
+    if bad:
+        raise OutputError(f"asset '{defn.name}' returned non-string column names {bad[:5]}; "
+                          "name every column with a string (df.columns = [...])")
+    duplicated = sorted(set(result.columns[result.columns.duplicated()]))
+    if duplicated:
+        raise OutputError(f"asset '{defn.name}' returned duplicate column names {duplicated[:5]}"
+                          "; rename or drop them")
+    return result
+
+
+def source_path(defn: AssetDef, project_dir: Path) -> Path:
+    return project_dir / str(defn.source_path)
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,137 @@
+"""The asset graph: validated once from the definitions, immutable afterwards."""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from vibepiper.definitions.asset import AssetDef
+from vibepiper.definitions.check import CheckDef
+from vibepiper.errors import DefinitionError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Assets by name, their edges both ways, and one fixed topological order."""
+
+    assets: Mapping[str, AssetDef]
+    checks: Mapping[str, tuple[CheckDef, ...]]  # asset name -> its @check functions
+    upstream: Mapping[str, tuple[str, ...]]
+    downstream: Mapping[str, tuple[str, ...]]
+    order: tuple[str, ...]
+
+    @classmethod
+    def build(cls, assets: Iterable[AssetDef], checks: Iterable[CheckDef] = ()) -> Graph:
+        by_name: dict[str, AssetDef] = {}
+        for defn in assets:
+            other = by_name.get(defn.name)
+            if other is not None and other is not defn:
+                raise DefinitionError(
+                    f"asset '{defn.name}' is defined twice (in {other.module} and {defn.module})",
+                    "give one of them another name, e.g. with @asset(name=...)",
+                )
+            by_name[defn.name] = defn
+        upstream = {name: _upstream_of(defn, by_name) for name, defn in by_name.items()}
+        checks_for = _attach_checks(checks, by_name)
+        for name, defs in checks_for.items():
+            upstream[name] = tuple(dict.fromkeys([*upstream[name],
+                                                  *(u for c in defs for u in c.upstream)]))
+        order = _topological_order(upstream)
+        downstream: dict[str, list[str]] = {name: [] for name in by_name}
+        for name in order:
+            for up in upstream[name]:
+                downstream[up].append(name)
+        return cls(
+            assets=MappingProxyType(by_name),
+            checks=MappingProxyType(checks_for),
+            upstream=MappingProxyType(upstream),
+            downstream=MappingProxyType({k: tuple(v) for k, v in downstream.items()}),
+            order=order,
+        )
+
+    def ancestors(self, name: str, depth: int | None = None) -> set[str]:
+        return _walk(self.upstream, name, depth)
+
+    def descendants(self, name: str, depth: int | None = None) -> set[str]:
+        return _walk(self.downstream, name, depth)
+
+    def sorted(self, names: Iterable[str]) -> list[str]:
+        """`names` in the graph's topological order."""
+        wanted = set(names)
+        return [n for n in self.order if n in wanted]
+
+
+def _upstream_of(defn: AssetDef, known: Mapping[str, AssetDef]) -> tuple[str, ...]:
+    for param, up in defn.inputs.items():
+        if up not in known:
+            via = f"parameter '{param}'" if param == up else f"input '{param}' -> '{up}'"
+            raise DefinitionError(
+                f"asset '{defn.name}': {via} is not an asset{did_you_mean(up, known)}",
+                "name it like an existing asset, map it with inputs={...}, give it a default "
+                "value to make it configuration, or call it 'context'",
+            )
+    for up in defn.upstream:
+        if up not in known:
+            raise DefinitionError(
+                f"asset '{defn.name}' depends on unknown asset '{up}'{did_you_mean(up, known)}",
+                "fix the name in deps= or in expect.relationship(to=...)",
+            )
+        if up == defn.name:
+            raise DefinitionError(f"asset '{defn.name}' depends on itself",
+                                  "remove it from its own inputs, deps= and relationships")
+    return defn.upstream
+
+
+def _attach_checks(
+    checks: Iterable[CheckDef], known: Mapping[str, AssetDef]
+) -> dict[str, tuple[CheckDef, ...]]:
+    result: dict[str, list[CheckDef]] = {}
+    for chk in checks:
+        if chk.asset not in known:
+            raise DefinitionError(
+                f"check '{chk.name}' is on unknown asset '{chk.asset}'"
+                f"{did_you_mean(chk.asset, known)}",
+                "fix @check(asset=...)",
+            )
+        for param in chk.params:
+            if param not in known:
+                raise DefinitionError(
+                    f"check '{chk.name}': parameter '{param}' is not an asset"
+                    f"{did_you_mean(param, known)}",
+                    f"name it '{chk.asset}' to receive the checked asset's data",
+                )
+        seen = result.setdefault(chk.asset, [])
+        if any(c.name == chk.name and c is not chk for c in seen):
+            raise DefinitionError(f"check '{chk.name}' on asset '{chk.asset}' is defined twice",
+                                  "give one of them another name with @check(name=...)")
+        if chk not in seen:
+            seen.append(chk)
+    return {name: tuple(defs) for name, defs in result.items()}
+
+
+def _topological_order(upstream: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    # Sorting the nodes first makes the order (and any cycle reported) deterministic.
+    sorter = graphlib.TopologicalSorter({n: sorted(upstream[n]) for n in sorted(upstream)})
+    try:
+        return tuple(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = list(exc.args[1])[:-1]
+        start = cycle.index(min(cycle))
+        path = [*cycle[start:], *cycle[:start], min(cycle)]
+        raise DefinitionError(
+            f"dependency cycle: {' -> '.join(path)}",
+            "an asset cannot depend, directly or indirectly, on itself",
+        ) from None
+
+
+def _walk(edges: Mapping[str, tuple[str, ...]], start: str, depth: int | None) -> set[str]:
+    seen: set[str] = set()
+    frontier = [start]
+    level = 0
+    while frontier and (depth is None or level < depth):
+        level += 1
+        frontier = [n for node in frontier for n in edges[node] if n not in seen]
+        seen.update(frontier)
+    return seen

@@ -1,0 +1,231 @@
+"""Loading a project (its settings and asset modules), and the Python API: `Project`."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+import tomllib
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.definitions.asset import AssetDef
+from vibepiper.definitions.check import CheckDef
+from vibepiper.errors import (
+    AssetNotMaterializedError,
+    DefinitionError,
+    ProjectLoadError,
+    SelectionError,
+    did_you_mean,
+)
+from vibepiper.graph.graph import Graph
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from vibepiper.execution.scheduler import Reporter, RunResult, Workspace
+    from vibepiper.versioning.freshness import Verdict
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`[tool.vibepiper]` of a project's pyproject.toml, after command-line overrides."""
+
+    root: Path
+    modules: tuple[str, ...]
+    home: Path
+
+
+def load_settings(path: str | os.PathLike[str] = ".", modules: Iterable[str] | None = None,
+                  home: str | os.PathLike[str] | None = None) -> Settings:
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise ProjectLoadError(f"project folder {path} does not exist",
+                               "pass --project DIR with an existing folder")
+    table = _tool_table(root / "pyproject.toml")
+    names = tuple(modules or ()) or tuple(table.get("modules", ()))
+    if not names:
+        raise ProjectLoadError(
+            f"no asset modules for the project in {root}",
+            "set modules = [\"my_assets\"] under [tool.vibepiper] in pyproject.toml, "
+            "or pass -m MODULE",
+        )
+    for name in names:
+        if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
+            raise ProjectLoadError(f"module name {name!r} is not valid",
+                                   "give a dotted Python module name such as shop.assets")
+    home_dir = home or os.environ.get("VIBEPIPER_HOME") or table.get("home") or ".vibepiper"
+    return Settings(root, names, (root / home_dir).resolve())
+
+
+def _tool_table(pyproject: Path) -> dict[str, Any]:
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProjectLoadError(f"{pyproject} is not valid TOML: {exc}",
+                               "fix the file's syntax") from None
+    table = data.get("tool", {}).get("vibepiper", {})
+    if not isinstance(table, dict):
+        raise ProjectLoadError(f"[tool.vibepiper] in {pyproject} is not a table",
+                               "write it as a [tool.vibepiper] section")
+    return table
+
+
+def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]]:
+    """Import the project's modules (and their submodules) and collect their definitions."""
+    root = str(settings.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    importlib.invalidate_caches()
+    assets: dict[int, AssetDef] = {}
+    checks: dict[int, CheckDef] = {}
+    for name in settings.modules:
+        for module in _import_tree(name, settings.root):
+            for value in _definitions_in(module):
+                target: dict[int, Any] = assets if isinstance(value, AssetDef) else checks
+                target.setdefault(id(value), value)
+    return list(assets.values()), list(checks.values())
+
+
+def _import_tree(name: str, root: Path) -> Iterator[ModuleType]:
+    module = _import(name, root)
+    yield module
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), prefix=f"{name}."):
+        yield _import(info.name, root)
+
+
+def _import(name: str, root: Path) -> ModuleType:
+    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[loaded]  # always load the project's current code
+    try:
+        return importlib.import_module(name)
+    except DefinitionError as exc:
+        raise type(exc)(f"{exc.message} (in module {name})", exc.hint) from None
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+            raise ProjectLoadError(
+                f"module '{name}' was not found in {root}",
+                "check [tool.vibepiper] modules in pyproject.toml, or --project/-m",
+            ) from None
+        raise ProjectLoadError(f"module '{name}' failed to import: {_describe(exc, root)}",
+                               "fix the error in that module") from None
+    except Exception as exc:
+        raise ProjectLoadError(f"module '{name}' failed to import: {_describe(exc, root)}",
+                               "fix the error in that module") from None
+
+
+def _describe(exc: BaseException, root: Path) -> str:
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith(str(root)):
+            where = f" ({os.path.relpath(frame.filename, root)}:{frame.lineno})"
+            break
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
+
+
+def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
+    for value in vars(module).values():
+        if isinstance(value, AssetDef | CheckDef):
+            yield value
+        elif isinstance(value, list | tuple | dict):  # assets built by a factory in a loop
+            items = value.values() if isinstance(value, dict) else value
+            yield from (v for v in items if isinstance(v, AssetDef | CheckDef))
+
+
+class Project:
+    """A loaded project: its asset graph, its store and its catalog.
+
+    `Project(path=".")` reads `[tool.vibepiper]` from `path/pyproject.toml` and imports
+    the asset modules listed there (or `modules=`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ".", *,
+                 modules: Iterable[str] | None = None,
+                 home: str | os.PathLike[str] | None = None) -> None:
+        from vibepiper.catalog.catalog import Catalog
+        from vibepiper.storage.parquet_store import ParquetStore
+
+        self.settings = load_settings(path, modules, home)
+        self.root = self.settings.root
+        self.home = self.settings.home
+        assets, checks = load_definitions(self.settings)
+        self.graph = Graph.build(assets, checks)
+        self.store = ParquetStore(self.home / "store")
+        self.catalog = Catalog(self.home)
+
+    @property
+    def assets(self) -> list[str]:
+        """Every asset's name, in dependency order."""
+        return list(self.graph.order)
+
+    def select(self, select: str | Iterable[str] | None = None,
+               exclude: str | Iterable[str] | None = None) -> list[str]:
+        """The names a selection (SPEC §4) picks, in dependency order."""
+        from vibepiper.graph.selection import resolve
+
+        return resolve(self.graph, select, exclude)
+
+    def materialize(self, select: str | Iterable[str] | None = None, *, force: bool = False,
+                    exclude: str | Iterable[str] | None = None, fail_fast: bool = False,
+                    reporter: Reporter | None = None) -> RunResult:
+        """Run the selection (default: everything); `result.states` has each final state."""
+        from vibepiper.execution.scheduler import Scheduler
+
+        names = self.select(select, exclude)
+        text = " ".join([select] if isinstance(select, str) else select or [])
+        return Scheduler(self.workspace(), reporter).run(
+            names, force=force, fail_fast=fail_fast, selection=text)
+
+    def plan(self, select: str | Iterable[str] | None = None, *, force: bool = False,
+             exclude: str | Iterable[str] | None = None) -> dict[str, Verdict]:
+        """Each selected asset's verdict as a run would see it now (fresh ones are skipped)."""
+        from vibepiper.execution.scheduler import Scheduler
+
+        return Scheduler(self.workspace()).plan(self.select(select, exclude), force=force)
+
+    def read(self, name: str, *, version: str | None = None) -> pd.DataFrame:
+        """The current data of asset `name`, or the data at data version `version`."""
+        self._check_known(name)
+        if version is None:
+            current = self.catalog.current([name]).get(name)
+            if current is None:
+                raise AssetNotMaterializedError(
+                    f"asset '{name}' has never been materialized",
+                    f"run `vibepiper materialize {name}`")
+            version = current.data_version
+        else:
+            version = self._full_version(name, version)
+        return self.store.read(self.store.path_for(name, version), name)
+
+    def workspace(self) -> Workspace:
+        from vibepiper.execution.scheduler import Workspace
+
+        return Workspace(self.graph, self.root, self.store, self.catalog)
+
+    def _check_known(self, name: str) -> None:
+        if name not in self.graph.assets:
+            raise SelectionError(f"unknown asset '{name}'{did_you_mean(name, self.graph.assets)}",
+                                 "run `vibepiper list` to see the assets")
+
+    def _full_version(self, name: str, prefix: str) -> str:
+        """Expand a (possibly abbreviated) data version recorded for `name`."""
+        rows = self.catalog.fetch(
+            "SELECT DISTINCT data_version FROM materializations WHERE asset = ? "
+            "AND status = 'succeeded' AND starts_with(data_version, ?)", [name, prefix])
+        if len(rows) == 1:
+            return str(rows[0]["data_version"])
+        if not rows:
+            raise AssetNotMaterializedError(
+                f"asset '{name}' has no data version {prefix!r}",
+                f"see its versions with `vibepiper history {name}`")
+        raise AssetNotMaterializedError(
+            f"data version {prefix!r} of asset '{name}' is ambiguous ({len(rows)} match)",
+            "give more characters of it")

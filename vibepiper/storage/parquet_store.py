@@ -1,0 +1,171 @@
+"""The store: one immutable Parquet file per distinct version of each asset's data.
+
+Layout under the store folder (an internal detail, not a contract):
+
+    <asset>/<data_version>.parquet               published data, never modified
+    <asset>/rejected/<materialization>.parquet   outputs that failed their checks
+    <asset>/.<anything>.<pid>.tmp                being written; removed if its writer died
+
+A file is written under a temporary name in the same folder, flushed to disk, then
+renamed into place, so a reader sees either nothing or the whole file. Files carry page
+checksums and are read with verification, so a corrupted file is an error, not wrong data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.errors import StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+TMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A fully written file under a temporary name, waiting to be published or rejected."""
+
+    asset: str
+    data_version: str
+    temp_path: Path
+
+
+class ParquetStore:
+    """Reads and writes the Parquet files of every asset under one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, asset: str, data_version: str) -> Path:
+        return self.root / asset / f"{data_version}.parquet"
+
+    def rejected_path(self, asset: str, materialization_id: str) -> Path:
+        return self.root / asset / "rejected" / f"{materialization_id}.parquet"
+
+    def exists(self, asset: str, data_version: str) -> bool:
+        return self.path_for(asset, data_version).is_file()
+
+    def stage(self, asset: str, data_version: str, table: pa.Table) -> StagedFile:
+        """Write `table` to a temporary file next to its final place, flushed to disk."""
+        folder = self.root / asset
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{data_version[:16]}.{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
+        _write(table, temp)
+        return StagedFile(asset, data_version, temp)
+
+    def publish(self, staged: StagedFile) -> Path:
+        """Move a staged file to its final name; content-addressed, so it may exist already."""
+        final = self.path_for(staged.asset, staged.data_version)
+        if final.is_file():
+            staged.temp_path.unlink(missing_ok=True)
+        else:
+            os.replace(staged.temp_path, final)
+            _fsync_dir(final.parent)
+        return final
+
+    def reject(self, staged: StagedFile, materialization_id: str) -> Path:
+        """Keep a staged file that failed its checks, for inspection; never made current."""
+        final = self.rejected_path(staged.asset, materialization_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.temp_path, final)
+        return final
+
+    def discard(self, staged: StagedFile) -> None:
+        staged.temp_path.unlink(missing_ok=True)
+
+    def read_table(self, path: Path, asset: str) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path, page_checksum_verification=True)
+        except FileNotFoundError:
+            raise StoreError(
+                f"the stored data of asset '{asset}' is missing ({path})",
+                f"re-create it with `vibepiper materialize {asset} --force`",
+            ) from None
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise StoreError(
+                f"the stored data of asset '{asset}' is unreadable ({path}: "
+                f"{type(exc).__name__}: {_first_line(exc)})",
+                f"re-create it with `vibepiper materialize {asset} --force`",
+            ) from exc
+
+    def read(self, path: Path, asset: str) -> pd.DataFrame:
+        return self.read_table(path, asset).to_pandas()
+
+    def clean_temp_files(self) -> list[Path]:
+        """Remove temporary files whose writing process is gone; return what was removed."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        for folder in self.root.iterdir():
+            if not folder.is_dir():
+                continue
+            for temp in folder.glob(f".*{TMP_SUFFIX}"):
+                if not _pid_alive(_writer_pid(temp)):
+                    temp.unlink(missing_ok=True)
+                    removed.append(temp)
+        return removed
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        with open(path, "wb") as handle:
+            pq.write_table(table, handle, write_page_checksum=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _writer_pid(temp: Path) -> int:
+    try:
+        return int(temp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def to_arrow(frame: Any) -> pa.Table:
+    """The Arrow table for a pandas DataFrame (index kept unless it is a plain range)."""
+    import pyarrow as pa
+
+    if isinstance(frame, pa.Table):
+        return frame
+    return pa.Table.from_pandas(frame, preserve_index=None)

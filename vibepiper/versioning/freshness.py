@@ -1,0 +1,76 @@
+"""Freshness: a pure verdict on whether an asset's current data can be reused.
+
+An asset is fresh when its current materialization exists and its file is present, was
+made by the same code version from exactly the current data versions of its inputs (for a
+source, from the same file bytes), and is younger than `max_age` if one is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+
+@dataclass(frozen=True)
+class Current:
+    """An asset's current published materialization, with the inputs it was made from."""
+
+    asset: str
+    materialization_id: str
+    code_version: str | None
+    data_version: str
+    row_count: int | None
+    finished_at: datetime
+    inputs: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Fresh or not, with every reason it is stale, in words a user understands."""
+
+    fresh: bool
+    reasons: tuple[str, ...] = ()
+
+
+def judge(
+    current: Current | None,
+    *,
+    code_version: str,
+    inputs: Mapping[str, str | None],
+    file_present: bool,
+    source: tuple[str, str | None] | None = None,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+) -> Verdict:
+    """The verdict for one asset.
+
+    `inputs` maps each data input to its current data version (None: never made);
+    `source` is (path, current file hash) for a source file asset.
+    """
+    if current is None:
+        return Verdict(False, ("never materialized",))
+    reasons: list[str] = []
+    if not file_present:
+        reasons.append("its stored file is missing")
+    if current.code_version != code_version:
+        reasons.append("code changed")
+    if source is not None and source[1] != current.data_version:
+        reasons.append(f"source {source[0]} changed")
+    for name, version in inputs.items():
+        if name not in current.inputs:
+            reasons.append(f"new input {name}")
+        elif version != current.inputs[name]:
+            reasons.append(f"upstream {name} changed")
+    if max_age is not None and now is not None and now - current.finished_at > max_age:
+        reasons.append(f"older than max_age ({_age(max_age)})")
+    return Verdict(not reasons, tuple(reasons))
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
