@@ -41,24 +41,30 @@ class Settings:
     home: Path
 
 
-def load_settings(path: str | os.PathLike[str] = ".", modules: Iterable[str] | None = None,
-                  home: str | os.PathLike[str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] = ".",
+    modules: Iterable[str] | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> Settings:
     root = Path(path).resolve()
     if not root.is_dir():
-        raise ProjectLoadError(f"project folder {path} does not exist",
-                               "pass --project DIR with an existing folder")
+        raise ProjectLoadError(
+            f"project folder {path} does not exist", "pass --project DIR with an existing folder"
+        )
     table = _tool_table(root / "pyproject.toml")
     names = tuple(modules or ()) or tuple(table.get("modules", ()))
     if not names:
         raise ProjectLoadError(
             f"no asset modules for the project in {root}",
-            "set modules = [\"my_assets\"] under [tool.vibepiper] in pyproject.toml, "
+            'set modules = ["my_assets"] under [tool.vibepiper] in pyproject.toml, '
             "or pass -m MODULE",
         )
     for name in names:
         if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
-            raise ProjectLoadError(f"module name {name!r} is not valid",
-                                   "give a dotted Python module name such as shop.assets")
+            raise ProjectLoadError(
+                f"module name {name!r} is not valid",
+                "give a dotted Python module name such as shop.assets",
+            )
     home_dir = home or os.environ.get("VIBEPIPER_HOME") or table.get("home") or ".vibepiper"
     return Settings(root, names, (root / home_dir).resolve())
 
@@ -69,12 +75,15 @@ def _tool_table(pyproject: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProjectLoadError(f"{pyproject} is not valid TOML: {exc}",
-                               "fix the file's syntax") from None
+        raise ProjectLoadError(
+            f"{pyproject} is not valid TOML: {exc}", "fix the file's syntax"
+        ) from None
     table = data.get("tool", {}).get("vibepiper", {})
     if not isinstance(table, dict):
-        raise ProjectLoadError(f"[tool.vibepiper] in {pyproject} is not a table",
-                               "write it as a [tool.vibepiper] section")
+        raise ProjectLoadError(
+            f"[tool.vibepiper] in {pyproject} is not a table",
+            "write it as a [tool.vibepiper] section",
+        )
     return table
 
 
@@ -114,11 +123,15 @@ def _import(name: str, root: Path) -> ModuleType:
                 f"module '{name}' was not found in {root}",
                 "check [tool.vibepiper] modules in pyproject.toml, or --project/-m",
             ) from None
-        raise ProjectLoadError(f"module '{name}' failed to import: {_describe(exc, root)}",
-                               "fix the error in that module") from None
+        raise ProjectLoadError(
+            f"module '{name}' failed to import: {_describe(exc, root)}",
+            "fix the error in that module",
+        ) from None
     except Exception as exc:
-        raise ProjectLoadError(f"module '{name}' failed to import: {_describe(exc, root)}",
-                               "fix the error in that module") from None
+        raise ProjectLoadError(
+            f"module '{name}' failed to import: {_describe(exc, root)}",
+            "fix the error in that module",
+        ) from None
 
 
 def _describe(exc: BaseException, root: Path) -> str:
@@ -147,9 +160,13 @@ class Project:
     the asset modules listed there (or `modules=`).
     """
 
-    def __init__(self, path: str | os.PathLike[str] = ".", *,
-                 modules: Iterable[str] | None = None,
-                 home: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ".",
+        *,
+        modules: Iterable[str] | None = None,
+        home: str | os.PathLike[str] | None = None,
+    ) -> None:
         from vibepiper.catalog.catalog import Catalog
         from vibepiper.storage.parquet_store import ParquetStore
 
@@ -166,26 +183,39 @@ class Project:
         """Every asset's name, in dependency order."""
         return list(self.graph.order)
 
-    def select(self, select: str | Iterable[str] | None = None,
-               exclude: str | Iterable[str] | None = None) -> list[str]:
+    def select(
+        self, select: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
+    ) -> list[str]:
         """The names a selection (SPEC §4) picks, in dependency order."""
         from vibepiper.graph.selection import resolve
 
         return resolve(self.graph, select, exclude)
 
-    def materialize(self, select: str | Iterable[str] | None = None, *, force: bool = False,
-                    exclude: str | Iterable[str] | None = None, fail_fast: bool = False,
-                    reporter: Reporter | None = None) -> RunResult:
+    def materialize(
+        self,
+        select: str | Iterable[str] | None = None,
+        *,
+        force: bool = False,
+        exclude: str | Iterable[str] | None = None,
+        fail_fast: bool = False,
+        reporter: Reporter | None = None,
+    ) -> RunResult:
         """Run the selection (default: everything); `result.states` has each final state."""
         from vibepiper.execution.scheduler import Scheduler
 
         names = self.select(select, exclude)
         text = " ".join([select] if isinstance(select, str) else select or [])
         return Scheduler(self.workspace(), reporter).run(
-            names, force=force, fail_fast=fail_fast, selection=text)
+            names, force=force, fail_fast=fail_fast, selection=text
+        )
 
-    def plan(self, select: str | Iterable[str] | None = None, *, force: bool = False,
-             exclude: str | Iterable[str] | None = None) -> dict[str, Verdict]:
+    def plan(
+        self,
+        select: str | Iterable[str] | None = None,
+        *,
+        force: bool = False,
+        exclude: str | Iterable[str] | None = None,
+    ) -> dict[str, Verdict]:
         """Each selected asset's verdict as a run would see it now (fresh ones are skipped)."""
         from vibepiper.execution.scheduler import Scheduler
 
@@ -199,7 +229,8 @@ class Project:
             if current is None:
                 raise AssetNotMaterializedError(
                     f"asset '{name}' has never been materialized",
-                    f"run `vibepiper materialize {name}`")
+                    f"run `vibepiper materialize {name}`",
+                )
             version = current.data_version
         else:
             version = self._full_version(name, version)
@@ -212,20 +243,26 @@ class Project:
 
     def _check_known(self, name: str) -> None:
         if name not in self.graph.assets:
-            raise SelectionError(f"unknown asset '{name}'{did_you_mean(name, self.graph.assets)}",
-                                 "run `vibepiper list` to see the assets")
+            raise SelectionError(
+                f"unknown asset '{name}'{did_you_mean(name, self.graph.assets)}",
+                "run `vibepiper list` to see the assets",
+            )
 
     def _full_version(self, name: str, prefix: str) -> str:
         """Expand a (possibly abbreviated) data version recorded for `name`."""
         rows = self.catalog.fetch(
             "SELECT DISTINCT data_version FROM materializations WHERE asset = ? "
-            "AND status = 'succeeded' AND starts_with(data_version, ?)", [name, prefix])
+            "AND status = 'succeeded' AND starts_with(data_version, ?)",
+            [name, prefix],
+        )
         if len(rows) == 1:
             return str(rows[0]["data_version"])
         if not rows:
             raise AssetNotMaterializedError(
                 f"asset '{name}' has no data version {prefix!r}",
-                f"see its versions with `vibepiper history {name}`")
+                f"see its versions with `vibepiper history {name}`",
+            )
         raise AssetNotMaterializedError(
             f"data version {prefix!r} of asset '{name}' is ambiguous ({len(rows)} match)",
-            "give more characters of it")
+            "give more characters of it",
+        )

@@ -18,7 +18,7 @@ from vibepiper.catalog.schema import MIGRATIONS, SCHEMA_VERSION, create_statemen
 from vibepiper.errors import CatalogError
 from vibepiper.versioning.freshness import Current
 
-DUCKDB_CONFIG = {
+DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
@@ -35,8 +35,9 @@ class Batch:
     check_results: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return any((self.runs, self.run_updates, self.materializations, self.lineage,
-                    self.check_results))
+        return any(
+            (self.runs, self.run_updates, self.materializations, self.lineage, self.check_results)
+        )
 
 
 class Catalog:
@@ -51,7 +52,7 @@ class Catalog:
     @contextlib.contextmanager
     def connect(self, *, write: bool = False) -> Iterator[Any]:
         """A connection held under our lock; writers get the file read-write."""
-        self._ensure()
+        self.ensure()
         with lock.hold(self.lock_path, exclusive=write):
             con = self._open(read_only=not write)
             try:
@@ -98,9 +99,7 @@ class Catalog:
     def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts."""
         with self.connect() as con:
-            cursor = con.execute(sql, params or [])
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return rows(con, sql, params)
 
     def _open(self, *, read_only: bool) -> Any:
         import duckdb
@@ -113,7 +112,7 @@ class Catalog:
                 "if it is not a VibePiper catalog, move it away (a new one is created)",
             ) from exc
 
-    def _ensure(self) -> None:
+    def ensure(self) -> None:
         """Create the catalog or migrate it, once per process; refuse a newer one."""
         if self._ready:
             return
@@ -137,6 +136,13 @@ class Catalog:
         self._ready = True
 
 
+def rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of `sql` on an open connection, as dicts."""
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def _schema_version(con: Any) -> int | None:
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vibepiper_meta'"
@@ -151,8 +157,9 @@ def _create(con: Any) -> None:
     con.execute("BEGIN TRANSACTION")
     for statement in create_statements():
         con.execute(statement)
-    con.execute("INSERT OR REPLACE INTO vibepiper_meta VALUES ('schema_version', ?)",
-                [str(SCHEMA_VERSION)])
+    con.execute(
+        "INSERT OR REPLACE INTO vibepiper_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+    )
     con.execute("COMMIT")
 
 
@@ -163,8 +170,9 @@ def _migrate(con: Any, version: int) -> None:
             con.execute(statement)
     for statement in create_statements():
         con.execute(statement)
-    con.execute("UPDATE vibepiper_meta SET value = ? WHERE key = 'schema_version'",
-                [str(SCHEMA_VERSION)])
+    con.execute(
+        "UPDATE vibepiper_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
+    )
     con.execute("COMMIT")
 
 

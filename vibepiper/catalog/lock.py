@@ -80,8 +80,9 @@ def describe_holder(path: Path) -> str:
         return "another process"
     descriptions = []
     for pid in pids[:3]:
-        command = _command_of(pid) or (last_writer[1] if last_writer and last_writer[0] == pid
-                                       else "")
+        command = _command_of(pid) or (
+            last_writer[1] if last_writer and last_writer[0] == pid else ""
+        )
         descriptions.append(f"process {pid}" + (f" ({command})" if command else ""))
     return ", ".join(descriptions)
 

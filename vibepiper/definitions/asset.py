@@ -126,14 +126,19 @@ def _max_age(name: str, value: float | timedelta | None) -> timedelta | None:
 
 def _check_options(name: str, retries: int, retry_delay: float, timeout: float | None) -> None:
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise DefinitionError(f"asset '{name}': retries={retries!r} is not valid",
-                              "give a whole number >= 0")
+        raise DefinitionError(
+            f"asset '{name}': retries={retries!r} is not valid", "give a whole number >= 0"
+        )
     if not isinstance(retry_delay, int | float) or retry_delay < 0:
-        raise DefinitionError(f"asset '{name}': retry_delay={retry_delay!r} is not valid",
-                              "give a number of seconds >= 0")
+        raise DefinitionError(
+            f"asset '{name}': retry_delay={retry_delay!r} is not valid",
+            "give a number of seconds >= 0",
+        )
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-        raise DefinitionError(f"asset '{name}': timeout={timeout!r} is not valid",
-                              "give a number of seconds > 0, or leave it out")
+        raise DefinitionError(
+            f"asset '{name}': timeout={timeout!r} is not valid",
+            "give a number of seconds > 0, or leave it out",
+        )
 
 
 def _names(name: str, option: str, values: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -144,8 +149,10 @@ def _names(name: str, option: str, values: Iterable[str] | str | None) -> tuple[
     result = tuple(values)
     for value in result:
         if not isinstance(value, str) or not value:
-            raise DefinitionError(f"asset '{name}': {option} contains {value!r}",
-                                  f"{option} must be a list of non-empty strings")
+            raise DefinitionError(
+                f"asset '{name}': {option} contains {value!r}",
+                f"{option} must be a list of non-empty strings",
+            )
     return result
 
 
@@ -170,15 +177,18 @@ def build_asset(
 ) -> AssetDef:
     """Build the frozen definition of one asset, raising DefinitionError on bad options."""
     if not callable(fn):
-        raise DefinitionError(f"@asset was applied to {fn!r}, which is not a function",
-                              "decorate a function that returns a DataFrame")
+        raise DefinitionError(
+            f"@asset was applied to {fn!r}, which is not a function",
+            "decorate a function that returns a DataFrame",
+        )
     asset_name = check_name(name if name is not None else fn.__name__)
     data, config, takes_context = _signature_parts(asset_name, fn, dict(inputs or {}))
     _check_options(asset_name, retries, retry_delay, timeout)
     dep_names = tuple(check_name(d, f"asset '{asset_name}': dependency") for d in deps or ())
     if version is not None and not isinstance(version, str | int):
-        raise DefinitionError(f"asset '{asset_name}': version={version!r} is not valid",
-                              "give a string such as '2'")
+        raise DefinitionError(
+            f"asset '{asset_name}': version={version!r} is not valid", "give a string such as '2'"
+        )
     return AssetDef(
         name=asset_name,
         fn=fn,
@@ -273,8 +283,10 @@ def source_file(
     """
     check_name(name, "source")
     if not isinstance(path, str | Path) or not str(path):
-        raise DefinitionError(f"source '{name}': path {path!r} is not valid",
-                              "give the file's path relative to the project folder")
+        raise DefinitionError(
+            f"source '{name}': path {path!r} is not valid",
+            "give the file's path relative to the project folder",
+        )
     if read is None and Path(path).suffix.lower() not in SOURCE_SUFFIXES:
         raise DefinitionError(
             f"source '{name}': cannot read '{path}' (unknown file type)",

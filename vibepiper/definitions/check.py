@@ -51,8 +51,13 @@ def check(
         check_name(name or fn.__name__, "check")
         label = name or fn.__name__
         check_severity(severity, f"check '{label}'")
-        return CheckDef(name=label, asset=asset, fn=fn, severity=severity,
-                        params=tuple(inspect.signature(fn).parameters),
-                        description=inspect.getdoc(fn) or "")
+        return CheckDef(
+            name=label,
+            asset=asset,
+            fn=fn,
+            severity=severity,
+            params=tuple(inspect.signature(fn).parameters),
+            description=inspect.getdoc(fn) or "",
+        )
 
     return decorate

@@ -17,8 +17,10 @@ SEVERITIES = ("error", "warn")
 
 def check_severity(severity: object, owner: str) -> str:
     if severity not in SEVERITIES:
-        raise DefinitionError(f"{owner}: severity={severity!r} is not valid",
-                              "use severity='error' (blocks) or severity='warn' (reports only)")
+        raise DefinitionError(
+            f"{owner}: severity={severity!r} is not valid",
+            "use severity='error' (blocks) or severity='warn' (reports only)",
+        )
     return str(severity)
 
 
@@ -41,18 +43,27 @@ class Expectation:
         return f"{self.kind}({', '.join(parts)})"
 
 
-def _make(kind: str, args: tuple[Any, ...], options: dict[str, Any], severity: str,
-          name: str | None, default_name: str, to: str | None = None) -> Expectation:
+def _make(
+    kind: str,
+    args: tuple[Any, ...],
+    options: dict[str, Any],
+    severity: str,
+    name: str | None,
+    default_name: str,
+    to: str | None = None,
+) -> Expectation:
     label = name or default_name
     check_severity(severity, f"expect.{kind} '{label}'")
-    return Expectation(kind=kind, args=args, options=tuple(options.items()), severity=severity,
-                       name=label, to=to)
+    return Expectation(
+        kind=kind, args=args, options=tuple(options.items()), severity=severity, name=label, to=to
+    )
 
 
 def _column(kind: str, col: object) -> str:
     if not isinstance(col, str) or not col:
-        raise DefinitionError(f"expect.{kind}: column {col!r} is not valid",
-                              "give the column name as a string")
+        raise DefinitionError(
+            f"expect.{kind}: column {col!r} is not valid", "give the column name as a string"
+        )
     return col
 
 
@@ -69,40 +80,69 @@ def unique(*cols: str, severity: str = "error", name: str | None = None) -> Expe
     return _make("unique", columns, {}, severity, name, "unique_" + "_".join(columns))
 
 
-def accepted_values(col: str, values: Iterable[Any], *, severity: str = "error",
-                    name: str | None = None) -> Expectation:
+def accepted_values(
+    col: str, values: Iterable[Any], *, severity: str = "error", name: str | None = None
+) -> Expectation:
     """Every non-null value of `col` is one of `values`."""
-    return _make("accepted_values", (_column("accepted_values", col), tuple(values)), {},
-                 severity, name, f"accepted_values_{col}")
+    return _make(
+        "accepted_values",
+        (_column("accepted_values", col), tuple(values)),
+        {},
+        severity,
+        name,
+        f"accepted_values_{col}",
+    )
 
 
-def in_range(col: str, min: Any = None, max: Any = None, *, severity: str = "error",
-             name: str | None = None) -> Expectation:
+def in_range(
+    col: str, min: Any = None, max: Any = None, *, severity: str = "error", name: str | None = None
+) -> Expectation:
     """Every non-null value of `col` lies within [min, max] (either bound may be None)."""
     if min is None and max is None:
-        raise DefinitionError(f"expect.in_range('{col}'): neither min nor max given",
-                              "give min=, max= or both")
-    return _make("in_range", (_column("in_range", col),), {"min": min, "max": max}, severity,
-                 name, f"in_range_{col}")
+        raise DefinitionError(
+            f"expect.in_range('{col}'): neither min nor max given", "give min=, max= or both"
+        )
+    return _make(
+        "in_range",
+        (_column("in_range", col),),
+        {"min": min, "max": max},
+        severity,
+        name,
+        f"in_range_{col}",
+    )
 
 
-def row_count(min: int | None = None, max: int | None = None, *, severity: str = "error",
-              name: str | None = None) -> Expectation:
+def row_count(
+    min: int | None = None,
+    max: int | None = None,
+    *,
+    severity: str = "error",
+    name: str | None = None,
+) -> Expectation:
     """The number of rows lies within [min, max]."""
     if min is None and max is None:
-        raise DefinitionError("expect.row_count: neither min nor max given",
-                              "give min=, max= or both")
+        raise DefinitionError(
+            "expect.row_count: neither min nor max given", "give min=, max= or both"
+        )
     return _make("row_count", (), {"min": min, "max": max}, severity, name, "row_count")
 
 
-def relationship(col: str, *, to: str, field: str, severity: str = "error",
-                 name: str | None = None) -> Expectation:
+def relationship(
+    col: str, *, to: str, field: str, severity: str = "error", name: str | None = None
+) -> Expectation:
     """Every non-null value of `col` exists in column `field` of asset `to`."""
     from vibepiper.definitions.asset import check_name
 
     check_name(to, "expect.relationship: asset")
-    return _make("relationship", (_column("relationship", col),), {"field": field}, severity,
-                 name, f"relationship_{col}_to_{to}", to=to)
+    return _make(
+        "relationship",
+        (_column("relationship", col),),
+        {"field": field},
+        severity,
+        name,
+        f"relationship_{col}_to_{to}",
+        to=to,
+    )
 
 
 def sql(query: str, *, severity: str = "error", name: str | None = None) -> Expectation:

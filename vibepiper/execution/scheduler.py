@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vibepiper.catalog.catalog import Batch, Catalog
 from vibepiper.definitions.context import Context
@@ -116,17 +116,24 @@ class Scheduler:
         self.ws = workspace
         self.reporter = reporter or SilentReporter()
 
-    def run(self, names: list[str], *, force: bool = False, fail_fast: bool = False,
-            selection: str = "") -> RunResult:
+    def run(
+        self, names: list[str], *, force: bool = False, fail_fast: bool = False, selection: str = ""
+    ) -> RunResult:
         ws = self.ws
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
         recorder = _Recorder(ws.catalog)
-        recorder.batch.runs.append({
-            "run_id": run.run_id, "started_at": utcnow(), "status": "running",
-            "selection": selection, "pid": os.getpid(), "host": socket.gethostname(),
-            "command": " ".join(sys.argv)[:500],
-        })
+        recorder.batch.runs.append(
+            {
+                "run_id": run.run_id,
+                "started_at": utcnow(),
+                "status": "running",
+                "selection": selection,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": " ".join(sys.argv)[:500],
+            }
+        )
         recorder.flush()
         self.reporter.run_started(run.run_id, names)
         current = ws.catalog.current()
@@ -150,8 +157,9 @@ class Scheduler:
             for name in names:  # interrupted: never leave an asset without a final row
                 if name not in run.results:
                     run.results[name] = AssetResult(name, states.FAILED, message="cancelled")
-            recorder.batch.run_updates.append({"run_id": run.run_id, "status": run.status,
-                                               "finished_at": utcnow()})
+            recorder.batch.run_updates.append(
+                {"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}
+            )
             recorder.flush()
         return run
 
@@ -165,8 +173,11 @@ class Scheduler:
             changing = sorted(u for u in upstream if u in planned)
             verdict = self._verdict(name, current, self._input_versions(name, current, {}))
             reasons = [r for r in verdict.reasons if not r.startswith("upstream ")]
-            reasons += [r for r in verdict.reasons if r.startswith("upstream ")
-                        and r.split()[1] not in changing]
+            reasons += [
+                r
+                for r in verdict.reasons
+                if r.startswith("upstream ") and r.split()[1] not in changing
+            ]
             reasons += [f"upstream {u} will be recomputed" for u in changing]
             if force and not reasons:
                 reasons = ["--force"]
@@ -177,23 +188,40 @@ class Scheduler:
 
     # -- one asset -------------------------------------------------------------------
 
-    def _one(self, name: str, mid: str, run: RunResult, current: dict[str, Current],
-             memory: _Memory, force: bool) -> AssetResult:
+    def _one(
+        self,
+        name: str,
+        mid: str,
+        run: RunResult,
+        current: dict[str, Current],
+        memory: _Memory,
+        force: bool,
+    ) -> AssetResult:
         ws = self.ws
         defn = ws.graph.assets[name]
-        bad = [u for u in ws.graph.upstream[name]
-               if u in run.results and run.results[u].state in states.BLOCKING_STATES]
+        bad = [
+            u
+            for u in ws.graph.upstream[name]
+            if u in run.results and run.results[u].state in states.BLOCKING_STATES
+        ]
         if bad:
             why = run.results[bad[0]].state
-            return AssetResult(name, states.BLOCKED, mid,
-                               message=f"blocked: upstream {bad[0]} {why.replace('_', ' ')}")
+            return AssetResult(
+                name,
+                states.BLOCKED,
+                mid,
+                message=f"blocked: upstream {bad[0]} {why.replace('_', ' ')}",
+            )
         versions = self._input_versions(name, current, run.results)
         missing = [u for u, v in versions.items() if v is None]
         if missing:
             return AssetResult(
-                name, states.FAILED, mid,
+                name,
+                states.FAILED,
+                mid,
                 message=f"input {missing[0]} has never been materialized; "
-                        f"run `vibepiper materialize +{name}`")
+                f"run `vibepiper materialize +{name}`",
+            )
         started = time.monotonic()
         self.reporter.asset_started(name, states.RUNNING)
         try:
@@ -203,39 +231,74 @@ class Scheduler:
         code = code_version(defn)
         if verdict.fresh and not force:
             cur = current[name]
-            return AssetResult(name, states.SKIPPED, mid, data_version=cur.data_version,
-                               code_version=code, row_count=cur.row_count, message="fresh")
+            return AssetResult(
+                name,
+                states.SKIPPED,
+                mid,
+                data_version=cur.data_version,
+                code_version=code,
+                row_count=cur.row_count,
+                message="fresh",
+            )
         try:
             inputs = {param: memory.get(up, str(versions[up])) for param, up in defn.inputs.items()}
         except StoreError as exc:
             return AssetResult(name, states.FAILED, mid, message=str(exc), error=str(exc))
         context = Context(run.run_id, name, ws.project_dir, dict(defn.config))
         outcome = run_task(
-            defn, inputs, context, ws.store,
+            defn,
+            inputs,
+            context,
+            ws.store,
             data_version=self._source_version(name) if defn.is_source else None,
             on_retry=lambda attempt, msg: self.reporter.asset_started(name, states.RETRYING),
         )
         reasons = verdict.reasons or ("--force",)
         return self._finish(name, mid, outcome, code, versions, reasons, started, memory)
 
-    def _finish(self, name: str, mid: str, outcome: TaskOutcome, code: str,
-                versions: Mapping[str, str | None], reasons: tuple[str, ...], started: float,
-                memory: _Memory) -> AssetResult:
+    def _finish(
+        self,
+        name: str,
+        mid: str,
+        outcome: TaskOutcome,
+        code: str,
+        versions: Mapping[str, str | None],
+        reasons: tuple[str, ...],
+        started: float,
+        memory: _Memory,
+    ) -> AssetResult:
         seconds = time.monotonic() - started
         if outcome.staged is None or outcome.frame is None:
-            return AssetResult(name, states.FAILED, mid, code_version=code, seconds=seconds,
-                               attempts=outcome.attempts, message=outcome.message,
-                               error=outcome.error, reasons=reasons)
+            return AssetResult(
+                name,
+                states.FAILED,
+                mid,
+                code_version=code,
+                seconds=seconds,
+                attempts=outcome.attempts,
+                message=outcome.message,
+                error=outcome.error,
+                reasons=reasons,
+            )
         self.ws.store.publish(outcome.staged)
         memory.keep(name, outcome.frame)
         return AssetResult(
-            name, states.SUCCEEDED, mid, data_version=outcome.data_version, code_version=code,
-            row_count=outcome.row_count, seconds=seconds, attempts=outcome.attempts,
-            reasons=reasons, message=", ".join(reasons), inputs=dict(versions),
+            name,
+            states.SUCCEEDED,
+            mid,
+            data_version=outcome.data_version,
+            code_version=code,
+            row_count=outcome.row_count,
+            seconds=seconds,
+            attempts=outcome.attempts,
+            reasons=reasons,
+            message=", ".join(reasons),
+            inputs=dict(versions),
         )
 
-    def _input_versions(self, name: str, current: Mapping[str, Current],
-                        results: Mapping[str, AssetResult]) -> dict[str, str | None]:
+    def _input_versions(
+        self, name: str, current: Mapping[str, Current], results: Mapping[str, AssetResult]
+    ) -> dict[str, str | None]:
         versions: dict[str, str | None] = {}
         for up in self.ws.graph.assets[name].inputs.values():
             if up in results:
@@ -244,8 +307,9 @@ class Scheduler:
                 versions[up] = current[up].data_version if up in current else None
         return versions
 
-    def _verdict(self, name: str, current: Mapping[str, Current],
-                 versions: Mapping[str, str | None]) -> Verdict:
+    def _verdict(
+        self, name: str, current: Mapping[str, Current], versions: Mapping[str, str | None]
+    ) -> Verdict:
         defn = self.ws.graph.assets[name]
         cur = current.get(name)
         source = None
@@ -282,20 +346,30 @@ class Scheduler:
 
         defn = self.ws.graph.assets[result.asset]
         now = utcnow()
-        recorder.batch.materializations.append({
-            "materialization_id": result.materialization_id, "run_id": run_id,
-            "asset": result.asset, "status": result.state, "code_version": result.code_version,
-            "data_version": result.data_version, "row_count": result.row_count,
-            "started_at": now if not result.seconds else _ago(now, result.seconds),
-            "finished_at": now, "error": result.error or (result.message
-                                                          if not result.ok else None),
-            "attempts": result.attempts, "config": json.dumps(dict(defn.config), default=repr),
-            "reason": "; ".join(result.reasons) or result.message or None,
-        })
+        recorder.batch.materializations.append(
+            {
+                "materialization_id": result.materialization_id,
+                "run_id": run_id,
+                "asset": result.asset,
+                "status": result.state,
+                "code_version": result.code_version,
+                "data_version": result.data_version,
+                "row_count": result.row_count,
+                "started_at": now if not result.seconds else _ago(now, result.seconds),
+                "finished_at": now,
+                "error": result.error or (result.message if not result.ok else None),
+                "attempts": result.attempts,
+                "config": json.dumps(dict(defn.config), default=repr),
+                "reason": "; ".join(result.reasons) or result.message or None,
+            }
+        )
         if result.state == states.SUCCEEDED:
             recorder.batch.lineage.extend(
-                {"materialization_id": result.materialization_id, "upstream_asset": up,
-                 "upstream_data_version": version}
+                {
+                    "materialization_id": result.materialization_id,
+                    "upstream_asset": up,
+                    "upstream_data_version": version,
+                }
                 for up, version in result.inputs.items()
             )
 
@@ -313,8 +387,9 @@ class _Memory:
         self.graph = graph
         self.store = store
         selected = set(names)
-        self.waiting = {n: sum(1 for d in graph.downstream[n] if d in selected)
-                        for n in graph.assets}
+        self.waiting = {
+            n: sum(1 for d in graph.downstream[n] if d in selected) for n in graph.assets
+        }
         self.frames: dict[str, pd.DataFrame] = {}
 
     def keep(self, name: str, frame: pd.DataFrame) -> None:

@@ -96,8 +96,9 @@ def _call(defn: AssetDef, inputs: Mapping[str, Any], context: Context, attempt: 
         return defn.source_reader(str(path))
     kwargs = dict(inputs)
     if defn.takes_context:
-        kwargs["context"] = Context(context.run_id, context.asset, context.project_dir,
-                                    dict(defn.config), attempt)
+        kwargs["context"] = Context(
+            context.run_id, context.asset, context.project_dir, dict(defn.config), attempt
+        )
     result = defn.fn(**kwargs)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
@@ -117,12 +118,16 @@ def _normalize(defn: AssetDef, result: Any) -> pd.DataFrame:
         )
     bad = [c for c in result.columns if not isinstance(c, str)]
     if bad:
-        raise OutputError(f"asset '{defn.name}' returned non-string column names {bad[:5]}; "
-                          "name every column with a string (df.columns = [...])")
+        raise OutputError(
+            f"asset '{defn.name}' returned non-string column names {bad[:5]}; "
+            "name every column with a string (df.columns = [...])"
+        )
     duplicated = sorted(set(result.columns[result.columns.duplicated()]))
     if duplicated:
-        raise OutputError(f"asset '{defn.name}' returned duplicate column names {duplicated[:5]}"
-                          "; rename or drop them")
+        raise OutputError(
+            f"asset '{defn.name}' returned duplicate column names {duplicated[:5]}"
+            "; rename or drop them"
+        )
     return result
 
 

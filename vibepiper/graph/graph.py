@@ -36,8 +36,9 @@ class Graph:
         upstream = {name: _upstream_of(defn, by_name) for name, defn in by_name.items()}
         checks_for = _attach_checks(checks, by_name)
         for name, defs in checks_for.items():
-            upstream[name] = tuple(dict.fromkeys([*upstream[name],
-                                                  *(u for c in defs for u in c.upstream)]))
+            upstream[name] = tuple(
+                dict.fromkeys([*upstream[name], *(u for c in defs for u in c.upstream)])
+            )
         order = _topological_order(upstream)
         downstream: dict[str, list[str]] = {name: [] for name in by_name}
         for name in order:
@@ -79,8 +80,10 @@ def _upstream_of(defn: AssetDef, known: Mapping[str, AssetDef]) -> tuple[str, ..
                 "fix the name in deps= or in expect.relationship(to=...)",
             )
         if up == defn.name:
-            raise DefinitionError(f"asset '{defn.name}' depends on itself",
-                                  "remove it from its own inputs, deps= and relationships")
+            raise DefinitionError(
+                f"asset '{defn.name}' depends on itself",
+                "remove it from its own inputs, deps= and relationships",
+            )
     return defn.upstream
 
 
@@ -104,8 +107,10 @@ def _attach_checks(
                 )
         seen = result.setdefault(chk.asset, [])
         if any(c.name == chk.name and c is not chk for c in seen):
-            raise DefinitionError(f"check '{chk.name}' on asset '{chk.asset}' is defined twice",
-                                  "give one of them another name with @check(name=...)")
+            raise DefinitionError(
+                f"check '{chk.name}' on asset '{chk.asset}' is defined twice",
+                "give one of them another name with @check(name=...)",
+            )
         if chk not in seen:
             seen.append(chk)
     return {name: tuple(defs) for name, defs in result.items()}

@@ -1,9 +1,9 @@
 """Selection syntax, as in dbt: parse once into terms, then resolve against a graph.
 
-    select   := term (WHITESPACE term)*        union
-    term     := atom ("," atom)*               intersection
-    atom     := ["@"] [[N] "+"] body ["+" [N]]
-    body     := NAME | GLOB | "tag:" T | "group:" G
+select   := term (WHITESPACE term)*        union
+term     := atom ("," atom)*               intersection
+atom     := ["@"] [[N] "+"] body ["+" [N]]
+body     := NAME | GLOB | "tag:" T | "group:" G
 """
 
 from __future__ import annotations
@@ -51,10 +51,17 @@ def parse_atom(text: str) -> Atom:
     if not value:
         raise SelectionError(f"selector '{text}' has an empty {kind}", f"write {kind}:NAME")
     if match["at"] and match["up"] is not None:
-        raise SelectionError(f"selector '{text}' combines @ with a leading +",
-                             "use either @name or +name")
-    return Atom(text=text, kind=kind, value=value, up=_depth(match["up"]),
-                down=_depth(match["down"]), at=bool(match["at"]))
+        raise SelectionError(
+            f"selector '{text}' combines @ with a leading +", "use either @name or +name"
+        )
+    return Atom(
+        text=text,
+        kind=kind,
+        value=value,
+        up=_depth(match["up"]),
+        down=_depth(match["down"]),
+        at=bool(match["at"]),
+    )
 
 
 def _depth(group: str | None) -> int | None:
@@ -88,8 +95,11 @@ def _match(atom: Atom, graph: Graph) -> set[str]:
     else:
         found = {n for n, d in names.items() if d.group == atom.value}
     if not found:
-        known = {t for d in names.values() for t in d.tags} if atom.kind == "tag" else (
-            {d.group for d in names.values()} if atom.kind == "group" else set(names))
+        known = (
+            {t for d in names.values() for t in d.tags}
+            if atom.kind == "tag"
+            else ({d.group for d in names.values()} if atom.kind == "group" else set(names))
+        )
         raise SelectionError(
             f"selector '{atom.text}' matches no asset{did_you_mean(atom.value, known)}",
             "run `vibepiper list` to see the assets, tags and groups",
@@ -114,16 +124,25 @@ def _resolve_atom(atom: Atom, graph: Graph) -> set[str]:
     return result
 
 
-def resolve(graph: Graph, select: str | Iterable[str] | None = None,
-            exclude: str | Iterable[str] | None = None) -> list[str]:
+def _resolve_term(term: list[Atom], graph: Graph) -> set[str]:
+    result = _resolve_atom(term[0], graph)
+    for atom in term[1:]:
+        result &= _resolve_atom(atom, graph)
+    return result
+
+
+def resolve(
+    graph: Graph,
+    select: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> list[str]:
     """The selected asset names in topological order. No selection means every asset."""
     terms = parse(select)
     chosen: set[str] = set()
     if not terms:
         chosen = set(graph.assets)
     for term in terms:
-        sets = [_resolve_atom(atom, graph) for atom in term]
-        chosen |= set.intersection(*sets)
+        chosen |= _resolve_term(term, graph)
     for term in parse(exclude):
-        chosen -= set.intersection(*[_resolve_atom(atom, graph) for atom in term])
+        chosen -= _resolve_term(term, graph)
     return graph.sorted(chosen)

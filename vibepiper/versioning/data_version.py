@@ -36,8 +36,12 @@ def frame_version(frame: pd.DataFrame) -> str:
 def _is_default_index(index: pd.Index) -> bool:
     import pandas as pd
 
-    return (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
-            and index.name is None)
+    return (
+        isinstance(index, pd.RangeIndex)
+        and index.start == 0
+        and index.step == 1
+        and index.name is None
+    )
 
 
 def file_version(path: Path) -> str:

@@ -42,8 +42,12 @@ def _function_fingerprint(fn: Any) -> str:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 node.decorator_list = []
             body = node.body
-            if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree, include_attributes=False)
 

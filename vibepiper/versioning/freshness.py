@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
-
 @dataclass(frozen=True)
 class Current:
     """An asset's current published materialization, with the inputs it was made from."""

@@ -1,0 +1,78 @@
+"""Read-only SQL over the catalog and the current data of every asset.
+
+The connection is an in-memory DuckDB that attaches the catalog read-only and sees each
+asset's current Parquet file through Arrow, then gives up all file access and locks its
+configuration. What a query can touch is enforced by DuckDB's own settings (no writes, no
+other files, no extensions), not by inspecting the SQL text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from vibepiper.catalog import lock
+from vibepiper.catalog.catalog import DUCKDB_CONFIG, Catalog
+from vibepiper.catalog.schema import PUBLIC_TABLES, VIEWS
+from vibepiper.errors import UsageError
+
+ASSET_SCHEMA = "assets"
+
+
+@contextlib.contextmanager
+def sandbox(catalog: Catalog, asset_files: Mapping[str, Path]) -> Iterator[Any]:
+    """A locked-down connection: catalog tables, plus one view per asset in `asset_files`.
+
+    Catalog tables are `runs`, `materializations`, ... (also `catalog.<table>`); an asset is
+    `<name>` (also `assets.<name>`, which always works, even if its name is a table's).
+    """
+    import duckdb
+    import pyarrow.dataset as ds
+
+    catalog.ensure()
+    with lock.hold(catalog.lock_path, exclusive=False):
+        con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+        try:
+            con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(catalog.path)])
+            for table in (*PUBLIC_TABLES, *VIEWS):
+                con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM catalog."{table}"')
+            con.execute(f"CREATE SCHEMA {ASSET_SCHEMA}")
+            fmt = ds.ParquetFileFormat(
+                default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+                    page_checksum_verification=True
+                )
+            )
+            for name, path in asset_files.items():
+                con.register(f"_vp_asset_{name}", ds.dataset(str(path), format=fmt))
+                con.execute(
+                    f'CREATE VIEW {ASSET_SCHEMA}."{name}" AS SELECT * FROM "_vp_asset_{name}"'
+                )
+                if name not in PUBLIC_TABLES and name not in VIEWS:
+                    con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_vp_asset_{name}"')
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            yield con
+        finally:
+            con.close()
+
+
+def run_query(
+    catalog: Catalog, asset_files: Mapping[str, Path], sql: str
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of `sql`; a SQL error is a UsageError naming the problem."""
+    import duckdb
+
+    with sandbox(catalog, asset_files) as con:
+        try:
+            cursor = con.execute(sql)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UsageError(
+                f"query failed: {first}", "the catalog is read-only; see `vibepiper query --help`"
+            ) from None
+        if cursor.description is None:
+            return [], []
+        names = [d[0] for d in cursor.description]
+        return names, cursor.fetchall()

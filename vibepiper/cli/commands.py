@@ -1,0 +1,260 @@
+"""The commands: thin wrappers that parse options, call the project, and render results.
+
+Only click and the standard library are imported at module level; anything heavy is
+imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from vibepiper.errors import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from vibepiper.cli.main import Options
+
+select_argument = click.argument("select", nargs=-1, metavar="[SELECT]...")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON on stdout (messages go to stderr)."
+)
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, default=_json_default, indent=2))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Create a new project in DIRECTORY: pyproject.toml, an assets module, sample data."""
+    from vibepiper.cli.scaffold import create_project
+
+    for line in create_project(directory):
+        click.echo(line)
+
+
+@click.command(name="list")
+@select_argument
+@json_option
+@click.pass_obj
+def list_(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
+    """List assets with their dependencies, tags, group, schema and checks."""
+    from vibepiper.reporting.listing import asset_rows
+
+    project = opts.load()
+    rows = asset_rows(project.graph, project.select(select))
+    if as_json:
+        _emit_json(rows)
+        return
+    from vibepiper.reporting.console import print_table
+
+    print_table(rows, ["name", "deps", "group", "tags", "checks"])
+
+
+@click.command()
+@select_argument
+@json_option
+@click.pass_obj
+def status(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
+    """Show whether each asset is fresh or stale, and why it is stale."""
+    project = opts.load()
+    verdicts = project.plan(select)
+    rows = [
+        {"name": name, "fresh": v.fresh, "reasons": list(v.reasons)} for name, v in verdicts.items()
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    from vibepiper.reporting.console import print_table
+
+    print_table(
+        [
+            {
+                "asset": r["name"],
+                "status": "fresh" if r["fresh"] else "stale",
+                "why": "; ".join(r["reasons"]),
+            }
+            for r in rows
+        ],
+        ["asset", "status", "why"],
+    )
+    stale = sum(1 for r in rows if not r["fresh"])
+    click.echo(f"{len(rows) - stale} fresh, {stale} stale", err=True)
+
+
+@click.command()
+@select_argument
+@click.option("--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last).")
+@click.option("--force", is_flag=True, help="Recompute selected assets even if fresh.")
+@click.option("--dry-run", is_flag=True, help="Print what would run, and why; run nothing.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failure (the rest is blocked).")
+@click.pass_obj
+def materialize(
+    opts: Options,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    force: bool,
+    dry_run: bool,
+    fail_fast: bool,
+) -> None:
+    """Compute the selected assets that are stale, validate and publish them."""
+    project = opts.load()
+    if dry_run:
+        _print_plan(project.plan(select, exclude=exclude, force=force))
+        return
+    from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
+
+    install_log_handler()
+    reporter = ConsoleReporter()
+    try:
+        run = project.materialize(
+            select, exclude=exclude, force=force, fail_fast=fail_fast, reporter=reporter
+        )
+    finally:
+        reporter.close()
+    for line in summary(run):
+        click.echo(line)
+    if not run.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _print_plan(verdicts: dict[str, Any]) -> None:
+    width = max((len(n) for n in verdicts), default=0)
+    for name, verdict in verdicts.items():
+        action = "skip" if verdict.fresh else "run "
+        why = "fresh" if verdict.fresh else "; ".join(verdict.reasons)
+        click.echo(f"{action} {name:<{width}}  {why}")
+    runs = sum(1 for v in verdicts.values() if not v.fresh)
+    click.echo(f"dry run: {runs} to run, {len(verdicts) - runs} fresh", err=True)
+
+
+@click.command()
+@click.argument("asset")
+@click.option(
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many rows to show.",
+)
+@click.option(
+    "--version",
+    "version",
+    metavar="DATA_VERSION",
+    help="An older data version (or a unique prefix of one).",
+)
+@json_option
+@click.pass_obj
+def show(opts: Options, asset: str, limit: int, version: str | None, as_json: bool) -> None:
+    """Preview an asset's current data (or an older version of it)."""
+    project = opts.load()
+    frame = project.read(asset, version=version)
+    head = frame.head(limit)
+    if as_json:
+        click.echo(head.to_json(orient="records", date_format="iso"))
+        return
+    click.echo(head.to_string(max_cols=30, max_colwidth=40))
+    click.echo(f"({len(head)} of {len(frame)} rows, {frame.shape[1]} columns)", err=True)
+
+
+@click.command()
+@click.argument("asset")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many materializations to show.",
+)
+@json_option
+@click.pass_obj
+def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
+    """Every materialization of ASSET: run, time, state, rows, versions, inputs, checks."""
+    from vibepiper.reporting.listing import history_rows
+
+    project = opts.load()
+    rows = history_rows(project, asset, limit)
+    if as_json:
+        _emit_json(rows)
+        return
+    from vibepiper.reporting.console import print_table
+
+    shown = [
+        {
+            "run": r["run_id"],
+            "finished": str(r["finished_at"] or "")[:19],
+            "status": r["status"],
+            "rows": r["row_count"],
+            "code": (r["code_version"] or "")[:8],
+            "data": (r["data_version"] or "")[:12],
+            "inputs": [f"{i['asset']}@{(i['data_version'] or '')[:8]}" for i in r["inputs"]],
+            "note": (r["error"] or "").strip().splitlines()[-1] if r["error"] else "",
+        }
+        for r in rows
+    ]
+    print_table(shown, ["run", "finished", "status", "rows", "code", "data", "inputs", "note"])
+    if not rows:
+        click.echo(f"asset '{asset}' has no materializations yet", err=True)
+
+
+@click.command()
+@click.argument("sql")
+@click.option("--json", "fmt", flag_value="json", help="Print an array of objects.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")
+@click.pass_obj
+def query(opts: Options, sql: str, fmt: str | None) -> None:
+    """Run read-only SQL over the catalog and one view per asset (its current data).
+
+    Tables: runs, materializations, lineage, check_results, current_materializations.
+    Each asset is a view by its name (always also as assets.NAME). Nothing can be written.
+    """
+    from vibepiper.catalog.query import run_query
+
+    project = opts.load()
+    current = project.catalog.current()
+    files = {
+        name: project.store.path_for(name, c.data_version)
+        for name, c in current.items()
+        if name in project.graph.assets and project.store.exists(name, c.data_version)
+    }
+    names, rows = run_query(project.catalog, files, sql)
+    if fmt == "json":
+        _emit_json([dict(zip(names, row, strict=True)) for row in rows])
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(names)
+        writer.writerows(
+            [
+                [
+                    _json_default(v)
+                    if v is not None and not isinstance(v, str | int | float | bool)
+                    else v
+                    for v in row
+                ]
+                for row in rows
+            ]
+        )
+    else:
+        from vibepiper.reporting.console import print_table
+
+        print_table([dict(zip(names, row, strict=True)) for row in rows], names)
+        click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+
+
+COMMANDS = [init, list_, status, materialize, show, history, query]

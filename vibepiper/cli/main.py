@@ -1,0 +1,99 @@
+"""The `vibepiper` command. Its start-up imports only click: every command imports what
+it needs (pandas, DuckDB, rich...) when it runs, so `vibepiper --help` stays instant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from vibepiper.errors import VibePiperError
+
+
+@dataclass
+class Options:
+    """The global options, handed to every command."""
+
+    project: str
+    modules: tuple[str, ...]
+    home: str | None
+
+    def load(self) -> Any:
+        from vibepiper.project import Project
+
+        return Project(self.project, modules=self.modules or None, home=self.home)
+
+
+class Group(click.Group):
+    """Turns our errors into one line on stderr and the exit code they carry."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VibePiperError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # in the order they were added, not alphabetical
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    "project",
+    default=".",
+    metavar="DIR",
+    show_default=True,
+    help="The project folder (with pyproject.toml).",
+)
+@click.option(
+    "--module",
+    "-m",
+    "modules",
+    multiple=True,
+    metavar="MODULE",
+    help="An asset module to load (repeatable); default: [tool.vibepiper] modules.",
+)
+@click.option(
+    "--home",
+    envvar="VIBEPIPER_HOME",
+    metavar="DIR",
+    help="Where the store and catalog live (default: DIR/.vibepiper).",
+)
+@click.version_option(package_name="vibepiper", prog_name="vibepiper")
+@click.pass_context
+def cli(ctx: click.Context, project: str, modules: tuple[str, ...], home: str | None) -> None:
+    """VibePiper: data assets with data quality built in.
+
+    Write functions decorated with @asset; VibePiper computes the stale ones in dependency
+    order, stores each result as Parquet, and records runs, versions and lineage in a
+    DuckDB catalog you can query.
+
+    Selection (SELECT) works as in dbt: `orders`, `stg_*`, `tag:core`, `group:marts`,
+    `+orders` (with its ancestors), `orders+` (with its descendants), `@orders`; terms
+    separated by spaces are a union, joined by commas an intersection.
+    """
+    ctx.obj = Options(project, modules, home)
+
+
+def _add_commands() -> None:
+    from vibepiper.cli import commands
+
+    for command in commands.COMMANDS:
+        cli.add_command(command)
+
+
+_add_commands()
+
+
+def main() -> None:
+    cli(prog_name="vibepiper")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,87 @@
+"""`vibepiper init`: a new project that materializes out of the box."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from vibepiper.errors import UsageError
+
+PYPROJECT = """\
+[project]
+name = "{name}"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["vibepiper"]
+
+[tool.vibepiper]
+modules = ["assets"]
+"""
+
+ASSETS = '''\
+"""The project's assets. Each function decorated with @asset is one table."""
+
+import pandas as pd
+import pandera.pandas as pa
+
+from vibepiper import Context, asset, expect, source_file
+
+raw_cities = source_file("raw_cities", "data/cities.csv")
+
+
+class Cities(pa.DataFrameModel):
+    city: str = pa.Field(unique=True)
+    country: str
+    population: int = pa.Field(ge=0)
+
+
+@asset(schema=Cities, checks=[expect.row_count(min=1)], group="staging")
+def cities(raw_cities: pd.DataFrame) -> pd.DataFrame:
+    """One row per city, names trimmed."""
+    return raw_cities.assign(city=raw_cities.city.str.strip())
+
+
+@asset(checks=[expect.unique("country"), expect.not_null("population")], group="marts")
+def countries(cities: pd.DataFrame, context: Context, min_population: int = 0) -> pd.DataFrame:
+    """Total population per country (cities above min_population)."""
+    big = cities[cities.population >= min_population]
+    context.log.info("%d of %d cities kept", len(big), len(cities))
+    return big.groupby("country", as_index=False)["population"].sum()
+'''
+
+CITIES = """\
+city,country,population
+Lisbon,Portugal,545000
+Porto,Portugal,232000
+Madrid,Spain,3300000
+Barcelona,Spain,1620000
+Lyon,France,522000
+Paris,France,2100000
+"""
+
+GITIGNORE = ".vibepiper/\n__pycache__/\n"
+
+
+def create_project(directory: str) -> list[str]:
+    """Write a new project into `directory`; return the lines to show the user."""
+    root = Path(directory)
+    if (root / "pyproject.toml").exists():
+        raise UsageError(
+            f"{root / 'pyproject.toml'} already exists",
+            "run `vibepiper init` with a new or empty folder",
+        )
+    if root.exists() and any(root.iterdir()):
+        raise UsageError(f"folder {root} is not empty", "choose a new or empty folder")
+    name = re.sub(r"[^a-z0-9_-]+", "-", root.resolve().name.lower()).strip("-") or "assets"
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(PYPROJECT.format(name=name))
+    (root / "assets.py").write_text(ASSETS)
+    (root / "data" / "cities.csv").write_text(CITIES)
+    (root / ".gitignore").write_text(GITIGNORE)
+    return [
+        f"created a project in {root}",
+        f"  cd {directory}",
+        "  vibepiper list            # the assets",
+        "  vibepiper materialize     # compute, validate and store them",
+        "  vibepiper show countries  # look at the result",
+    ]

@@ -1,0 +1,186 @@
+"""What a person sees: live progress of a run, its summary, and tables of rows.
+
+On a terminal, a rich progress bar with one line per finished asset; otherwise (CI logs,
+pipes) plain lines, one per finished asset, that read well in a log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+from vibepiper.execution import states
+from vibepiper.execution.scheduler import RunResult
+from vibepiper.execution.states import AssetResult
+
+STYLE = {
+    states.SUCCEEDED: "green",
+    states.SKIPPED: "dim",
+    states.FAILED: "bold red",
+    states.CHECK_FAILED: "bold red",
+    states.BLOCKED: "yellow",
+}
+MARK = {
+    states.SUCCEEDED: "✓",
+    states.SKIPPED: "·",
+    states.FAILED: "✗",
+    states.CHECK_FAILED: "✗",
+    states.BLOCKED: "⊘",
+}
+
+
+def is_terminal(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def describe(result: AssetResult) -> str:
+    """'99 rows, 0.05 s' or the one-line reason, for one finished asset."""
+    if result.state == states.SUCCEEDED:
+        retried = f", {result.attempts} attempts" if result.attempts > 1 else ""
+        return f"{result.row_count} rows, {result.seconds:.2f} s{retried}"
+    if result.state == states.SKIPPED:
+        return "fresh"
+    return result.message
+
+
+class ConsoleReporter:
+    """Progress of a run on `stream`: a live bar on a terminal, plain lines elsewhere."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.live = is_terminal(self.stream)
+        self.total = 0
+        self.done = 0
+        self.width = 0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def run_started(self, run_id: str, names: list[str]) -> None:
+        self.total = len(names)
+        self.width = max((len(n) for n in names), default=0)
+        self._echo(f"run {run_id}: {len(names)} asset{'s' if len(names) != 1 else ''}")
+        if self.live and names:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            console = Console(file=self.stream)
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._progress.add_task("starting", total=len(names))
+            self._progress.start()
+
+    def asset_started(self, name: str, state: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{state} {name}")
+        elif state == states.RETRYING:
+            self._echo(f"           {name} failed, retrying")
+
+    def asset_finished(self, result: AssetResult) -> None:
+        self.done += 1
+        counter = f"[{self.done:>{len(str(self.total))}}/{self.total}]"
+        text = f"{result.asset:<{self.width}}  {result.state:<12} {describe(result)}"
+        if self._progress is not None:
+            style = STYLE.get(result.state, "")
+            mark = MARK.get(result.state, " ")
+            self._progress.console.print(
+                f"{counter} [{style}]{mark} {_escape(text)}[/]", highlight=False
+            )
+            self._progress.advance(self._task)
+        else:
+            self._echo(f"{counter} {text}")
+        if self.done == self.total:
+            self.close()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _echo(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def summary(run: RunResult) -> list[str]:
+    """The closing lines of a run: counts per state, each failure, and how to resume."""
+    counts: dict[str, int] = {}
+    for result in run.results.values():
+        counts[result.state] = counts.get(result.state, 0) + 1
+    order = [states.SUCCEEDED, states.SKIPPED, states.FAILED, states.CHECK_FAILED, states.BLOCKED]
+    parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+    lines = [f"run {run.run_id} {run.status}: " + (", ".join(parts) or "nothing selected")]
+    failed = [r for r in run.results.values() if r.state in (states.FAILED, states.CHECK_FAILED)]
+    for result in failed:
+        lines.append(f"  {result.asset} {result.state}: {result.message}")
+    blocked = [r.asset for r in run.results.values() if r.state == states.BLOCKED]
+    if blocked:
+        shown = ", ".join(blocked[:8]) + (
+            f" and {len(blocked) - 8} more" if len(blocked) > 8 else ""
+        )
+        lines.append(f"  blocked: {shown}")
+    if failed:
+        resume = " ".join(f"{r.asset}+" for r in failed)
+        lines.append(f"fix the failures, then resume with: vibepiper materialize '{resume}'")
+        lines.append("the full tracebacks are in the catalog: vibepiper history ASSET")
+    return lines
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Iterable[str], stream: TextIO | None = None
+) -> None:
+    """Rows as an aligned table (rich on a terminal, plain text elsewhere)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    out = stream or sys.stdout
+    table = Table(
+        box=box.SIMPLE_HEAD if is_terminal(out) else box.ASCII2,
+        header_style="bold",
+        pad_edge=False,
+        show_edge=False,
+    )
+    names = list(columns)
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(name)) for name in names))
+    Console(file=out, width=None if is_terminal(out) else 200, highlight=False).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return _escape(str(value))
+
+
+class EchoHandler(logging.Handler):
+    """Asset log lines (`context.log`, or any logging under `vibepiper.asset`) to stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        asset = record.name.rpartition(".")[2]
+        try:
+            print(f"  {asset} | {record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def install_log_handler() -> None:
+    logger = logging.getLogger("vibepiper.asset")
+    if not any(isinstance(h, EchoHandler) for h in logger.handlers):
+        logger.addHandler(EchoHandler())
+    logger.setLevel(logging.INFO)
