@@ -18,8 +18,9 @@ from vibepiper.cli.main import cli
 VIBEPIPER = [sys.executable, "-m", "vibepiper"]
 
 
-def write_project(root: Path, modules: dict[str, str], data: dict[str, str] | None = None,
-                  tool: str = "") -> Path:
+def write_project(
+    root: Path, modules: dict[str, str], data: dict[str, str] | None = None, tool: str = ""
+) -> Path:
     """A project in `root`: pyproject.toml listing `modules` (name -> source), data files."""
     root.mkdir(parents=True, exist_ok=True)
     names = ", ".join(f'"{m}"' for m in modules if "." not in m and "/" not in m)
@@ -46,13 +47,15 @@ def project_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def run_cli(root: Path, *args: str, timeout: float = 120,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    root: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real `vibepiper` CLI, as a subprocess, in `root`."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("VIBEPIPER_HOME", None)
-    return subprocess.run([*VIBEPIPER, *args], cwd=root, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [*VIBEPIPER, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
 
 
 def invoke(root: Path, *args: str) -> Result:
@@ -69,7 +72,7 @@ def catalog_rows(root: Path, sql: str, params: list[object] | None = None) -> li
         con.close()
 
 
-SHOP = '''
+SHOP = """
 import pandas as pd
 from vibepiper import asset, source_file
 
@@ -86,7 +89,7 @@ def totals(clean: pd.DataFrame, factor: int = 2) -> pd.DataFrame:
 @asset(group="marts", tags=["core"])
 def lonely() -> pd.DataFrame:
     return pd.DataFrame({"x": [1, 2, 3]})
-'''
+"""
 
 SHOP_DATA = {"data/raw.csv": "n\n1\n2\n3\n"}
 

@@ -178,7 +178,8 @@ class Scheduler:
                 for r in verdict.reasons
                 if r.startswith("upstream ") and r.split()[1] not in changing
             ]
-            reasons += [f"upstream {u} will be recomputed" for u in changing]
+            if verdict.reasons != ("never materialized",):
+                reasons += [f"upstream {u} will be recomputed" for u in changing]
             if force and not reasons:
                 reasons = ["--force"]
             verdicts[name] = Verdict(not reasons, tuple(reasons))
