@@ -28,6 +28,7 @@ from vibepiper.graph.graph import Graph
 if TYPE_CHECKING:
     import pandas as pd
 
+    from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.scheduler import Reporter, RunResult, Workspace
     from vibepiper.versioning.freshness import Verdict
 
@@ -93,6 +94,7 @@ def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]
     if root not in sys.path:
         sys.path.insert(0, root)
     importlib.invalidate_caches()
+    _forget_project_modules(settings)
     assets: dict[int, AssetDef] = {}
     checks: dict[int, CheckDef] = {}
     for name in settings.modules:
@@ -110,9 +112,24 @@ def _import_tree(name: str, root: Path) -> Iterator[ModuleType]:
         yield _import(info.name, root)
 
 
+def _forget_project_modules(settings: Settings) -> None:
+    """Drop the project's modules from the import cache, so its current code is loaded.
+
+    Done once per load, before any import: a module imported by a sibling during this
+    load is then reused, not imported twice (which would define its assets twice).
+    """
+    root = str(settings.root) + os.sep
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if top == "vibepiper":
+            continue
+        listed = any(name == m or name.startswith(f"{m}.") for m in settings.modules)
+        path = getattr(module, "__file__", None) or ""
+        if listed or (path.startswith(root) and "site-packages" not in path):
+            del sys.modules[name]
+
+
 def _import(name: str, root: Path) -> ModuleType:
-    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
-        del sys.modules[loaded]  # always load the project's current code
     try:
         return importlib.import_module(name)
     except DefinitionError as exc:
@@ -221,9 +238,36 @@ class Project:
 
         return Scheduler(self.workspace()).plan(self.select(select, exclude), force=force)
 
-    def read(self, name: str, *, version: str | None = None) -> pd.DataFrame:
-        """The current data of asset `name`, or the data at data version `version`."""
+    def check(
+        self,
+        select: str | Iterable[str] | None = None,
+        *,
+        exclude: str | Iterable[str] | None = None,
+        require_fresh: bool = False,
+    ) -> AuditResult:
+        """Re-validate the current data of the selection without recomputing it."""
+        from vibepiper.execution.audit import audit
+
+        text = " ".join([select] if isinstance(select, str) else select or [])
+        names = self.select(select, exclude)
+        return audit(self.workspace(), names, require_fresh=require_fresh, selection=text)
+
+    def read(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        rejected: bool = False,
+        quarantined: bool = False,
+    ) -> pd.DataFrame:
+        """The current data of asset `name`, or the data at data version `version`.
+
+        `rejected=True`: the latest output that failed its checks (kept, never published);
+        `quarantined=True`: the rows quarantine removed from the current data.
+        """
         self._check_known(name)
+        if rejected or quarantined:
+            return self._read_kept(name, rejected)
         if version is None:
             current = self.catalog.current([name]).get(name)
             if current is None:
@@ -235,6 +279,29 @@ class Project:
         else:
             version = self._full_version(name, version)
         return self.store.read(self.store.path_for(name, version), name)
+
+    def _read_kept(self, name: str, rejected: bool) -> pd.DataFrame:
+        if rejected:
+            sql = (
+                "SELECT materialization_id FROM materializations WHERE asset = ? AND "
+                "status = 'check_failed' AND data_version IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT 1"
+            )
+            what = "no rejected output"
+        else:
+            sql = (
+                "SELECT materialization_id FROM current_materializations WHERE asset = ? "
+                "AND quarantined_rows > 0"
+            )
+            what = "no quarantined rows in its current data"
+        rows = self.catalog.fetch(sql, [name])
+        if not rows:
+            raise AssetNotMaterializedError(
+                f"asset '{name}' has {what}", f"see `vibepiper history {name}`"
+            )
+        mid = str(rows[0]["materialization_id"])
+        kept = self.store.rejected_path if rejected else self.store.quarantine_path
+        return self.store.read(kept(name, mid), name)
 
     def workspace(self) -> Workspace:
         from vibepiper.execution.scheduler import Workspace

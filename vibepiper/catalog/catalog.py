@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vibepiper import engine
 from vibepiper.catalog import lock
 from vibepiper.catalog.schema import MIGRATIONS, SCHEMA_VERSION, create_statements
 from vibepiper.errors import CatalogError
 from vibepiper.versioning.freshness import Current
-
-DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
 
 
 @dataclass
@@ -105,7 +101,7 @@ class Catalog:
         import duckdb
 
         try:
-            return duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_CONFIG)
+            return engine.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise CatalogError(
                 f"cannot open the catalog {self.path}: {_first_line(exc)}",

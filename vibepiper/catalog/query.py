@@ -13,8 +13,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from vibepiper import engine
 from vibepiper.catalog import lock
-from vibepiper.catalog.catalog import DUCKDB_CONFIG, Catalog
+from vibepiper.catalog.catalog import Catalog
 from vibepiper.catalog.schema import PUBLIC_TABLES, VIEWS
 from vibepiper.errors import UsageError
 
@@ -28,12 +29,11 @@ def sandbox(catalog: Catalog, asset_files: Mapping[str, Path]) -> Iterator[Any]:
     Catalog tables are `runs`, `materializations`, ... (also `catalog.<table>`); an asset is
     `<name>` (also `assets.<name>`, which always works, even if its name is a table's).
     """
-    import duckdb
     import pyarrow.dataset as ds
 
     catalog.ensure()
     with lock.hold(catalog.lock_path, exclusive=False):
-        con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+        con = engine.connect()
         try:
             con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(catalog.path)])
             for table in (*PUBLIC_TABLES, *VIEWS):

@@ -21,7 +21,8 @@ TABLES: dict[str, str] = {
         selection VARCHAR,
         pid INTEGER,
         host VARCHAR,
-        command VARCHAR""",
+        command VARCHAR,
+        kind VARCHAR DEFAULT 'materialize'""",
     "materializations": """
         materialization_id VARCHAR PRIMARY KEY,
         run_id VARCHAR NOT NULL,
@@ -35,7 +36,8 @@ TABLES: dict[str, str] = {
         error VARCHAR,
         attempts INTEGER,
         config VARCHAR,
-        reason VARCHAR""",
+        reason VARCHAR,
+        quarantined_rows BIGINT""",
     "lineage": """
         materialization_id VARCHAR NOT NULL,
         upstream_asset VARCHAR NOT NULL,
@@ -47,7 +49,10 @@ TABLES: dict[str, str] = {
         passed BOOLEAN NOT NULL,
         failing_rows BIGINT,
         message VARCHAR,
-        sample VARCHAR""",
+        sample VARCHAR,
+        run_id VARCHAR,
+        checked_at TIMESTAMP,
+        quarantined BOOLEAN""",
 }
 
 # The materialization each asset's current data comes from: its latest that succeeded.

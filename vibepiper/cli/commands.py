@@ -7,6 +7,7 @@ imported inside the command that needs it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -126,9 +127,73 @@ def materialize(
         )
     finally:
         reporter.close()
-    for line in summary(run):
+    from vibepiper.reporting import quality
+
+    findings = quality.from_run(run, project.graph)
+    for line in [*quality.report_lines(findings), *summary(run)]:
         click.echo(line)
+    _annotate(findings)
     if not run.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _annotate(findings: Any) -> None:
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from vibepiper.reporting.quality import github_annotations
+
+        for line in github_annotations(findings):
+            click.echo(line)
+
+
+@click.command()
+@select_argument
+@click.option("--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last).")
+@click.option(
+    "--junit-xml",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the results as JUnit XML (one testcase per check).",
+)
+@click.option(
+    "--require-fresh",
+    is_flag=True,
+    help="Also fail when a selected asset is stale or was never materialized.",
+)
+@click.pass_obj
+def check(
+    opts: Options,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    junit_xml: str | None,
+    require_fresh: bool,
+) -> None:
+    """Re-validate the current data of the selected assets, without recomputing (for CI).
+
+    Exits 1 if an error-severity check fails (or, with --require-fresh, if an asset is
+    stale or was never materialized). Under GitHub Actions (GITHUB_ACTIONS=true), failures
+    are also printed as workflow annotations.
+    """
+    from pathlib import Path
+
+    from vibepiper.reporting import quality
+
+    project = opts.load()
+    result = project.check(select, exclude=exclude, require_fresh=require_fresh)
+    findings = quality.from_audit(result)
+    for line in quality.report_lines(findings):
+        click.echo(line)
+    outcomes = [o for a in result.audits for o in a.outcomes]
+    failed = sum(1 for o in outcomes if o.blocking)
+    warned = sum(1 for o in outcomes if not o.passed and not o.blocking)
+    problems = sum(1 for a in result.audits if a.problem_fails)
+    click.echo(
+        f"checked {len(result.audits)} assets: {len(outcomes)} checks, {failed} failed, "
+        f"{warned} warnings" + (f", {problems} not fresh or unreadable" if problems else "")
+    )
+    if junit_xml:
+        quality.write_junit(Path(junit_xml), findings)
+    _annotate(findings)
+    if not result.ok:
         sys.exit(EXIT_FAILED)
 
 
@@ -157,12 +222,28 @@ def _print_plan(verdicts: dict[str, Any]) -> None:
     metavar="DATA_VERSION",
     help="An older data version (or a unique prefix of one).",
 )
+@click.option(
+    "--rejected", is_flag=True, help="The latest output that failed its checks (never published)."
+)
+@click.option(
+    "--quarantined",
+    is_flag=True,
+    help="The rows quarantine removed from the current data, with the reasons.",
+)
 @json_option
 @click.pass_obj
-def show(opts: Options, asset: str, limit: int, version: str | None, as_json: bool) -> None:
-    """Preview an asset's current data (or an older version of it)."""
+def show(
+    opts: Options,
+    asset: str,
+    limit: int,
+    version: str | None,
+    rejected: bool,
+    quarantined: bool,
+    as_json: bool,
+) -> None:
+    """Preview an asset's current data (or an older, rejected or quarantined version)."""
     project = opts.load()
-    frame = project.read(asset, version=version)
+    frame = project.read(asset, version=version, rejected=rejected, quarantined=quarantined)
     head = frame.head(limit)
     if as_json:
         click.echo(head.to_json(orient="records", date_format="iso"))
@@ -257,4 +338,4 @@ def query(opts: Options, sql: str, fmt: str | None) -> None:
         click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
 
 
-COMMANDS = [init, list_, status, materialize, show, history, query]
+COMMANDS = [init, list_, status, materialize, check, show, history, query]

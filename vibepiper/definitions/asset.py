@@ -58,6 +58,7 @@ class AssetDef:
     max_age: timedelta | None = None
     pool: str | None = None
     quarantine: bool = False
+    max_quarantined: float = 0.05  # the largest share of rows quarantine may remove
     source_path: str | None = None  # set for `source_file` assets, relative to the project
     source_reader: Callable[[str], Any] | None = field(default=None, compare=False)
     module: str = "?"  # the module that defined it, for messages
@@ -124,6 +125,15 @@ def _max_age(name: str, value: float | timedelta | None) -> timedelta | None:
     )
 
 
+def _share(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise DefinitionError(
+            f"asset '{name}': max_quarantined={value!r} is not valid",
+            "give the largest share of rows to quarantine, from 0 to 1",
+        )
+    return float(value)
+
+
 def _check_options(name: str, retries: int, retry_delay: float, timeout: float | None) -> None:
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise DefinitionError(
@@ -174,6 +184,7 @@ def build_asset(
     max_age: float | timedelta | None = None,
     pool: str | None = None,
     quarantine: bool = False,
+    max_quarantined: float = 0.05,
 ) -> AssetDef:
     """Build the frozen definition of one asset, raising DefinitionError on bad options."""
     if not callable(fn):
@@ -208,6 +219,7 @@ def build_asset(
         max_age=_max_age(asset_name, max_age),
         pool=pool,
         quarantine=bool(quarantine),
+        max_quarantined=_share(asset_name, max_quarantined),
         module=getattr(fn, "__module__", None) or "?",
     )
 
@@ -234,6 +246,7 @@ def asset(
     max_age: float | timedelta | None = None,
     pool: str | None = None,
     quarantine: bool = False,
+    max_quarantined: float = 0.05,
 ) -> Callable[[Callable[..., Any]], AssetDef]: ...
 
 

@@ -16,16 +16,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vibepiper.catalog.catalog import Batch, Catalog
 from vibepiper.definitions.context import Context
-from vibepiper.errors import StoreError, VibePiperError
+from vibepiper.errors import AssetNotMaterializedError, StoreError, VibePiperError
 from vibepiper.execution import states
 from vibepiper.execution.states import AssetResult
 from vibepiper.execution.task import TaskOutcome, run_task
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.parquet_store import ParquetStore
+from vibepiper.validation.outcome import outcome_row
 from vibepiper.versioning.data_version import file_version
 from vibepiper.versioning.fingerprint import code_version
 from vibepiper.versioning.freshness import Current, Verdict, judge
@@ -251,8 +252,10 @@ class Scheduler:
             inputs,
             context,
             ws.store,
+            checks=ws.graph.checks.get(name, ()),
+            upstream=lambda other: memory.get(other, self._version_of(other, current, run.results)),
             data_version=self._source_version(name) if defn.is_source else None,
-            on_retry=lambda attempt, msg: self.reporter.asset_started(name, states.RETRYING),
+            on_state=lambda state: self.reporter.asset_started(name, state),
         )
         reasons = verdict.reasons or ("--force",)
         return self._finish(name, mid, outcome, code, versions, reasons, started, memory)
@@ -269,32 +272,47 @@ class Scheduler:
         memory: _Memory,
     ) -> AssetResult:
         seconds = time.monotonic() - started
+        validation = outcome.validation
+        common: dict[str, Any] = {
+            "code_version": code,
+            "seconds": seconds,
+            "attempts": outcome.attempts,
+            "reasons": reasons,
+            "inputs": dict(versions),
+            "checks": validation.outcomes if validation else (),
+        }
         if outcome.staged is None or outcome.frame is None:
             return AssetResult(
+                name, states.FAILED, mid, message=outcome.message, error=outcome.error, **common
+            )
+        common.update(data_version=outcome.data_version, row_count=outcome.row_count)
+        if validation is not None and validation.quarantined is not None:
+            common["quarantined"] = len(validation.quarantined)
+            self.ws.store.keep_quarantine(name, mid, validation.quarantined)
+        if validation is not None and not validation.passed:
+            self.ws.store.reject(outcome.staged, mid)
+            return AssetResult(
                 name,
-                states.FAILED,
+                states.CHECK_FAILED,
                 mid,
-                code_version=code,
-                seconds=seconds,
-                attempts=outcome.attempts,
-                message=outcome.message,
-                error=outcome.error,
-                reasons=reasons,
+                message=validation.error or _failed_checks(validation.blocking),
+                **common,
             )
         self.ws.store.publish(outcome.staged)
         memory.keep(name, outcome.frame)
-        return AssetResult(
-            name,
-            states.SUCCEEDED,
-            mid,
-            data_version=outcome.data_version,
-            code_version=code,
-            row_count=outcome.row_count,
-            seconds=seconds,
-            attempts=outcome.attempts,
-            reasons=reasons,
-            message=", ".join(reasons),
-            inputs=dict(versions),
+        return AssetResult(name, states.SUCCEEDED, mid, message=", ".join(reasons), **common)
+
+    def _version_of(
+        self, name: str, current: Mapping[str, Current], results: Mapping[str, AssetResult]
+    ) -> str:
+        """The data version of `name` that this run reads: its own result, else current."""
+        result = results.get(name)
+        if result is not None and result.state in (states.SUCCEEDED, states.SKIPPED):
+            return str(result.data_version)
+        if name in current:
+            return current[name].data_version
+        raise AssetNotMaterializedError(
+            f"asset '{name}' has never been materialized", f"run `vibepiper materialize {name}`"
         )
 
     def _input_versions(
@@ -362,7 +380,17 @@ class Scheduler:
                 "attempts": result.attempts,
                 "config": json.dumps(dict(defn.config), default=repr),
                 "reason": "; ".join(result.reasons) or result.message or None,
+                "quarantined_rows": result.quarantined,
             }
+        )
+        recorder.batch.check_results.extend(
+            {
+                **outcome_row(o),
+                "materialization_id": result.materialization_id,
+                "run_id": run_id,
+                "checked_at": now,
+            }
+            for o in result.checks
         )
         if result.state == states.SUCCEEDED:
             recorder.batch.lineage.extend(
@@ -373,6 +401,11 @@ class Scheduler:
                 }
                 for up, version in result.inputs.items()
             )
+
+
+def _failed_checks(outcomes: list[Any]) -> str:
+    parts = [f"{o.name} ({o.failing_rows} rows)" if o.failing_rows else o.name for o in outcomes]
+    return "failed checks: " + ", ".join(parts)
 
 
 def _ago(now: datetime, seconds: float) -> datetime:

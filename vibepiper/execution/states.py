@@ -37,6 +37,15 @@ class AssetResult:
     reasons: tuple[str, ...] = ()  # why it was stale (and so recomputed)
     checks: tuple[Any, ...] = field(default=())
     inputs: dict[str, str | None] = field(default_factory=dict)  # input -> data version used
+    quarantined: int | None = None  # rows removed by quarantine
+
+    @property
+    def warnings(self) -> list[Any]:
+        return [c for c in self.checks if not c.passed and not c.blocking]
+
+    @property
+    def failed_checks(self) -> list[Any]:
+        return [c for c in self.checks if c.blocking]
 
     @property
     def ok(self) -> bool:

@@ -1,5 +1,5 @@
 """One asset's computation: call the function (with retries), check what it returned,
-hash it and stage it as a Parquet file. A task never touches the catalog."""
+validate it, hash it and stage it as a Parquet file. A task never touches the catalog."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.asset import AssetDef
+from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.context import Context
 from vibepiper.storage.parquet_store import ParquetStore, StagedFile, to_arrow
+from vibepiper.validation.expectations import UpstreamReader
+from vibepiper.validation.outcome import Validation
+from vibepiper.validation.validate import has_checks, validate
 from vibepiper.versioning.data_version import frame_version
 
 if TYPE_CHECKING:
@@ -35,6 +38,11 @@ class TaskOutcome:
     attempts: int = 0
     message: str = ""
     error: str | None = None
+    validation: Validation | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.validation is not None and not self.validation.passed
 
 
 def run_task(
@@ -43,17 +51,25 @@ def run_task(
     context: Context,
     store: ParquetStore,
     *,
+    checks: tuple[CheckDef, ...] = (),
+    upstream: UpstreamReader | None = None,
     data_version: str | None = None,
-    on_retry: Callable[[int, str], None] | None = None,
+    on_state: Callable[[str], None] | None = None,
 ) -> TaskOutcome:
-    """Compute `defn` from `inputs` (parameter name -> DataFrame) and stage its output.
+    """Compute `defn` from `inputs` (parameter name -> DataFrame), validate and stage it.
 
-    `data_version` is given for sources, whose version is the hash of their file.
+    The output is staged whether or not it passed its checks: the scheduler publishes it
+    or keeps it as rejected. `data_version` is given for sources (the file's hash).
     """
     outcome = TaskOutcome()
-    frame = _compute_with_retries(defn, inputs, context, outcome, on_retry)
+    frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
     if frame is None:
         return outcome
+    if has_checks(defn, checks):
+        if on_state is not None:
+            on_state("validating")
+        outcome.validation = validate(defn, checks, frame, upstream or _no_upstream)
+        frame = outcome.validation.frame
     try:
         table = to_arrow(frame)
         version = data_version or frame_version(frame)
@@ -66,12 +82,16 @@ def run_task(
     return outcome
 
 
+def _no_upstream(name: str) -> Any:
+    raise LookupError(f"asset '{name}' is not available here")
+
+
 def _compute_with_retries(
     defn: AssetDef,
     inputs: Mapping[str, Any],
     context: Context,
     outcome: TaskOutcome,
-    on_retry: Callable[[int, str], None] | None,
+    on_state: Callable[[str], None] | None,
 ) -> pd.DataFrame | None:
     for attempt in range(1, defn.retries + 2):
         outcome.attempts = attempt
@@ -84,8 +104,8 @@ def _compute_with_retries(
             outcome.message = f"{type(exc).__name__}: {_line(exc)}"
             outcome.error = traceback.format_exc()
             if attempt <= defn.retries:
-                if on_retry is not None:
-                    on_retry(attempt, outcome.message)
+                if on_state is not None:
+                    on_state("retrying")
                 time.sleep(defn.retry_delay * 2 ** (attempt - 1))
     return None
 
@@ -129,10 +149,6 @@ def _normalize(defn: AssetDef, result: Any) -> pd.DataFrame:
             "; rename or drop them"
         )
     return result
-
-
-def source_path(defn: AssetDef, project_dir: Path) -> Path:
-    return project_dir / str(defn.source_path)
 
 
 def _line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ Layout under the store folder (an internal detail, not a contract):
 
     <asset>/<data_version>.parquet               published data, never modified
     <asset>/rejected/<materialization>.parquet   outputs that failed their checks
+    <asset>/quarantine/<materialization>.parquet rows that quarantine removed, with reasons
     <asset>/.<anything>.<pid>.tmp                being written; removed if its writer died
 
 A file is written under a temporary name in the same folder, flushed to disk, then
@@ -48,6 +49,18 @@ class ParquetStore:
 
     def rejected_path(self, asset: str, materialization_id: str) -> Path:
         return self.root / asset / "rejected" / f"{materialization_id}.parquet"
+
+    def quarantine_path(self, asset: str, materialization_id: str) -> Path:
+        return self.root / asset / "quarantine" / f"{materialization_id}.parquet"
+
+    def keep_quarantine(self, asset: str, materialization_id: str, frame: Any) -> Path:
+        """Write the rows quarantine removed (with their reasons) next to the asset."""
+        final = self.quarantine_path(asset, materialization_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.parent / f".{final.stem}.{os.getpid()}{TMP_SUFFIX}"
+        _write(to_arrow(frame), temp)
+        os.replace(temp, final)
+        return final
 
     def exists(self, asset: str, data_version: str) -> bool:
         return self.path_for(asset, data_version).is_file()
@@ -108,7 +121,7 @@ class ParquetStore:
         for folder in self.root.iterdir():
             if not folder.is_dir():
                 continue
-            for temp in folder.glob(f".*{TMP_SUFFIX}"):
+            for temp in [*folder.glob(f".*{TMP_SUFFIX}"), *folder.glob(f"*/.*{TMP_SUFFIX}")]:
                 if not _pid_alive(_writer_pid(temp)):
                     temp.unlink(missing_ok=True)
                     removed.append(temp)

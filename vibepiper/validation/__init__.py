@@ -1,0 +1,1 @@
+"""Evaluating what users declared about an asset's output: schema, expectations, checks."""

