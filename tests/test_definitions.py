@@ -362,12 +362,6 @@ def test_bad_tags_are_rejected(tags: list[object]) -> None:
     assert one_line(str(info.value)).startswith(f"asset 'tagged': tags contains {tags[-1]!r}")
 
 
-@pytest.mark.xfail(
-    reason="BUG: asset.py _check_options accepts timeout=True (as 1.0 s; retries and max_age "
-    "reject bools) and NaN for timeout and retry_delay",
-    raises=pytest.fail.Exception,  # DID NOT RAISE
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("option", "value"),
     [("timeout", True), ("timeout", float("nan")), ("retry_delay", float("nan"))],
@@ -377,12 +371,6 @@ def test_bool_and_nan_timeouts_are_rejected(option: str, value: object) -> None:
         make("tuned", **{option: value})
 
 
-@pytest.mark.xfail(
-    reason="BUG: asset.py _max_age passes max_age=inf or 1e20 to timedelta(seconds=...), "
-    "which raises OverflowError instead of a DefinitionError naming the asset",
-    raises=OverflowError,
-    strict=True,
-)
 @pytest.mark.parametrize("value", [float("inf"), 1e20])
 def test_max_age_too_large_is_a_definition_error(value: float) -> None:
     with pytest.raises(DefinitionError, match="asset 'tuned': max_age="):
@@ -639,14 +627,6 @@ def test_project_api_raises_the_same_errors(project_dir: Callable[..., Path]) ->
         Project(root, modules=["absent_mod"])
 
 
-@pytest.mark.xfail(
-    reason="BUG: project.py _import() drops and re-imports every listed module/submodule, "
-    "so a definition imported by an earlier module (from pkg.b_sources import raw) "
-    "exists twice and Graph.build says \"asset 'raw' is defined twice (in pkg.b_sources "
-    'and pkg.b_sources)"',
-    raises=DefinitionError,
-    strict=True,
-)
 @pytest.mark.parametrize("layout", ["package", "module list"])
 def test_an_asset_imported_by_a_sibling_module_is_not_a_duplicate(
     tmp_path: Path, layout: str

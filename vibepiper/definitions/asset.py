@@ -8,6 +8,7 @@ project's graph is built, because only then are all names known.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -117,12 +118,24 @@ def _signature_parts(
 def _max_age(name: str, value: float | timedelta | None) -> timedelta | None:
     if value is None or isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    if _seconds(value, allow_zero=False):
         return timedelta(seconds=value)
     raise DefinitionError(
         f"asset '{name}': max_age={value!r} is not valid",
         "give a datetime.timedelta or a number of seconds greater than 0",
     )
+
+
+MAX_SECONDS = 100 * 365 * 86400  # a century: more is a mistake (and overflows timedelta)
+
+
+def _seconds(value: object, *, allow_zero: bool) -> bool:
+    """Whether `value` is a usable number of seconds: a finite real, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        return False
+    return value >= 0 if allow_zero else value > 0
 
 
 def _share(name: str, value: float) -> float:
@@ -139,12 +152,12 @@ def _check_options(name: str, retries: int, retry_delay: float, timeout: float |
         raise DefinitionError(
             f"asset '{name}': retries={retries!r} is not valid", "give a whole number >= 0"
         )
-    if not isinstance(retry_delay, int | float) or retry_delay < 0:
+    if not _seconds(retry_delay, allow_zero=True):
         raise DefinitionError(
             f"asset '{name}': retry_delay={retry_delay!r} is not valid",
             "give a number of seconds >= 0",
         )
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+    if timeout is not None and not _seconds(timeout, allow_zero=False):
         raise DefinitionError(
             f"asset '{name}': timeout={timeout!r} is not valid",
             "give a number of seconds > 0, or leave it out",

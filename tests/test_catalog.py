@@ -1,0 +1,610 @@
+"""The catalog: its tables (SPEC §6), its schema version, damaged files, our own lock,
+readers during a run, no lost commits under contention (FACTS.md), and the read-only
+`vibepiper query` sandbox.
+
+Real DuckDB files and real processes; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from vibepiper.catalog.catalog import Catalog
+from vibepiper.catalog.query import run_query
+from vibepiper.catalog.schema import SCHEMA_VERSION
+from vibepiper.errors import CatalogError, UsageError
+
+from .conftest import SHOP, SHOP_DATA, VIBEPIPER, catalog_rows, invoke, run_cli, write_project
+
+HELPERS = Path(__file__).parent / "helpers"
+
+SPEC_COLUMNS = {
+    "runs": {"run_id", "started_at", "finished_at", "status", "selection"},
+    "materializations": {
+        "materialization_id",
+        "run_id",
+        "asset",
+        "status",
+        "code_version",
+        "data_version",
+        "row_count",
+        "started_at",
+        "finished_at",
+        "error",
+    },
+    "lineage": {"materialization_id", "upstream_asset", "upstream_data_version"},
+    "check_results": {
+        "materialization_id",
+        "check_name",
+        "severity",
+        "passed",
+        "failing_rows",
+        "message",
+        "sample",
+    },
+}
+
+
+def catalog_file(root: Path) -> Path:
+    return root / ".vibepiper" / "catalog.duckdb"
+
+
+def files_under(folder: Path) -> set[str]:
+    """Every path under `folder`, but the lock file (created by any command, by design)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != "catalog.lock"}
+
+
+def one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got: {text!r}"
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def wait_for_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    """The next line the process prints, or a failure if it prints none in time."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"process {proc.pid} printed nothing in {timeout} s"
+    return proc.stdout.readline().strip()
+
+
+# -- tables and schema version -------------------------------------------------------------
+
+
+def test_a_new_catalog_has_the_spec_tables_and_a_schema_version(shop: Path) -> None:
+    assert not catalog_file(shop).exists()
+    assert invoke(shop, "history", "lonely").exit_code == 0  # creates the catalog
+
+    columns: dict[str, set[str]] = {}
+    for table, column in catalog_rows(
+        shop, "SELECT table_name, column_name FROM information_schema.columns"
+    ):
+        columns.setdefault(table, set()).add(column)
+    for table, wanted in SPEC_COLUMNS.items():
+        assert table in columns, f"table {table} is missing"
+        assert wanted <= columns[table], f"{table} lacks {wanted - columns[table]}"
+    assert "current_materializations" in columns  # the view `query --help` names
+    assert catalog_rows(shop, "SELECT value FROM vibepiper_meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+
+
+def test_catalog_tables_record_a_run(shop: Path) -> None:
+    assert invoke(shop, "materialize").exit_code == 0
+    assert catalog_rows(shop, "SELECT status FROM runs") == [("succeeded",)]
+    assert sorted(catalog_rows(shop, "SELECT asset, status FROM materializations")) == [
+        ("clean", "succeeded"),
+        ("lonely", "succeeded"),
+        ("raw", "succeeded"),
+        ("totals", "succeeded"),
+    ]
+    assert sorted(
+        catalog_rows(
+            shop,
+            "SELECT m.asset, l.upstream_asset, l.upstream_data_version = u.data_version "
+            "FROM lineage l JOIN materializations m USING (materialization_id) "
+            "JOIN materializations u ON u.asset = l.upstream_asset",
+        )
+    ) == [("clean", "raw", True), ("totals", "clean", True)]
+
+
+def make_catalog(home: Path, schema_version: int) -> Path:
+    Catalog(home).ensure()
+    path = home / "catalog.duckdb"
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "UPDATE vibepiper_meta SET value = ? WHERE key = 'schema_version'",
+            [str(schema_version)],
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return path
+
+
+def test_a_catalog_of_a_newer_schema_version_is_refused_and_left_untouched(
+    shop: Path,
+) -> None:
+    path = make_catalog(shop / ".vibepiper", SCHEMA_VERSION + 1)
+    content = path.read_bytes()
+    before = files_under(shop)
+
+    with pytest.raises(CatalogError) as caught:
+        Catalog(shop / ".vibepiper").ensure()
+    assert str(path) in str(caught.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(caught.value)
+
+    for command in (["history", "lonely"], ["materialize"], ["query", "select 1"]):
+        result = invoke(shop, *command)
+        assert result.exit_code == 1, command
+        assert str(path) in one_line(result.stderr)
+
+    assert path.read_bytes() == content
+    assert files_under(shop) == before  # no .wal, no store file: nothing ran
+
+
+GARBAGE = {
+    "random bytes": random.Random(5).randbytes(8192),
+    "text": b"this is not a database\n" * 200,
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("kind", [*GARBAGE, "truncated catalog"])
+def test_a_file_that_is_not_a_catalog_is_an_error_naming_it(shop: Path, kind: str) -> None:
+    path = catalog_file(shop)
+    if kind == "truncated catalog":
+        Catalog(shop / ".vibepiper").ensure()
+        path.write_bytes(path.read_bytes()[:12288])
+    else:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(GARBAGE[kind])
+    content = path.read_bytes()
+    before = files_under(shop)
+
+    result = run_cli(shop, "history", "lonely", timeout=60)
+
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert line.startswith("error:")
+    assert str(path) in line
+    assert path.read_bytes() == content
+    assert files_under(shop) == before
+
+
+# -- the lock ------------------------------------------------------------------------------
+
+
+StartHolder = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def lock_holder(shop: Path) -> Iterator[StartHolder]:
+    """Start tests/helpers/hold_lock.py on the shop's catalog lock; stopped afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*flags: str) -> subprocess.Popen[str]:
+        lock_path = shop / ".vibepiper" / "catalog.lock"
+        proc = subprocess.Popen(
+            [sys.executable, str(HELPERS / "hold_lock.py"), str(lock_path), *flags],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert wait_for_line(proc) == "ready"
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("release", ["exit", "kill -9"])
+def test_a_held_lock_fails_history_naming_the_holder_until_released(
+    shop: Path, lock_holder: StartHolder, release: str
+) -> None:
+    assert invoke(shop, "materialize").exit_code == 0
+    holder = lock_holder()
+
+    started = time.monotonic()
+    busy = run_cli(shop, "history", "lonely", env={"VIBEPIPER_LOCK_TIMEOUT": "1"}, timeout=60)
+    elapsed = time.monotonic() - started
+
+    assert busy.returncode == 1
+    assert elapsed < 8, f"took {elapsed:.1f} s with a 1 s lock timeout"
+    line = one_line(busy.stderr)
+    assert f"process {holder.pid}" in line
+    assert busy.stdout == ""
+
+    if release == "exit":
+        assert holder.stdin is not None
+        holder.stdin.close()
+    else:
+        holder.kill()  # the kernel drops a flock when its holder dies
+    holder.wait(timeout=30)
+
+    ok = run_cli(shop, "history", "lonely", "--json", env={"VIBEPIPER_LOCK_TIMEOUT": "1"})
+    assert ok.returncode == 0, ok.stderr
+    assert [row["status"] for row in json.loads(ok.stdout)] == ["succeeded"]
+
+
+@pytest.mark.xfail(
+    reason="Catalog.ensure() takes the catalog lock exclusively (and opens the file "
+    "read-write) once in every process, even a reader's, so a process reading the "
+    "catalog (e.g. a long `vibepiper query`) blocks `history`/`status` of others",
+    strict=True,
+)
+def test_a_reader_holding_the_shared_lock_does_not_block_another_reader(
+    shop: Path,
+    lock_holder: StartHolder,
+) -> None:
+    assert invoke(shop, "materialize").exit_code == 0
+    lock_holder("--shared")
+    result = run_cli(shop, "history", "lonely", env={"VIBEPIPER_LOCK_TIMEOUT": "1"})
+    assert result.returncode == 0, result.stderr
+
+
+# -- a reader during a run -----------------------------------------------------------------
+
+SLOW_PIPELINE = """
+import time
+import pandas as pd
+from vibepiper import asset
+
+@asset
+def fast() -> pd.DataFrame:
+    return pd.DataFrame({"x": [1, 2, 3]})
+
+@asset
+def slow(fast: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(6)
+    return fast.assign(y=fast.x * 2)
+"""
+
+
+@dataclass
+class ReaderDuringRun:
+    history: subprocess.CompletedProcess[str]
+    history_seconds: float
+    run_still_going: bool
+    run: subprocess.CompletedProcess[str]
+    root: Path
+
+
+def poll_run_status(home: Path, timeout: float = 30) -> str:
+    """Wait until the catalog shows a run (through the real Catalog, under its lock)."""
+    catalog = Catalog(home)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (home / "catalog.duckdb").exists():
+            rows = catalog.fetch("SELECT status FROM runs")
+            if rows:
+                return str(rows[0]["status"])
+        time.sleep(0.1)
+    raise AssertionError(f"no run appeared in the catalog within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def reader_during_run(tmp_path_factory: pytest.TempPathFactory) -> ReaderDuringRun:
+    """`vibepiper history fast` while `vibepiper materialize` sleeps in `slow`."""
+    root = write_project(tmp_path_factory.mktemp("slow") / "proj", {"pipeline": SLOW_PIPELINE})
+    env = {k: v for k, v in os.environ.items() if k != "VIBEPIPER_HOME"}
+    proc = subprocess.Popen(
+        [*VIBEPIPER, "materialize"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert poll_run_status(root / ".vibepiper") == "running"
+        started = time.monotonic()
+        history = run_cli(root, "history", "fast", "--json", timeout=60)
+        seconds = time.monotonic() - started
+        still_going = proc.poll() is None
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return ReaderDuringRun(history, seconds, still_going, run, root)
+
+
+def test_history_during_a_run_answers_at_once(reader_during_run: ReaderDuringRun) -> None:
+    seen = reader_during_run
+    assert seen.history.returncode == 0, seen.history.stderr
+    assert seen.history_seconds < 3, f"history took {seen.history_seconds:.1f} s"
+    assert seen.run_still_going, "the run ended before history answered: the test proves nothing"
+    assert isinstance(json.loads(seen.history.stdout), list)
+
+    assert seen.run.returncode == 0, seen.run.stderr
+    assert catalog_rows(seen.root, "SELECT status FROM runs") == [("succeeded",)]
+    assert sorted(catalog_rows(seen.root, "SELECT asset, status FROM materializations")) == [
+        ("fast", "succeeded"),
+        ("slow", "succeeded"),
+    ]
+
+
+@pytest.mark.xfail(
+    reason="the scheduler flushes buffered rows only between assets (FLUSH_EVERY is "
+    "checked after an asset finishes), so an asset finished at the start of a run stays "
+    "invisible in the catalog for the whole duration of the next asset",
+    strict=True,
+)
+def test_history_during_a_run_shows_an_asset_the_run_already_finished(
+    reader_during_run: ReaderDuringRun,
+) -> None:
+    rows = json.loads(reader_during_run.history.stdout)
+    assert [row["status"] for row in rows] == ["succeeded"]
+
+
+# -- no lost commits (FACTS.md, duckdb 2.0) ------------------------------------------------
+
+SHIM = "duckdb_prelock_delay.c"
+
+
+def shim_source() -> Path | None:
+    for folder in (
+        Path(__file__).resolve().parents[2] / "shared" / "tools",
+        Path("/work/shared/tools"),
+    ):
+        if (folder / SHIM).is_file():
+            return folder / SHIM
+    return None
+
+
+@pytest.fixture(scope="module")
+def delay_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The LD_PRELOAD shim that delays DuckDB's file lock, compiled for this machine."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip(f"gcc is not installed: cannot build the LD_PRELOAD shim {SHIM}")
+    source = shim_source()
+    if source is None:
+        pytest.skip(
+            f"the shim source {SHIM} is in neither ../shared/tools beside the repository "
+            "nor /work/shared/tools"
+        )
+    library = tmp_path_factory.mktemp("shim") / "delaylock.so"
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
+        check=True,
+        capture_output=True,
+    )
+    return library
+
+
+@dataclass
+class Contention:
+    acknowledged: set[str]
+    present: set[str] | None  # None: the catalog could not even be read afterwards
+    failures: list[str]
+
+    @property
+    def lost(self) -> set[str]:
+        return self.acknowledged - (self.present or set())
+
+
+def contend(
+    home: Path, shim: Path, *, writers: int, readers: int, cycles: int, raw: bool = False
+) -> Contention:
+    """Writers and readers taking turns on one catalog file, DuckDB's lock delayed 20 ms."""
+    Catalog(home).ensure()
+    preload = " ".join(filter(None, [str(shim), os.environ.get("LD_PRELOAD", "")]))
+    env = {**os.environ, "LD_PRELOAD": preload, "LOCK_DELAY_US": "20000"}
+    procs = []
+    workers = [("writer", f"w{i}") for i in range(writers)]
+    workers += [("reader", f"r{i}") for i in range(readers)]
+    for role, name in workers:
+        out = (home / f"{name}.out").open("w")
+        err = (home / f"{name}.err").open("w")
+        command = [sys.executable, str(HELPERS / "catalog_worker.py"), str(home), role, name]
+        command += [str(cycles), *(["--raw"] if raw else [])]
+        procs.append((name, subprocess.Popen(command, stdout=out, stderr=err, env=env)))
+        out.close()
+        err.close()
+    failures = []
+    for name, proc in procs:
+        if proc.wait(timeout=240) != 0:
+            failures.append(
+                f"{name} exited {proc.returncode}: {(home / f'{name}.err').read_text()}"
+            )
+    acknowledged = set()
+    for name, _ in procs:
+        acknowledged |= set((home / f"{name}.out").read_text().split())
+    try:
+        con = duckdb.connect(str(home / "catalog.duckdb"), read_only=True)
+        try:
+            present = {row[0] for row in con.execute("SELECT run_id FROM runs").fetchall()}
+        finally:
+            con.close()
+    except duckdb.Error:
+        present = None
+    return Contention(acknowledged, present, failures)
+
+
+def expected_ids(writers: int, cycles: int) -> set[str]:
+    return {f"w{w}-{i}" for w in range(writers) for i in range(cycles)}
+
+
+@pytest.mark.parametrize(
+    "cycles", [20, pytest.param(80, marks=pytest.mark.slow, id="80-slow")], ids=str
+)
+def test_no_acknowledged_commit_is_lost_under_contention(
+    tmp_path: Path, delay_shim: Path, cycles: int
+) -> None:
+    seen = contend(tmp_path / "home", delay_shim, writers=4, readers=2, cycles=cycles)
+    assert seen.failures == []
+    assert seen.acknowledged == expected_ids(4, cycles)
+    assert seen.present is not None
+    assert seen.lost == set(), f"{len(seen.lost)} acknowledged rows lost: {sorted(seen.lost)}"
+    assert seen.present == seen.acknowledged
+
+
+def test_the_shim_reproduces_lost_commits_without_our_lock(
+    tmp_path: Path, delay_shim: Path
+) -> None:
+    """The control: the same cycles straight through duckdb, without the catalog lock.
+
+    If this no longer loses anything (a fixed duckdb, a shim that no longer hooks the
+    lock), the test above proves nothing, so say so with a skip.
+    """
+    seen = contend(tmp_path / "home", delay_shim, writers=4, readers=2, cycles=15, raw=True)
+    assert seen.failures == []  # the race breaks cycles, never a worker as a whole
+    if not seen.lost:
+        pytest.skip(
+            f"duckdb {duckdb.__version__} lost no commit without our lock under the shim: "
+            "the lost-commit regression test is not sensitive here"
+        )
+    assert seen.acknowledged  # some writes were acknowledged, and some of them vanished
+    assert seen.lost
+
+
+# -- the query sandbox ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def materialized_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_project(tmp_path_factory.mktemp("query") / "proj", {"shop": SHOP}, SHOP_DATA)
+    assert invoke(root, "materialize").exit_code == 0
+    return root
+
+
+def query_json(root: Path, sql: str) -> list[dict[str, object]]:
+    result = invoke(root, "query", "--json", sql)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_query_selects_over_catalog_tables(materialized_shop: Path) -> None:
+    root = materialized_shop
+    assert query_json(root, "select status from runs") == [{"status": "succeeded"}]
+    assert query_json(root, "select count(*) as n from catalog.materializations") == [{"n": 4}]
+    assert query_json(
+        root,
+        "select m.asset, l.upstream_asset from lineage l "
+        "join materializations m using (materialization_id) order by m.asset",
+    ) == [
+        {"asset": "clean", "upstream_asset": "raw"},
+        {"asset": "totals", "upstream_asset": "clean"},
+    ]
+    assert query_json(root, "select count(*) as n from check_results") == [{"n": 0}]
+    assert query_json(root, "select asset from current_materializations order by asset") == [
+        {"asset": a} for a in ["clean", "lonely", "raw", "totals"]
+    ]
+    (run,) = query_json(root, "select started_at, finished_at from runs")
+    assert str(run["started_at"]).startswith("20")  # ISO 8601 text
+
+
+def test_query_selects_over_asset_views(materialized_shop: Path) -> None:
+    root = materialized_shop
+    assert query_json(root, "select n, total from totals order by n") == [
+        {"n": 1, "total": 2},
+        {"n": 2, "total": 4},
+        {"n": 3, "total": 6},
+    ]
+    assert query_json(root, "select sum(x) as s from assets.lonely") == [{"s": 6}]
+    assert query_json(
+        root,
+        "select c.asset, c.row_count, (select count(*) from clean) as n "
+        "from current_materializations c where c.asset = 'clean'",
+    ) == [{"asset": "clean", "row_count": 3, "n": 3}]
+
+
+def test_run_query_in_python(materialized_shop: Path) -> None:
+    home = materialized_shop / ".vibepiper"
+    lonely = next((home / "store" / "lonely").glob("*.parquet"))
+    names, rows = run_query(Catalog(home), {"lonely": lonely}, "select count(*) as n from lonely")
+    assert (names, rows) == (["n"], [(3,)])
+    with pytest.raises(UsageError, match="query failed"):
+        run_query(Catalog(home), {}, "COPY runs TO '/tmp/never-written.csv'")
+    assert not Path("/tmp/never-written.csv").exists()
+
+
+FORBIDDEN = {
+    "copy table to file": "COPY runs TO '{out}/runs.csv'",
+    "copy query to parquet": "COPY (SELECT * FROM totals) TO '{out}/t.parquet' (FORMAT parquet)",
+    "read_csv /etc/passwd": "SELECT * FROM read_csv('/etc/passwd')",
+    "read_text": "SELECT content FROM read_text('/etc/passwd')",
+    "read_parquet of a store file": "SELECT * FROM read_parquet('{store}/*/*.parquet')",
+    "glob": "SELECT * FROM glob('/etc/*')",
+    "attach": "ATTACH '{out}/other.duckdb' AS other",
+    "install httpfs": "INSTALL httpfs",
+    "load httpfs": "LOAD httpfs",
+    "insert into runs": "INSERT INTO runs (run_id, started_at, status) VALUES ('x', now(), 'x')",
+    "insert into catalog.runs": (
+        "INSERT INTO catalog.runs (run_id, started_at, status) VALUES ('x', now(), 'x')"
+    ),
+    "update catalog": "UPDATE catalog.materializations SET status = 'failed'",
+    "drop catalog table": "DROP TABLE catalog.lineage",
+    "enable external access": "SET enable_external_access=true",
+    "unlock configuration": "SET lock_configuration=false",
+    "allow a directory": "SET allowed_directories=['{out}']",
+    "copy after a select": "SELECT 1; COPY runs TO '{out}/sneaky.csv'",
+}
+
+
+def catalog_state(root: Path) -> dict[str, list[tuple]]:
+    return {
+        table: sorted(catalog_rows(root, f"SELECT * FROM {table}"), key=repr)
+        for table in SPEC_COLUMNS
+    }
+
+
+@pytest.mark.parametrize("case", list(FORBIDDEN))
+def test_query_cannot_write_or_reach_outside(
+    materialized_shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    root = materialized_shop
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv("HOME", str(out))  # where DuckDB would install extensions
+    sql = FORBIDDEN[case].format(out=out, store=root / ".vibepiper" / "store")
+    before = (files_under(root), catalog_state(root))
+
+    result = invoke(root, "query", sql)
+
+    assert result.exit_code == 2
+    assert "query failed" in one_line(result.stderr)
+    assert "root:" not in result.output
+    assert files_under(out) == set()
+    assert (files_under(root), catalog_state(root)) == before
+
+
+def test_query_sandbox_holds_in_a_real_process(materialized_shop: Path, tmp_path: Path) -> None:
+    root = materialized_shop
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {"HOME": str(out)}
+    content = catalog_file(root).read_bytes()
+    for sql in (
+        f"COPY runs TO '{out}/runs.csv'",
+        "INSTALL httpfs",
+        "SELECT * FROM read_csv('/etc/passwd')",
+    ):
+        result = run_cli(root, "query", sql, env=env)
+        assert result.returncode == 2, sql
+        assert "query failed" in one_line(result.stderr)
+        assert result.stdout == ""
+    assert files_under(out) == set()
+    assert catalog_file(root).read_bytes() == content
