@@ -238,6 +238,12 @@ class Project:
 
         return Scheduler(self.workspace()).plan(self.select(select, exclude), force=force)
 
+    def status(self, select: str | Iterable[str] | None = None) -> dict[str, Verdict]:
+        """Whether each selected asset is fresh; stale also when any ancestor is stale."""
+        from vibepiper.execution.scheduler import Scheduler
+
+        return Scheduler(self.workspace()).plan(self.select(select), whole_graph=True)
+
     def check(
         self,
         select: str | Iterable[str] | None = None,
@@ -279,6 +285,34 @@ class Project:
         else:
             version = self._full_version(name, version)
         return self.store.read(self.store.path_for(name, version), name)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """Read-only SQL over the catalog tables and the assets' current data (as views)."""
+        import pandas as pd
+
+        names, rows = self.query_rows(sql)
+        return pd.DataFrame.from_records(rows, columns=names)
+
+    def query_rows(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of `sql`, run in the read-only sandbox."""
+        from vibepiper.catalog.query import run_query
+
+        rows = self.catalog.fetch(
+            "SELECT asset, materialization_id, data_version, quarantined_rows "
+            "FROM current_materializations"
+        )
+        assets, quarantine = {}, {}
+        for row in rows:
+            name = row["asset"]
+            if name not in self.graph.assets:
+                continue
+            path = self.store.path_for(name, row["data_version"])
+            if path.is_file():
+                assets[name] = path
+            kept = self.store.quarantine_path(name, row["materialization_id"])
+            if row["quarantined_rows"] and kept.is_file():
+                quarantine[name] = kept
+        return run_query(self.catalog, assets, sql, quarantine)
 
     def _read_kept(self, name: str, rejected: bool) -> pd.DataFrame:
         if rejected:

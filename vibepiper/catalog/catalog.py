@@ -30,6 +30,11 @@ class Batch:
     lineage: list[dict[str, Any]] = field(default_factory=list)
     check_results: list[dict[str, Any]] = field(default_factory=list)
 
+    def extend(self, other: Batch) -> None:
+        """Append `other`'s rows after this batch's."""
+        for name in ("runs", "run_updates", "materializations", "lineage", "check_results"):
+            getattr(self, name).extend(getattr(other, name))
+
     def __bool__(self) -> bool:
         return any(
             (self.runs, self.run_updates, self.materializations, self.lineage, self.check_results)
@@ -109,27 +114,45 @@ class Catalog:
             ) from exc
 
     def ensure(self) -> None:
-        """Create the catalog or migrate it, once per process; refuse a newer one."""
+        """Create the catalog or migrate it, once per process; refuse a newer one.
+
+        An existing, current catalog is only read (under the shared lock), so a process
+        that merely reads never waits for, nor blocks, other readers.
+        """
         if self._ready:
             return
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file():
+            with lock.hold(self.lock_path, exclusive=False):
+                con = self._open(read_only=True)
+                try:
+                    version = _schema_version(con)
+                finally:
+                    con.close()
+            self._refuse_newer(version)
+            if version == SCHEMA_VERSION:
+                self._ready = True
+                return
         with lock.hold(self.lock_path, exclusive=True):
             con = self._open(read_only=False)
             try:
                 version = _schema_version(con)
+                self._refuse_newer(version)
                 if version is None:
                     _create(con)
-                elif version > SCHEMA_VERSION:
-                    raise CatalogError(
-                        f"the catalog {self.path} has schema version {version}, newer than "
-                        f"this VibePiper understands ({SCHEMA_VERSION})",
-                        "upgrade vibepiper; the catalog was left untouched",
-                    )
                 elif version < SCHEMA_VERSION:
                     _migrate(con, version)
             finally:
                 con.close()
         self._ready = True
+
+    def _refuse_newer(self, version: int | None) -> None:
+        if version is not None and version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"the catalog {self.path} has schema version {version}, newer than "
+                f"this VibePiper understands ({SCHEMA_VERSION})",
+                "upgrade vibepiper; the catalog was left untouched",
+            )
 
 
 def rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -20,14 +20,20 @@ from vibepiper.catalog.schema import PUBLIC_TABLES, VIEWS
 from vibepiper.errors import UsageError
 
 ASSET_SCHEMA = "assets"
+QUARANTINE_SCHEMA = "quarantine"
 
 
 @contextlib.contextmanager
-def sandbox(catalog: Catalog, asset_files: Mapping[str, Path]) -> Iterator[Any]:
+def sandbox(
+    catalog: Catalog,
+    asset_files: Mapping[str, Path],
+    quarantine_files: Mapping[str, Path] | None = None,
+) -> Iterator[Any]:
     """A locked-down connection: catalog tables, plus one view per asset in `asset_files`.
 
     Catalog tables are `runs`, `materializations`, ... (also `catalog.<table>`); an asset is
-    `<name>` (also `assets.<name>`, which always works, even if its name is a table's).
+    `<name>` (also `assets.<name>`, which always works, even if its name is a table's); the
+    rows quarantine removed from an asset's current data are `quarantine.<name>`.
     """
     import pyarrow.dataset as ds
 
@@ -51,6 +57,13 @@ def sandbox(catalog: Catalog, asset_files: Mapping[str, Path]) -> Iterator[Any]:
                 )
                 if name not in PUBLIC_TABLES and name not in VIEWS:
                     con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_vp_asset_{name}"')
+            con.execute(f"CREATE SCHEMA {QUARANTINE_SCHEMA}")
+            for name, path in (quarantine_files or {}).items():
+                con.register(f"_vp_quarantine_{name}", ds.dataset(str(path), format=fmt))
+                con.execute(
+                    f'CREATE VIEW {QUARANTINE_SCHEMA}."{name}" AS '
+                    f'SELECT * FROM "_vp_quarantine_{name}"'
+                )
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
             yield con
@@ -59,12 +72,15 @@ def sandbox(catalog: Catalog, asset_files: Mapping[str, Path]) -> Iterator[Any]:
 
 
 def run_query(
-    catalog: Catalog, asset_files: Mapping[str, Path], sql: str
+    catalog: Catalog,
+    asset_files: Mapping[str, Path],
+    sql: str,
+    quarantine_files: Mapping[str, Path] | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and rows of `sql`; a SQL error is a UsageError naming the problem."""
     import duckdb
 
-    with sandbox(catalog, asset_files) as con:
+    with sandbox(catalog, asset_files, quarantine_files) as con:
         try:
             cursor = con.execute(sql)
         except duckdb.Error as exc:

@@ -73,7 +73,7 @@ def list_(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
 def status(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
     """Show whether each asset is fresh or stale, and why it is stale."""
     project = opts.load()
-    verdicts = project.plan(select)
+    verdicts = project.status(select)
     rows = [
         {"name": name, "fresh": v.fresh, "reasons": list(v.reasons)} for name, v in verdicts.items()
     ]
@@ -301,18 +301,10 @@ def query(opts: Options, sql: str, fmt: str | None) -> None:
     """Run read-only SQL over the catalog and one view per asset (its current data).
 
     Tables: runs, materializations, lineage, check_results, current_materializations.
-    Each asset is a view by its name (always also as assets.NAME). Nothing can be written.
+    Each asset is a view by its name (always also as assets.NAME); the rows quarantine
+    removed from it are quarantine.NAME. Nothing can be written.
     """
-    from vibepiper.catalog.query import run_query
-
-    project = opts.load()
-    current = project.catalog.current()
-    files = {
-        name: project.store.path_for(name, c.data_version)
-        for name, c in current.items()
-        if name in project.graph.assets and project.store.exists(name, c.data_version)
-    }
-    names, rows = run_query(project.catalog, files, sql)
+    names, rows = opts.load().query_rows(sql)
     if fmt == "json":
         _emit_json([dict(zip(names, row, strict=True)) for row in rows])
     elif fmt == "csv":

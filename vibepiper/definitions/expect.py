@@ -39,7 +39,9 @@ class Expectation:
         return dict(self.options).get(key, default)
 
     def describe(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.options]
+        parts = [repr(a) for a in self.args]
+        parts += [f"to={self.to!r}"] if self.to else []
+        parts += [f"{k}={v!r}" for k, v in self.options]
         return f"{self.kind}({', '.join(parts)})"
 
 
@@ -84,6 +86,11 @@ def accepted_values(
     col: str, values: Iterable[Any], *, severity: str = "error", name: str | None = None
 ) -> Expectation:
     """Every non-null value of `col` is one of `values`."""
+    if isinstance(values, str | bytes):
+        raise DefinitionError(
+            f"expect.accepted_values('{col}'): values is a single string",
+            "give a list, e.g. accepted_values(col, ['a', 'b'])",
+        )
     return _make(
         "accepted_values",
         (_column("accepted_values", col), tuple(values)),
@@ -101,6 +108,10 @@ def in_range(
     if min is None and max is None:
         raise DefinitionError(
             f"expect.in_range('{col}'): neither min nor max given", "give min=, max= or both"
+        )
+    if min is not None and max is not None and min > max:
+        raise DefinitionError(
+            f"expect.in_range('{col}'): min={min!r} is above max={max!r}", "swap them"
         )
     return _make(
         "in_range",
@@ -134,6 +145,7 @@ def relationship(
     from vibepiper.definitions.asset import check_name
 
     check_name(to, "expect.relationship: asset")
+    _column("relationship", field)
     return _make(
         "relationship",
         (_column("relationship", col),),

@@ -48,7 +48,7 @@ def audit(
     result = AuditResult(new_run_id())
     started = utcnow()
     current = ws.catalog.current()
-    verdicts = Scheduler(ws).plan(names) if require_fresh else {}
+    verdicts = Scheduler(ws).plan(names, whole_graph=True) if require_fresh else {}
     frames: dict[str, Any] = {}
 
     def upstream(name: str) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -96,18 +97,58 @@ def utcnow() -> datetime:
 
 
 class _Recorder:
-    """Buffers catalog rows and writes them in batches."""
+    """Buffers catalog rows; a timer writes them about FLUSH_EVERY seconds after they come.
+
+    So a run costs a few transactions, yet what it did shows up in the catalog within a
+    second or so even while a long asset is computing.
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self.batch = Batch()
-        self.last_flush = time.monotonic()
+        self.pending = Batch()
+        self.guard = threading.Lock()  # protects `pending` and `timer`
+        self.writing = threading.Lock()  # one write at a time, in order
+        self.timer: threading.Timer | None = None
+        self.failure: BaseException | None = None
 
-    def flush(self, force: bool = True) -> None:
-        if force or time.monotonic() - self.last_flush >= FLUSH_EVERY:
-            batch, self.batch = self.batch, Batch()
-            self.catalog.write(batch)
-            self.last_flush = time.monotonic()
+    def add(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        with self.guard:
+            getattr(self.pending, table).extend(rows)
+            if self.timer is None:
+                self.timer = threading.Timer(FLUSH_EVERY, self._flush_in_background)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def flush(self) -> None:
+        """Write everything pending now; raise if an earlier background write failed."""
+        with self.guard:
+            timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        self._write()
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+
+    def _flush_in_background(self) -> None:
+        with self.guard:
+            self.timer = None
+        try:
+            self._write()
+        except Exception as exc:  # kept, and raised by the next flush() in the run's thread
+            self.failure = exc
+
+    def _write(self) -> None:
+        with self.writing:
+            with self.guard:
+                batch, self.pending = self.pending, Batch()
+            try:
+                self.catalog.write(batch)
+            except BaseException:
+                with self.guard:  # keep the rows for the next attempt
+                    batch.extend(self.pending)
+                    self.pending = batch
+                raise
 
 
 class Scheduler:
@@ -124,16 +165,19 @@ class Scheduler:
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
         recorder = _Recorder(ws.catalog)
-        recorder.batch.runs.append(
-            {
-                "run_id": run.run_id,
-                "started_at": utcnow(),
-                "status": "running",
-                "selection": selection,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "command": " ".join(sys.argv)[:500],
-            }
+        recorder.add(
+            "runs",
+            [
+                {
+                    "run_id": run.run_id,
+                    "started_at": utcnow(),
+                    "status": "running",
+                    "selection": selection,
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "command": " ".join(sys.argv)[:500],
+                }
+            ],
         )
         recorder.flush()
         self.reporter.run_started(run.run_id, names)
@@ -153,40 +197,55 @@ class Scheduler:
                 self.reporter.asset_finished(result)
                 if fail_fast and not result.ok and not stop_reason:
                     stop_reason = f"not run: --fail-fast stopped the run after '{name}' failed"
-                recorder.flush(force=False)
         finally:
             for name in names:  # interrupted: never leave an asset without a final row
                 if name not in run.results:
                     run.results[name] = AssetResult(name, states.FAILED, message="cancelled")
-            recorder.batch.run_updates.append(
-                {"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}
+            recorder.add(
+                "run_updates",
+                [{"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}],
             )
             recorder.flush()
         return run
 
-    def plan(self, names: list[str], *, force: bool = False) -> dict[str, Verdict]:
-        """What a run would do, without running: each asset's verdict (fresh = skipped)."""
+    def plan(
+        self, names: list[str], *, force: bool = False, whole_graph: bool = False
+    ) -> dict[str, Verdict]:
+        """Each asset's verdict, without running anything (fresh means skipped).
+
+        For a dry run (the default), staleness spreads only through the selection: an
+        unselected upstream keeps its current data. With `whole_graph` (for `status` and
+        `check --require-fresh`), an asset is also stale when any ancestor is.
+        """
+        graph = self.ws.graph
+        selected = set(names)
+        scope = set(names)
+        if whole_graph:
+            for name in names:
+                scope |= graph.ancestors(name)
         current = self.ws.catalog.current()
-        planned: set[str] = set()
+        stale: set[str] = set()
         verdicts: dict[str, Verdict] = {}
-        for name in names:
-            upstream = self.ws.graph.assets[name].inputs.values()
-            changing = sorted(u for u in upstream if u in planned)
-            verdict = self._verdict(name, current, self._input_versions(name, current, {}))
-            reasons = [r for r in verdict.reasons if not r.startswith("upstream ")]
-            reasons += [
-                r
-                for r in verdict.reasons
-                if r.startswith("upstream ") and r.split()[1] not in changing
-            ]
-            if verdict.reasons != ("never materialized",):
-                reasons += [f"upstream {u} will be recomputed" for u in changing]
-            if force and not reasons:
+        for name in graph.sorted(scope):
+            reasons = list(self._plain_verdict(name, current).reasons)
+            if reasons != ["never materialized"]:
+                for up in graph.assets[name].inputs.values():
+                    if up in stale:
+                        reasons = [r for r in reasons if r != f"upstream {up} changed"]
+                        will = "will be recomputed" if up in selected else "is stale"
+                        reasons.append(f"upstream {up} {will}")
+            if force and name in selected and not reasons:
                 reasons = ["--force"]
             verdicts[name] = Verdict(not reasons, tuple(reasons))
             if reasons:
-                planned.add(name)
-        return verdicts
+                stale.add(name)
+        return {name: verdicts[name] for name in names}
+
+    def _plain_verdict(self, name: str, current: Mapping[str, Current]) -> Verdict:
+        try:
+            return self._verdict(name, current, self._input_versions(name, current, {}))
+        except VibePiperError as exc:
+            return Verdict(False, (exc.message,))
 
     # -- one asset -------------------------------------------------------------------
 
@@ -365,41 +424,50 @@ class Scheduler:
 
         defn = self.ws.graph.assets[result.asset]
         now = utcnow()
-        recorder.batch.materializations.append(
-            {
-                "materialization_id": result.materialization_id,
-                "run_id": run_id,
-                "asset": result.asset,
-                "status": result.state,
-                "code_version": result.code_version,
-                "data_version": result.data_version,
-                "row_count": result.row_count,
-                "started_at": now if not result.seconds else _ago(now, result.seconds),
-                "finished_at": now,
-                "error": result.error or (result.message if not result.ok else None),
-                "attempts": result.attempts,
-                "config": json.dumps(dict(defn.config), default=repr),
-                "reason": "; ".join(result.reasons) or result.message or None,
-                "quarantined_rows": result.quarantined,
-            }
-        )
-        recorder.batch.check_results.extend(
-            {
-                **outcome_row(o),
-                "materialization_id": result.materialization_id,
-                "run_id": run_id,
-                "checked_at": now,
-            }
-            for o in result.checks
-        )
-        if result.state == states.SUCCEEDED:
-            recorder.batch.lineage.extend(
+        recorder.add(
+            "materializations",
+            [
                 {
                     "materialization_id": result.materialization_id,
-                    "upstream_asset": up,
-                    "upstream_data_version": version,
+                    "run_id": run_id,
+                    "asset": result.asset,
+                    "status": result.state,
+                    "code_version": result.code_version,
+                    "data_version": result.data_version,
+                    "row_count": result.row_count,
+                    "started_at": now if not result.seconds else _ago(now, result.seconds),
+                    "finished_at": now,
+                    "error": result.error or (result.message if not result.ok else None),
+                    "attempts": result.attempts,
+                    "config": json.dumps(dict(defn.config), default=repr),
+                    "reason": "; ".join(result.reasons) or result.message or None,
+                    "quarantined_rows": result.quarantined,
                 }
-                for up, version in result.inputs.items()
+            ],
+        )
+        recorder.add(
+            "check_results",
+            [
+                {
+                    **outcome_row(o),
+                    "materialization_id": result.materialization_id,
+                    "run_id": run_id,
+                    "checked_at": now,
+                }
+                for o in result.checks
+            ],
+        )
+        if result.state == states.SUCCEEDED:
+            recorder.add(
+                "lineage",
+                [
+                    {
+                        "materialization_id": result.materialization_id,
+                        "upstream_asset": up,
+                        "upstream_data_version": version,
+                    }
+                    for up, version in result.inputs.items()
+                ],
             )
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numbers
 import traceback
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from vibepiper.definitions.check import CheckDef, CheckResult
 from vibepiper.validation.expectations import UpstreamReader
@@ -45,7 +48,7 @@ def _outcome(chk: CheckDef, result: Any) -> CheckOutcome:
             None if result.passed else sample,
             kind="check",
         )
-    if isinstance(result, bool) or type(result).__name__ == "bool_":
+    if isinstance(result, bool | np.bool_):
         return CheckOutcome(
             chk.name,
             chk.severity,
@@ -66,8 +69,8 @@ def _outcome(chk: CheckDef, result: Any) -> CheckOutcome:
 def _failing(rows: Any) -> tuple[int, str | None]:
     if rows is None:
         return 0, None
-    if isinstance(rows, int):
-        return rows, None
+    if isinstance(rows, numbers.Integral):
+        return int(rows), None
     try:
         return len(rows), sample_json(rows)
     except TypeError:

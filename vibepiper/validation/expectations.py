@@ -22,7 +22,11 @@ UpstreamReader = Callable[[str], "pd.DataFrame"]
 
 
 class MissingColumn(Exception):
-    """A column an expectation names is not in the data."""
+    """A column an expectation names is not in the data (of `owner`, if not the asset's)."""
+
+    def __init__(self, column: str, owner: str | None = None, columns: str = "") -> None:
+        super().__init__(column, owner, columns)
+        self.column, self.owner, self.columns = column, owner, columns
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,11 @@ def evaluate(
         if exp.kind == "sql":
             return ExpectResult(_sql(asset, exp, frame))
         mask = _MASKS[exp.kind](exp, frame, upstream)
+        mask = mask.fillna(False).astype(bool)  # a null compared is not a failure
     except MissingColumn as exc:
+        owner, columns = exc.owner or asset, exc.columns or _columns(frame)
         return _fail(
-            exp, f"column '{exc}' not found in asset '{asset}' (its columns: {_columns(frame)})"
+            exp, f"column '{exc.column}' not found in asset '{owner}' (its columns: {columns})"
         )
     except Exception as exc:
         return _fail(
@@ -103,7 +109,7 @@ def _relationship(exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReade
     other = upstream(str(exp.to))
     field = exp.option("field")
     if field not in other.columns:
-        raise MissingColumn(f"{field}' of asset '{exp.to}")
+        raise MissingColumn(str(field), str(exp.to), _columns(other))
     return column.notna() & ~column.isin(other[field].dropna().unique())
 
 
@@ -114,6 +120,9 @@ _MASKS: dict[str, Callable[[Expectation, pd.DataFrame, UpstreamReader], pd.Serie
     "in_range": _in_range,
     "relationship": _relationship,
 }
+
+
+ROW_LEVEL = frozenset(_MASKS)  # kinds whose failures are particular rows (quarantinable)
 
 
 def _row_count(exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
@@ -142,7 +151,11 @@ def _sql(asset: str, exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
         failing = con.execute(exp.args[0]).fetchdf()
     except duckdb.Error as exc:
         return CheckOutcome(
-            exp.name, exp.severity, False, 0, f"query of check '{exp.name}' failed: {_line(exc)}"
+            exp.name,
+            exp.severity,
+            False,
+            0,
+            f"query of check '{exp.name}' on asset '{asset}' failed: {_line(exc)}",
         )
     finally:
         con.close()

@@ -46,19 +46,33 @@ def validate_schema(asset: str, schema: Any, frame: pd.DataFrame) -> SchemaResul
     except pe.SchemaErrors as exc:
         return _from_failure_cases(frame, exc.failure_cases)
     except pe.SchemaError as exc:
-        cases = getattr(exc, "failure_cases", None)
-        if cases is not None and hasattr(cases, "columns") and "index" in cases.columns:
-            return _from_failure_cases(
-                frame,
-                cases.assign(
-                    column=getattr(getattr(exc, "schema", None), "name", None),
-                    check=str(getattr(exc, "check", "") or "schema"),
-                ),
-            )
+        return _from_schema_error(exc, frame)
+    except Exception as exc:  # not a pandera schema after all, or pandera itself failed
         return SchemaResult(
-            None, [CheckOutcome("schema", "error", False, message=_line(exc), kind="schema")]
+            None,
+            [
+                CheckOutcome(
+                    "schema",
+                    "error",
+                    False,
+                    kind="schema",
+                    message=f"schema= of asset '{asset}' could not validate: "
+                    f"{type(exc).__name__}: {_line(exc)}",
+                )
+            ],
         )
     return SchemaResult(validated, [CheckOutcome("schema", "error", True, kind="schema")])
+
+
+def _from_schema_error(exc: Any, frame: pd.DataFrame) -> SchemaResult:
+    cases = getattr(exc, "failure_cases", None)
+    if cases is not None and hasattr(cases, "columns") and "index" in cases.columns:
+        column = getattr(getattr(exc, "schema", None), "name", None)
+        check = str(getattr(exc, "check", "") or "schema")
+        return _from_failure_cases(frame, cases.assign(column=column, check=check))
+    return SchemaResult(
+        None, [CheckOutcome("schema", "error", False, message=_line(exc), kind="schema")]
+    )
 
 
 def _from_failure_cases(frame: pd.DataFrame, cases: pd.DataFrame) -> SchemaResult:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.validation.checks import run_check
-from vibepiper.validation.expectations import UpstreamReader, evaluate
+from vibepiper.validation.expectations import ROW_LEVEL, UpstreamReader, evaluate
 from vibepiper.validation.outcome import CheckOutcome, Validation
 from vibepiper.validation.schema_check import validate_schema
 
@@ -31,25 +31,51 @@ def has_checks(defn: AssetDef, checks: Iterable[CheckDef]) -> bool:
 def validate(
     defn: AssetDef, checks: Iterable[CheckDef], frame: pd.DataFrame, upstream: UpstreamReader
 ) -> Validation:
-    """All outcomes for `frame`, and the frame to publish (coerced, quarantined)."""
-    quarantine = _Quarantine(frame) if defn.quarantine else None
+    """All outcomes for `frame`, and the frame to publish (coerced, quarantined).
+
+    Row-level expectations run first, so that quarantine removes their failing rows;
+    whole-table ones (`row_count`, `sql`) and `@check` functions then judge what remains.
+    """
+    if not defn.quarantine:
+        return _validate(defn, checks, frame, upstream, None)
+    index = frame.index
+    if not index.is_unique:  # quarantine works by row label: make labels unique meanwhile
+        frame = frame.set_axis(range(len(frame)))
+    result = _validate(defn, checks, frame, upstream, _Quarantine(frame))
+    if index is frame.index:
+        return result
+    published = result.frame.set_axis(index[result.frame.index.to_numpy()])
+    removed = result.quarantined
+    if removed is not None:
+        removed = removed.set_axis(index[removed.index.to_numpy()])
+    return replace(result, frame=published, quarantined=removed)
+
+
+def _validate(
+    defn: AssetDef,
+    checks: Iterable[CheckDef],
+    frame: pd.DataFrame,
+    upstream: UpstreamReader,
+    quarantine: _Quarantine | None,
+) -> Validation:
     outcomes: list[CheckOutcome] = []
     if defn.schema is not None:
         frame = _schema(defn, frame, outcomes, quarantine)
-    for exp in defn.checks:
+    row_level = [e for e in defn.checks if e.kind in ROW_LEVEL]
+    for exp in row_level:
         result = evaluate(defn.name, exp, frame, upstream)
         outcome = result.outcome
-        if (
-            quarantine is not None
-            and not outcome.passed
-            and outcome.severity == "error"
-            and result.row_mask is not None
-        ):
+        if quarantine is not None and outcome.blocking and result.row_mask is not None:
             quarantine.remove(result.row_mask, outcome.name)
             outcome = _quarantined(outcome)
         outcomes.append(outcome)
     if quarantine is not None:
         frame = quarantine.clean(frame)
+    outcomes += [
+        evaluate(defn.name, e, frame, upstream).outcome
+        for e in defn.checks
+        if e.kind not in ROW_LEVEL
+    ]
     outcomes += [run_check(chk, frame, upstream) for chk in checks]
     if quarantine is None or not quarantine.removed:
         return Validation(frame, tuple(outcomes))
@@ -103,7 +129,7 @@ class _Quarantine:
         return len(self.reasons)
 
     def remove(self, mask: pd.Series, reason: str) -> None:
-        for label in mask.index[mask.to_numpy(dtype=bool, na_value=True)]:
+        for label in mask.index[mask.to_numpy(dtype=bool, na_value=False)]:
             self.reasons.setdefault(label, []).append(reason)
 
     def clean(self, frame: pd.DataFrame) -> pd.DataFrame:
