@@ -242,3 +242,22 @@ def test_example_project_materializes(tmp_path: Path) -> None:
     assert history.returncode == 0 and "succeeded" in history.stdout
     shown = run_cli(tmp_path, "show", "customers", "--limit", "3")
     assert shown.returncode == 0 and "customer_lifetime_value" in shown.stdout
+
+
+def test_readme_first_command_runs_the_example_from_the_repository_root(tmp_path: Path) -> None:
+    """`vibepiper materialize` in the repository itself (home elsewhere, to leave it clean)."""
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("vibepiper")),
+            "--home",
+            str(tmp_path / "home"),
+            "materialize",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every_customer_ordered [warn]" in proc.stdout  # the example's warning shows
+    assert (tmp_path / "home" / "catalog.duckdb").is_file()

@@ -119,13 +119,14 @@ def _forget_project_modules(settings: Settings) -> None:
     load is then reused, not imported twice (which would define its assets twice).
     """
     root = str(settings.root) + os.sep
+    installed = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
     for name, module in list(sys.modules.items()):
-        top = name.partition(".")[0]
-        if top == "vibepiper":
+        if name == "__main__" or name.partition(".")[0] == "vibepiper":
             continue
         listed = any(name == m or name.startswith(f"{m}.") for m in settings.modules)
         path = getattr(module, "__file__", None) or ""
-        if listed or (path.startswith(root) and "site-packages" not in path):
+        ours = path.startswith(root) and not path.startswith(installed)
+        if listed or (ours and "site-packages" not in path):
             del sys.modules[name]
 
 

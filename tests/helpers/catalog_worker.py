@@ -49,9 +49,9 @@ def raw_connect(path: Path, read_only: bool) -> Any:
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=RAW_CONFIG)
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc) or time.monotonic() > deadline:
+                raise  # only DuckDB's own "Could not set lock" refusal is worth a retry
             time.sleep(0.001)
 
 

@@ -72,7 +72,7 @@ def run_task(
         frame = outcome.validation.frame
     try:
         table = to_arrow(frame)
-        version = data_version or frame_version(frame)
+        version = data_version or frame_version(frame, table.schema)
         outcome.staged = store.stage(defn.name, version, table)
     except Exception as exc:
         outcome.message = f"cannot store the output: {type(exc).__name__}: {_line(exc)}"
