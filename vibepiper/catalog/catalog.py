@@ -17,6 +17,7 @@ from vibepiper import engine
 from vibepiper.catalog import lock
 from vibepiper.catalog.schema import MIGRATIONS, SCHEMA_VERSION, create_statements
 from vibepiper.errors import CatalogError
+from vibepiper.text import first_line
 from vibepiper.versioning.freshness import Current
 
 
@@ -109,7 +110,7 @@ class Catalog:
             return engine.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise CatalogError(
-                f"cannot open the catalog {self.path}: {_first_line(exc)}",
+                f"cannot open the catalog {self.path}: {first_line(exc)}",
                 "if it is not a VibePiper catalog, move it away (a new one is created)",
             ) from exc
 
@@ -206,8 +207,3 @@ def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _vp_batch")
     finally:
         con.unregister("_vp_batch")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -27,6 +27,7 @@ from vibepiper.execution.states import AssetResult
 from vibepiper.execution.task import TaskOutcome, run_task
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.parquet_store import ParquetStore
+from vibepiper.text import plural
 from vibepiper.validation.outcome import outcome_row
 from vibepiper.versioning.data_version import file_version
 from vibepiper.versioning.fingerprint import code_version
@@ -232,7 +233,11 @@ class Scheduler:
                 for up in graph.assets[name].inputs.values():
                     if up in stale:
                         reasons = [r for r in reasons if r != f"upstream {up} changed"]
-                        will = "will be recomputed" if up in selected else "is stale"
+                        will = (
+                            "is stale"
+                            if whole_graph or up not in selected
+                            else "will be recomputed"
+                        )
                         reasons.append(f"upstream {up} {will}")
             if force and name in selected and not reasons:
                 reasons = ["--force"]
@@ -472,7 +477,10 @@ class Scheduler:
 
 
 def _failed_checks(outcomes: list[Any]) -> str:
-    parts = [f"{o.name} ({o.failing_rows} rows)" if o.failing_rows else o.name for o in outcomes]
+    parts = [
+        f"{o.name} ({plural(o.failing_rows, 'row')})" if o.failing_rows else o.name
+        for o in outcomes
+    ]
     return "failed checks: " + ", ".join(parts)
 
 

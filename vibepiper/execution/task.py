@@ -14,6 +14,7 @@ from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.context import Context
 from vibepiper.storage.parquet_store import ParquetStore, StagedFile, to_arrow
+from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
 from vibepiper.validation.outcome import Validation
 from vibepiper.validation.validate import has_checks, validate
@@ -75,7 +76,7 @@ def run_task(
         version = data_version or frame_version(frame, table.schema)
         outcome.staged = store.stage(defn.name, version, table)
     except Exception as exc:
-        outcome.message = f"cannot store the output: {type(exc).__name__}: {_line(exc)}"
+        outcome.message = f"cannot store the output: {type(exc).__name__}: {first_line(exc)}"
         outcome.error = traceback.format_exc()
         return outcome
     outcome.frame, outcome.data_version, outcome.row_count = frame, version, len(frame)
@@ -101,7 +102,7 @@ def _compute_with_retries(
             outcome.message, outcome.error = str(exc), str(exc)
             return None  # the same code returns the same wrong type: no retry
         except Exception as exc:
-            outcome.message = f"{type(exc).__name__}: {_line(exc)}"
+            outcome.message = f"{type(exc).__name__}: {first_line(exc)}"
             outcome.error = traceback.format_exc()
             if attempt <= defn.retries:
                 if on_state is not None:
@@ -149,8 +150,3 @@ def _normalize(defn: AssetDef, result: Any) -> pd.DataFrame:
             "; rename or drop them"
         )
     return result
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

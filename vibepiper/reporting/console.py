@@ -133,7 +133,8 @@ def summary(run: RunResult) -> list[str]:
     if failed:
         resume = " ".join(f"{r.asset}+" for r in failed)
         lines.append(f"fix the failures, then resume with: vibepiper materialize '{resume}'")
-        lines.append("the full tracebacks are in the catalog: vibepiper history ASSET")
+        if any(r.state == states.FAILED and r.error for r in failed):
+            lines.append("the full tracebacks are in the catalog: vibepiper history ASSET")
     return lines
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import StoreError
+from vibepiper.text import first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +107,7 @@ class ParquetStore:
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise StoreError(
                 f"the stored data of asset '{asset}' is unreadable ({path}: "
-                f"{type(exc).__name__}: {_first_line(exc)})",
+                f"{type(exc).__name__}: {first_line(exc)})",
                 f"re-create it with `vibepiper materialize {asset} --force`",
             ) from exc
 
@@ -168,11 +169,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def to_arrow(frame: Any) -> pa.Table:

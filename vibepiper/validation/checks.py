@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vibepiper.definitions.check import CheckDef, CheckResult
+from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
 from vibepiper.validation.outcome import CheckOutcome, sample_json
 
@@ -28,7 +29,7 @@ def run_check(chk: CheckDef, frame: pd.DataFrame, upstream: UpstreamReader) -> C
             chk.severity,
             False,
             0,
-            f"check raised {type(exc).__name__}: {_line(exc)} "
+            f"check raised {type(exc).__name__}: {first_line(exc)} "
             f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})",
             kind="check",
         )
@@ -75,8 +76,3 @@ def _failing(rows: Any) -> tuple[int, str | None]:
         return len(rows), sample_json(rows)
     except TypeError:
         return 0, None
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

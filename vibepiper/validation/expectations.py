@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from vibepiper import engine
 from vibepiper.definitions.expect import Expectation
+from vibepiper.text import first_line, plural
 from vibepiper.validation.outcome import CheckOutcome, sample_json
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def evaluate(
         )
     except Exception as exc:
         return _fail(
-            exp, f"{exp.describe()} could not be evaluated: {type(exc).__name__}: {_line(exc)}"
+            exp, f"{exp.describe()} could not be evaluated: {type(exc).__name__}: {first_line(exc)}"
         )
     count = int(mask.sum())
     if not count:
@@ -137,7 +138,9 @@ def _row_count(exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
             )
             if p
         )
-        return CheckOutcome(exp.name, exp.severity, False, 0, f"{count} rows, expected {bounds}")
+        return CheckOutcome(
+            exp.name, exp.severity, False, 0, f"{plural(count, 'row')}, expected {bounds}"
+        )
     return CheckOutcome(exp.name, exp.severity, True)
 
 
@@ -155,7 +158,7 @@ def _sql(asset: str, exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
             exp.severity,
             False,
             0,
-            f"query of check '{exp.name}' on asset '{asset}' failed: {_line(exc)}",
+            f"query of check '{exp.name}' on asset '{asset}' failed: {first_line(exc)}",
         )
     finally:
         con.close()
@@ -174,8 +177,3 @@ def _sql(asset: str, exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
 def _columns(frame: pd.DataFrame) -> str:
     names = [str(c) for c in frame.columns]
     return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

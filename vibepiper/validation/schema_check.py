@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vibepiper.text import first_line, plural
 from vibepiper.validation.outcome import CheckOutcome, sample_json
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def validate_schema(asset: str, schema: Any, frame: pd.DataFrame) -> SchemaResul
                     False,
                     kind="schema",
                     message=f"schema= of asset '{asset}' could not validate: "
-                    f"{type(exc).__name__}: {_line(exc)}",
+                    f"{type(exc).__name__}: {first_line(exc)}",
                 )
             ],
         )
@@ -71,7 +72,7 @@ def _from_schema_error(exc: Any, frame: pd.DataFrame) -> SchemaResult:
         check = str(getattr(exc, "check", "") or "schema")
         return _from_failure_cases(frame, cases.assign(column=column, check=check))
     return SchemaResult(
-        None, [CheckOutcome("schema", "error", False, message=_line(exc), kind="schema")]
+        None, [CheckOutcome("schema", "error", False, message=first_line(exc), kind="schema")]
     )
 
 
@@ -97,7 +98,9 @@ def _from_failure_cases(frame: pd.DataFrame, cases: pd.DataFrame) -> SchemaResul
             rows = frame.loc[frame.index.isin(index.unique())]
             count = len(rows)
             examples = ", ".join(repr(v) for v in group["failure_case"].head(3).tolist())
-            message = f"column '{column}' failed {check} in {count} rows (e.g. {examples})"
+            message = (
+                f"column '{column}' failed {check} in {plural(count, 'row')} (e.g. {examples})"
+            )
             sample = sample_json(rows)
         name = f"schema.{column}.{check}" if column not in ("None", "nan") else f"schema.{check}"
         outcomes.append(CheckOutcome(name, "error", False, count, message, sample, "schema"))
@@ -110,8 +113,3 @@ def _whole_column_message(column: str, check: str, values: list[str]) -> str:
         return f"column '{values[0] if values else column}' is missing"
     shown = ", ".join(values[:3])
     return f"column '{column}' failed {check}" + (f": {shown}" if shown else "")
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
+from vibepiper.text import plural
 from vibepiper.validation.checks import run_check
 from vibepiper.validation.expectations import ROW_LEVEL, UpstreamReader, evaluate
 from vibepiper.validation.outcome import CheckOutcome, Validation
@@ -113,7 +114,7 @@ def _quarantined(outcome: CheckOutcome) -> CheckOutcome:
     return replace(
         outcome,
         quarantined=True,
-        message=f"{outcome.message}; {outcome.failing_rows} rows quarantined",
+        message=f"{outcome.message}; {plural(outcome.failing_rows, 'row')} quarantined",
     )
 
 
