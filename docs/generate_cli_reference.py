@@ -38,8 +38,7 @@ Environment: `VIBEPIPER_HOME` (where the store and catalog live, like `--home`),
 
 
 def help_text(*path: str) -> str:
-    result = CliRunner().invoke(cli, [*path, "--help"], prog_name="vibepiper",
-                                terminal_width=100)
+    result = CliRunner().invoke(cli, [*path, "--help"], prog_name="vibepiper", terminal_width=100)
     return result.output.rstrip() + "\n"
 
 
