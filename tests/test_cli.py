@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .conftest import VIBEPIPER as VIBEPIPER_CMD
 from .conftest import catalog_rows, invoke, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -261,3 +262,35 @@ def test_readme_first_command_runs_the_example_from_the_repository_root(tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every_customer_ordered [warn]" in proc.stdout  # the example's warning shows
     assert (tmp_path / "home" / "catalog.duckdb").is_file()
+
+
+def test_progress_on_a_terminal_has_a_bar_and_a_line_per_asset(shop: Path) -> None:
+    """On a real terminal (a pty), rich draws a live bar and one coloured line per asset."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*VIBEPIPER_CMD, "materialize"],
+        cwd=shop,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = output.decode()
+    assert "━━━━" in text  # the bar
+    assert "✓ totals" in text and "4 rows" not in text and "3 rows" in text
+    assert "run " in text and "4 succeeded" in text
