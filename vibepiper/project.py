@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.scheduler import Reporter, RunResult, Workspace
+    from vibepiper.reporting.explain import Cause
     from vibepiper.versioning.freshness import Verdict
 
 
@@ -244,6 +245,16 @@ class Project:
         from vibepiper.execution.scheduler import Scheduler
 
         return Scheduler(self.workspace()).plan(self.select(select), whole_graph=True)
+
+    def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
+        """Why `name` is stale or fresh (a tree of causes), and its last run's row."""
+        from vibepiper.execution.scheduler import Scheduler
+        from vibepiper.reporting.explain import last_run, trace
+
+        self._check_known(name)
+        scope = self.graph.sorted(self.graph.ancestors(name) | {name})
+        verdicts = Scheduler(self.workspace()).plan(scope, whole_graph=True)
+        return trace(name, verdicts), last_run(self.catalog, self.graph, name)
 
     def check(
         self,

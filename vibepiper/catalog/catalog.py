@@ -54,11 +54,18 @@ class Catalog:
     @contextlib.contextmanager
     def connect(self, *, write: bool = False) -> Iterator[Any]:
         """A connection held under our lock; writers get the file read-write."""
+        import duckdb
+
         self.ensure()
         with lock.hold(self.lock_path, exclusive=write):
             con = self._open(read_only=not write)
             try:
                 yield con
+            except duckdb.Error as exc:
+                raise CatalogError(
+                    f"a catalog operation failed on {self.path}: {first_line(exc)}",
+                    "if the file was changed by hand, restore it; `vibepiper query` reads it",
+                ) from exc
             finally:
                 con.close()
 
@@ -79,21 +86,35 @@ class Catalog:
 
     def current(self, assets: Iterable[str] | None = None) -> dict[str, Current]:
         """The current materialization of each asset that has one."""
+        import json
+
         with self.connect() as con:
-            rows = con.execute(
+            found = con.execute(
                 "SELECT c.asset, c.materialization_id, c.code_version, c.data_version, "
-                "c.row_count, c.finished_at, l.upstream_asset, l.upstream_data_version "
+                "c.row_count, c.finished_at, c.code_parts, a.status, "
+                "l.upstream_asset, l.upstream_data_version "
                 "FROM current_materializations c "
-                "LEFT JOIN lineage l USING (materialization_id)"
+                "LEFT JOIN last_attempts a ON a.asset = c.asset AND a.finished_at > c.finished_at "
+                "LEFT JOIN lineage l ON l.materialization_id = c.materialization_id"
             ).fetchall()
         wanted = None if assets is None else set(assets)
         result: dict[str, Current] = {}
-        for asset, mid, code, data, count, finished, up, up_version in rows:
+        for asset, mid, code, data, count, finished, parts, last, up, up_version in found:
             if wanted is not None and asset not in wanted:
                 continue
             entry = result.get(asset)
             if entry is None:
-                entry = result[asset] = Current(asset, mid, code, data, count, finished, {})
+                entry = result[asset] = Current(
+                    asset,
+                    mid,
+                    code,
+                    data,
+                    count,
+                    finished,
+                    {},
+                    json.loads(parts) if parts else {},
+                    last or "succeeded",
+                )
             if up is not None:
                 entry.inputs[up] = up_version
         return result

@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -37,7 +37,8 @@ TABLES: dict[str, str] = {
         attempts INTEGER,
         config VARCHAR,
         reason VARCHAR,
-        quarantined_rows BIGINT""",
+        quarantined_rows BIGINT,
+        code_parts VARCHAR""",
     "lineage": """
         materialization_id VARCHAR NOT NULL,
         upstream_asset VARCHAR NOT NULL,
@@ -62,12 +63,28 @@ VIEWS: dict[str, str] = {
         WHERE status = 'succeeded' AND data_version IS NOT NULL
         QUALIFY row_number() OVER (
             PARTITION BY asset ORDER BY finished_at DESC, materialization_id DESC) = 1""",
+    # Each asset's latest attempt to compute it (skipped and blocked runs attempted nothing).
+    "last_attempts": """
+        SELECT asset, status, finished_at FROM materializations
+        WHERE status IN ('succeeded', 'failed', 'check_failed')
+        QUALIFY row_number() OVER (
+            PARTITION BY asset ORDER BY finished_at DESC, materialization_id DESC) = 1""",
 }
 
 PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results")
 
-# MIGRATIONS[n] turns a catalog of schema version n into version n + 1.
-MIGRATIONS: dict[int, list[str]] = {}
+# MIGRATIONS[n] turns a catalog of schema version n into version n + 1 (the views are
+# recreated after every migration).
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'materialize'",
+        "ALTER TABLE materializations ADD COLUMN IF NOT EXISTS quarantined_rows BIGINT",
+        "ALTER TABLE materializations ADD COLUMN IF NOT EXISTS code_parts VARCHAR",
+        "ALTER TABLE check_results ADD COLUMN IF NOT EXISTS run_id VARCHAR",
+        "ALTER TABLE check_results ADD COLUMN IF NOT EXISTS checked_at TIMESTAMP",
+        "ALTER TABLE check_results ADD COLUMN IF NOT EXISTS quarantined BOOLEAN",
+    ],
+}
 
 
 def create_statements() -> list[str]:

@@ -98,6 +98,23 @@ def status(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
 
 
 @click.command()
+@click.argument("asset")
+@json_option
+@click.pass_obj
+def explain(opts: Options, asset: str, as_json: bool) -> None:
+    """Why ASSET is stale or fresh, traced up the graph to the root causes, and why it was
+    recomputed, skipped, blocked or failed in its last run."""
+    from vibepiper.reporting.explain import render
+
+    cause, run = opts.load().explain(asset)
+    if as_json:
+        _emit_json({**cause.as_dict(), "last_run": run})
+        return
+    for line in render(cause, run):
+        click.echo(line)
+
+
+@click.command()
 @select_argument
 @click.option("--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last).")
 @click.option("--force", is_flag=True, help="Recompute selected assets even if fresh.")
@@ -330,4 +347,4 @@ def query(opts: Options, sql: str, fmt: str | None) -> None:
         click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
 
 
-COMMANDS = [init, list_, status, materialize, check, show, history, query]
+COMMANDS = [init, list_, status, explain, materialize, check, show, history, query]

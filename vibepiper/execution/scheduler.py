@@ -25,13 +25,13 @@ from vibepiper.errors import AssetNotMaterializedError, StoreError, VibePiperErr
 from vibepiper.execution import states
 from vibepiper.execution.states import AssetResult
 from vibepiper.execution.task import TaskOutcome, run_task
+from vibepiper.execution.verdicts import Judge
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.parquet_store import ParquetStore
 from vibepiper.text import plural
 from vibepiper.validation.outcome import outcome_row
-from vibepiper.versioning.data_version import file_version
-from vibepiper.versioning.fingerprint import code_version
-from vibepiper.versioning.freshness import Current, Verdict, judge
+from vibepiper.versioning.fingerprint import CodeVersion
+from vibepiper.versioning.freshness import Current, Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +90,9 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.urandom(3).hex()}"
+    """A run id that sorts by start time (to the millisecond), e.g. 20261126T011254.123-4bf6b5."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}-{os.urandom(3).hex()}"
 
 
 def utcnow() -> datetime:
@@ -158,6 +160,9 @@ class Scheduler:
     def __init__(self, workspace: Workspace, reporter: Reporter | None = None) -> None:
         self.ws = workspace
         self.reporter = reporter or SilentReporter()
+        self.judge = Judge(
+            workspace.graph, workspace.store, workspace.project_dir, workspace.catalog.home
+        )
 
     def run(
         self, names: list[str], *, force: bool = False, fail_fast: bool = False, selection: str = ""
@@ -207,6 +212,7 @@ class Scheduler:
                 [{"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}],
             )
             recorder.flush()
+            self.judge.save()
         return run
 
     def plan(
@@ -232,7 +238,7 @@ class Scheduler:
             if reasons != ["never materialized"]:
                 for up in graph.assets[name].inputs.values():
                     if up in stale:
-                        reasons = [r for r in reasons if r != f"upstream {up} changed"]
+                        reasons = [r for r in reasons if not r.startswith(f"upstream {up} ")]
                         will = (
                             "is stale"
                             if whole_graph or up not in selected
@@ -244,11 +250,13 @@ class Scheduler:
             verdicts[name] = Verdict(not reasons, tuple(reasons))
             if reasons:
                 stale.add(name)
+        self.judge.save()
         return {name: verdicts[name] for name in names}
 
     def _plain_verdict(self, name: str, current: Mapping[str, Current]) -> Verdict:
         try:
-            return self._verdict(name, current, self._input_versions(name, current, {}))
+            versions = self._input_versions(name, current, {})
+            return self.judge.verdict(name, current, versions, utcnow())
         except VibePiperError as exc:
             return Verdict(False, (exc.message,))
 
@@ -291,10 +299,10 @@ class Scheduler:
         started = time.monotonic()
         self.reporter.asset_started(name, states.RUNNING)
         try:
-            verdict = self._verdict(name, current, versions)
+            verdict = self.judge.verdict(name, current, versions, utcnow())
         except VibePiperError as exc:
             return AssetResult(name, states.FAILED, mid, message=str(exc), error=str(exc))
-        code = code_version(defn)
+        code = self.judge.code(name)
         if verdict.fresh and not force:
             cur = current[name]
             return AssetResult(
@@ -302,7 +310,8 @@ class Scheduler:
                 states.SKIPPED,
                 mid,
                 data_version=cur.data_version,
-                code_version=code,
+                code_version=code.version,
+                code_parts=code.parts,
                 row_count=cur.row_count,
                 message="fresh",
             )
@@ -318,7 +327,7 @@ class Scheduler:
             ws.store,
             checks=ws.graph.checks.get(name, ()),
             upstream=lambda other: memory.get(other, self._version_of(other, current, run.results)),
-            data_version=self._source_version(name) if defn.is_source else None,
+            data_version=self.judge.source_version(name) if defn.is_source else None,
             on_state=lambda state: self.reporter.asset_started(name, state),
         )
         reasons = verdict.reasons or ("--force",)
@@ -329,7 +338,7 @@ class Scheduler:
         name: str,
         mid: str,
         outcome: TaskOutcome,
-        code: str,
+        code: CodeVersion,
         versions: Mapping[str, str | None],
         reasons: tuple[str, ...],
         started: float,
@@ -338,7 +347,8 @@ class Scheduler:
         seconds = time.monotonic() - started
         validation = outcome.validation
         common: dict[str, Any] = {
-            "code_version": code,
+            "code_version": code.version,
+            "code_parts": code.parts,
             "seconds": seconds,
             "attempts": outcome.attempts,
             "reasons": reasons,
@@ -390,40 +400,6 @@ class Scheduler:
                 versions[up] = current[up].data_version if up in current else None
         return versions
 
-    def _verdict(
-        self, name: str, current: Mapping[str, Current], versions: Mapping[str, str | None]
-    ) -> Verdict:
-        defn = self.ws.graph.assets[name]
-        cur = current.get(name)
-        source = None
-        if defn.is_source:
-            source = (str(defn.source_path), self._source_version(name))
-        return judge(
-            cur,
-            code_version=code_version(defn),
-            inputs=versions,
-            file_present=cur is not None and self.ws.store.exists(name, cur.data_version),
-            source=source,
-            max_age=defn.max_age,
-            now=utcnow(),
-        )
-
-    def _source_version(self, name: str) -> str:
-        defn = self.ws.graph.assets[name]
-        path = self.ws.project_dir / str(defn.source_path)
-        try:
-            return file_version(path)
-        except FileNotFoundError:
-            raise VibePiperError(
-                f"source file {defn.source_path} of asset '{name}' does not exist ({path})",
-                "create the file, or fix the path given to source_file()",
-            ) from None
-        except OSError as exc:
-            raise VibePiperError(
-                f"source file {defn.source_path} of asset '{name}' cannot be read: {exc}",
-                "check the file's permissions",
-            ) from None
-
     def _record(self, recorder: _Recorder, run_id: str, result: AssetResult) -> None:
         import json
 
@@ -438,6 +414,9 @@ class Scheduler:
                     "asset": result.asset,
                     "status": result.state,
                     "code_version": result.code_version,
+                    "code_parts": json.dumps(result.code_parts, sort_keys=True)
+                    if result.code_parts
+                    else None,
                     "data_version": result.data_version,
                     "row_count": result.row_count,
                     "started_at": now if not result.seconds else _ago(now, result.seconds),

@@ -29,6 +29,7 @@ class AssetResult:
     materialization_id: str = ""
     data_version: str | None = None
     code_version: str | None = None
+    code_parts: dict[str, str] = field(default_factory=dict)  # what the code version covers
     row_count: int | None = None
     seconds: float = 0.0
     attempts: int = 0

@@ -1,71 +1,394 @@
-"""Code versions: the explicit `version=`, else a fingerprint of what defines the output.
+"""Code versions: the explicit `version=`, else a fingerprint of everything that defines
+an asset's output.
 
-The fingerprint covers the function's code (its AST, so formatting, comments and the
-docstring do not count), its configuration values, its schema and its checks.
+The fingerprint covers the function's own code (its syntax tree, so formatting, comments
+and the docstring do not count), its configuration values, its schema, its checks and,
+transitively, the project's own helper functions, classes and module-level constants that
+the code refers to. Library code is identified by its package version, not its source.
+Each of these is a named *part* ("code", "helper clean_names()", "constant RATE",
+"library pandas"...), so a change can be explained by the parts that differ.
 """
 
 from __future__ import annotations
 
 import ast
+import dis
 import hashlib
+import importlib.metadata
 import inspect
-import json
-import textwrap
+import os
+import sys
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vibepiper.definitions.asset import AssetDef
+from vibepiper.definitions.check import CheckDef
+
+# Libraries every asset depends on implicitly: its inputs and output are their objects.
+IMPLICIT_LIBRARIES = ("pandas", "pyarrow")
+_COLUMN_FLAGS = ("dtype", "nullable", "unique", "coerce", "required", "regex")
+_SCHEMA_FLAGS = ("strict", "coerce", "ordered", "unique", "add_missing_columns", "dtype")
+_INSTALLED = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
 
 
-def code_version(defn: AssetDef) -> str:
-    """The code version recorded with each materialization of `defn`."""
-    if defn.version is not None:
-        return f"v:{defn.version}"
-    parts = [
-        _function_fingerprint(defn.source_reader or defn.fn),
-        _stable_json(dict(defn.config)),
-        _schema_fingerprint(defn.schema),
-        _stable_json([_check_fingerprint(c) for c in defn.checks]),
-        defn.source_path or "",
-    ]
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+@dataclass(frozen=True)
+class CodeVersion:
+    """An asset's code version, and the named parts it was computed from."""
+
+    version: str
+    parts: dict[str, str]
 
 
-def _function_fingerprint(fn: Any) -> str:
+def code_version(defn: AssetDef, checks: Iterable[CheckDef] = ()) -> CodeVersion:
+    """The code version of `defn` (with its `@check` functions), explained by parts."""
+    return Fingerprinter().code_version(defn, tuple(checks))
+
+
+def describe_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Why two code versions differ, in words: 'code changed', 'helper f() changed'..."""
+    reasons = []
+    for label in sorted(new, key=_label_order):
+        if label in old and old[label] != new[label]:
+            if label.startswith("library "):
+                reasons.append(f"{label} changed ({old[label]} -> {new[label]})")
+            elif label == "config":
+                reasons.append("configuration changed")
+            elif label == "version":
+                reasons.append(f"version changed ({old[label]} -> {new[label]})")
+            else:
+                reasons.append(f"{label} changed")
+        elif label not in old and label == "version":
+            reasons.append("version= set")
+    if not reasons:
+        reasons.append("code changed")
+    return reasons
+
+
+def _label_order(label: str) -> tuple[int, str]:
+    order = ("version", "code", "config", "schema", "checks")
+    return (order.index(label) if label in order else len(order), label)
+
+
+class Fingerprinter:
+    """Fingerprints functions, classes and constants of one loaded project.
+
+    Parsed files and hashes are cached for the fingerprinter's lifetime (one run): make a
+    new one after the project's modules are reloaded.
+    """
+
+    def __init__(self) -> None:
+        self._trees: dict[str, dict[int | str, ast.AST]] = {}
+        # (id, with defaults) -> (the object, kept alive so its id stays unique; hash)
+        self._own: dict[tuple[int, bool], tuple[Any, str]] = {}
+
+    def code_version(self, defn: AssetDef, checks: tuple[CheckDef, ...]) -> CodeVersion:
+        if defn.version is not None:
+            return CodeVersion(f"v:{defn.version}", {"version": defn.version})
+        parts: dict[str, str] = {}
+        fn = defn.source_reader or defn.fn
+        # Parameter defaults are the configuration, a part of their own.
+        own = self._own_hash(fn, defaults=False)
+        parts["code"] = own + (f"|{defn.source_path}" if defn.source_path else "")
+        parts["config"] = _digest(_canonical(dict(defn.config)))
+        if defn.schema is not None:
+            parts["schema"] = self._schema_hash(defn.schema)
+        if defn.checks or checks:
+            described = [_expectation(c) for c in defn.checks]
+            described += [self._own_hash(c.fn) + c.severity for c in checks]
+            parts["checks"] = _digest(_canonical(described))
+            for chk in checks:
+                self._collect(chk.fn, parts, set())
+        self._collect(fn, parts, set())
+        for library in IMPLICIT_LIBRARIES:
+            parts.setdefault(f"library {library}", _library_version(library))
+        return CodeVersion(_digest(_canonical(parts)), parts)
+
+    # -- what a function refers to ----------------------------------------------------
+
+    def _collect(self, obj: Any, parts: dict[str, str], seen: set[int]) -> None:
+        """Add a part for every project helper, class, constant or library `obj` uses."""
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        for label, value in self._references(obj):
+            if isinstance(value, types.ModuleType):
+                parts.setdefault(label, _library_version(value.__name__))
+            elif label.startswith(("helper ", "class ")):
+                if label not in parts:
+                    parts[label] = self._own_hash(value)
+                self._collect(value, parts, seen)
+            else:
+                parts.setdefault(label, self._value_hash(value))
+
+    def _references(self, obj: Any) -> Iterator[tuple[str, Any]]:
+        if isinstance(obj, AssetDef | CheckDef):
+            obj = obj.fn
+        if inspect.isclass(obj):
+            for member in vars(obj).values():
+                func = getattr(member, "__func__", member)
+                if isinstance(func, types.FunctionType) and _is_project(func):
+                    yield from self._references(func)
+            return
+        func = inspect.unwrap(obj) if callable(obj) else obj
+        code = getattr(func, "__code__", None)
+        if code is None:
+            return
+        namespace = dict(getattr(func, "__globals__", {}))
+        used = _global_loads(code)
+        for cell_name, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
+            try:
+                namespace[cell_name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            used.setdefault(cell_name, set())
+        for name in sorted(used):
+            if name in namespace:
+                yield from self._classify(name, namespace[name], used[name])
+
+    def _classify(self, name: str, value: Any, attrs: set[str]) -> Iterator[tuple[str, Any]]:
+        """Labelled parts for one global `name` (and `attrs`, the attributes read from it)."""
+        if isinstance(value, AssetDef | CheckDef):
+            value = value.fn
+        if isinstance(value, types.ModuleType):
+            if _is_project(value):
+                for attr in sorted(attrs & set(vars(value))):
+                    yield from self._classify(f"{name}.{attr}", getattr(value, attr), set())
+            elif not _is_stdlib(value.__name__) and _top(value.__name__) != "vibepiper":
+                yield f"library {_top(value.__name__)}", value
+            return
+        if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
+            if _is_project(value):
+                label = f"class {name}" if inspect.isclass(value) else f"helper {name}()"
+                yield label, value
+            elif not _is_stdlib(getattr(value, "__module__", None) or "builtins"):
+                module = sys.modules.get(_top(getattr(value, "__module__", "") or ""))
+                if module is not None and module.__name__ != "vibepiper":
+                    yield f"library {module.__name__}", module
+            return
+        yield f"constant {name}", value
+
+    # -- hashing ----------------------------------------------------------------------
+
+    def _own_hash(self, obj: Any, *, defaults: bool = True) -> str:
+        """A hash of one function's or class's own code: its syntax tree, sans docstrings."""
+        target = inspect.unwrap(obj) if callable(obj) and not inspect.isclass(obj) else obj
+        key = (id(target), defaults)
+        cached = self._own.get(key)
+        if cached is None:
+            node = self._node(target)
+            if node is None:
+                text = _bytecode(target)
+            else:
+                text = ast.dump(_strip(node, defaults=defaults), include_attributes=False)
+            cached = self._own[key] = (target, _digest(text))
+        return cached[1]
+
+    def _node(self, obj: Any) -> ast.AST | None:
+        try:
+            filename = inspect.getsourcefile(obj)
+        except (TypeError, OSError):
+            return None
+        if not filename:
+            return None
+        index = self._trees.get(filename)
+        if index is None:
+            index = self._trees[filename] = _index_file(filename)
+        if inspect.isclass(obj):
+            return index.get(obj.__qualname__)
+        code = getattr(obj, "__code__", None)
+        if code is None or code.co_name == "<lambda>":
+            return None
+        return index.get(code.co_firstlineno)
+
+    def _schema_hash(self, schema: Any) -> str:
+        """What a pandera schema checks: columns, dtypes, flags and every check's arguments
+        (values such as an `isin` list are baked in when the class is created)."""
+        to_schema = getattr(schema, "to_schema", None)
+        resolved = to_schema() if callable(to_schema) else schema
+        columns = getattr(resolved, "columns", None)
+        if not isinstance(columns, dict):
+            return self._value_hash(schema)
+        described = {
+            name: [str(getattr(col, attr, None)) for attr in _COLUMN_FLAGS]
+            + [self._check_text(c) for c in getattr(col, "checks", [])]
+            for name, col in columns.items()
+        }
+        flags = [str(getattr(resolved, attr, None)) for attr in _SCHEMA_FLAGS]
+        checks = [self._check_text(c) for c in getattr(resolved, "checks", [])]
+        index = repr(getattr(resolved, "index", None))
+        return _digest(_canonical([described, flags, checks, index]))
+
+    def _check_text(self, check: Any) -> str:
+        function = getattr(check, "_check_fn", None)
+        code = self._own_hash(function) if inspect.isfunction(function) else ""
+        statistics = _canonical(getattr(check, "statistics", None))
+        return f"{getattr(check, 'name', check)}|{statistics}|{code}"
+
+    def _value_hash(self, value: Any) -> str:
+        if inspect.isclass(value):
+            return self._own_hash(value)
+        text = _canonical(value)
+        if " at 0x" in text:  # an object whose repr is its address: use its type
+            kind = type(value)
+            return self._own_hash(kind) if _is_project(kind) else kind.__qualname__
+        return _digest(text)
+
+
+def _index_file(filename: str) -> dict[int | str, ast.AST]:
+    """Every function (by first line, decorators included) and class (by qualname)."""
     try:
-        source = textwrap.dedent(inspect.getsource(fn))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError):
-        code = getattr(fn, "__code__", None)
-        return repr(code.co_code) if code is not None else repr(fn)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                node.decorator_list = []
-            body = node.body
+        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    index: dict[int | str, ast.AST] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                qualname = f"{prefix}{child.name}"
+                if isinstance(child, ast.ClassDef):
+                    index[qualname] = child
+                    visit(child, f"{qualname}.")
+                else:
+                    index[first] = child
+                    visit(child, f"{qualname}.<locals>.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return index
+
+
+def _strip(node: ast.AST, *, defaults: bool = True) -> ast.AST:
+    """A copy without decorators (they hold options, versioned separately) or docstrings,
+    and without the parameter defaults of the top function unless `defaults`."""
+    import copy
+
+    node = copy.deepcopy(node)
+    if not defaults and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        node.args.defaults = []
+        node.args.kw_defaults = [None] * len(node.args.kw_defaults)
+    for child in ast.walk(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if not isinstance(child, ast.ClassDef) or child is not node:
+                child.decorator_list = []
+            body = child.body
             if (
                 body
                 and isinstance(body[0], ast.Expr)
                 and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)
             ):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
+                child.body = body[1:] or [ast.Pass()]
+    if isinstance(node, ast.ClassDef):
+        node.decorator_list = []
+    return node
 
 
-def _schema_fingerprint(schema: Any) -> str:
-    if schema is None:
-        return ""
-    if inspect.isclass(schema):
-        return _function_fingerprint(schema)
-    return repr(schema)
+def _bytecode(obj: Any) -> str:
+    code = getattr(obj, "__code__", None)
+    if code is None:
+        return repr(obj)
+    return repr((code.co_code, _consts(code), code.co_names))
 
 
-def _check_fingerprint(chk: Any) -> str:
-    describe = getattr(chk, "describe", None)
-    if describe is not None:
-        return f"{describe()}|{chk.severity}|{chk.name}"
-    return _function_fingerprint(getattr(chk, "fn", chk))
+def _consts(code: types.CodeType) -> tuple[Any, ...]:
+    return tuple(_consts(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts)
 
 
-def _stable_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=repr)
+_LOAD_GLOBAL = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"})
+_LOAD_ATTR = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+
+
+def _global_loads(code: types.CodeType) -> dict[str, set[str]]:
+    """The globals `code` (and code nested in it) reads, each with the attributes read
+    straight off it (`helpers.rate` reads `rate` from `helpers`)."""
+    used: dict[str, set[str]] = {}
+    previous = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in _LOAD_GLOBAL and isinstance(instruction.argval, str):
+            used.setdefault(instruction.argval, set())
+        elif (
+            instruction.opname in _LOAD_ATTR
+            and previous is not None
+            and previous.opname in _LOAD_GLOBAL
+            and isinstance(previous.argval, str)
+        ):
+            used[previous.argval].add(str(instruction.argval))
+        previous = instruction
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            for name, attrs in _global_loads(const).items():
+                used.setdefault(name, set()).update(attrs)
+    return used
+
+
+def _is_project(obj: Any) -> bool:
+    """Defined in a file of the project (not an installed package, not the stdlib)?"""
+    module = (
+        obj
+        if isinstance(obj, types.ModuleType)
+        else sys.modules.get(getattr(obj, "__module__", "") or "")
+    )
+    path = getattr(module, "__file__", None)
+    if not path or module is None or _top(module.__name__) == "vibepiper":
+        return False
+    return not path.startswith(_INSTALLED) and "site-packages" not in path
+
+
+def _is_stdlib(module_name: str) -> bool:
+    return _top(module_name) in sys.stdlib_module_names or module_name == "builtins"
+
+
+def _top(module_name: str) -> str:
+    return module_name.partition(".")[0]
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def _library_version(module_name: str) -> str:
+    top = _top(module_name)
+    if top not in _VERSIONS:
+        try:
+            _VERSIONS[top] = importlib.metadata.version(top)
+        except importlib.metadata.PackageNotFoundError:
+            module = sys.modules.get(top)
+            _VERSIONS[top] = str(getattr(module, "__version__", "unknown"))
+    return _VERSIONS[top]
+
+
+def _canonical(value: Any, depth: int = 0) -> str:
+    """A deterministic text for a value: sets sorted, frames hashed, the rest by repr."""
+    if depth > 20:
+        return "..."
+    if isinstance(value, dict):
+        items = sorted(
+            (_canonical(k, depth + 1), _canonical(v, depth + 1)) for k, v in value.items()
+        )
+        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+    if isinstance(value, set | frozenset):
+        return "set(" + ",".join(sorted(_canonical(v, depth + 1) for v in value)) + ")"
+    if isinstance(value, list | tuple):
+        inner = ",".join(_canonical(v, depth + 1) for v in value)
+        return f"{type(value).__name__}({inner})"
+    module = type(value).__module__ or ""
+    if module.startswith("pandas") and hasattr(value, "shape"):
+        import pandas as pd
+
+        hashed = pd.util.hash_pandas_object(value).to_numpy().tobytes()
+        columns = repr(list(getattr(value, "columns", []))) + repr(getattr(value, "dtypes", ""))
+        return f"{type(value).__name__}:{columns}:{hashlib.blake2b(hashed).hexdigest()}"
+    return repr(value)
+
+
+def _expectation(exp: Any) -> str:
+    return f"{exp.describe()}|{exp.severity}|{exp.name}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

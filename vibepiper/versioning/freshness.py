@@ -8,8 +8,10 @@ source, from the same file bytes), and is younger than `max_age` if one is set.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from vibepiper.versioning.fingerprint import CodeVersion, describe_changes
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class Current:
     row_count: int | None
     finished_at: datetime
     inputs: dict[str, str | None]
+    code_parts: dict[str, str] = field(default_factory=dict)
+    last_attempt: str = "succeeded"  # the state of the latest attempt to compute it, if later
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Verdict:
 def judge(
     current: Current | None,
     *,
-    code_version: str,
+    code: CodeVersion,
     inputs: Mapping[str, str | None],
     file_present: bool,
     source: tuple[str, str | None] | None = None,
@@ -53,17 +57,21 @@ def judge(
     reasons: list[str] = []
     if not file_present:
         reasons.append("its stored file is missing")
-    if current.code_version != code_version:
-        reasons.append("code changed")
+    if current.code_version != code.version:
+        reasons += describe_changes(current.code_parts, code.parts)
     if source is not None and source[1] != current.data_version:
         reasons.append(f"source {source[0]} changed")
+    since = f"{current.finished_at:%Y-%m-%d %H:%M:%S} UTC"
     for name, version in inputs.items():
         if name not in current.inputs:
             reasons.append(f"new input {name}")
         elif version != current.inputs[name]:
-            reasons.append(f"upstream {name} changed")
+            reasons.append(f"upstream {name} changed since {since}")
     if max_age is not None and now is not None and now - current.finished_at > max_age:
-        reasons.append(f"older than max_age ({_age(max_age)})")
+        reasons.append(f"older than max_age ({_age(max_age)}), made {since}")
+    if current.last_attempt in ("failed", "check_failed"):
+        failed = "failed its checks" if current.last_attempt == "check_failed" else "failed"
+        reasons.append(f"the last attempt {failed}")
     return Verdict(not reasons, tuple(reasons))
 
 

@@ -1,0 +1,133 @@
+"""`vibepiper explain ASSET`: why an asset is stale (or fresh), traced up the graph to the
+root causes, and what happened to it in its last run, and why."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from vibepiper.catalog.catalog import Catalog, rows
+from vibepiper.graph.graph import Graph
+from vibepiper.versioning.freshness import Verdict
+
+_UPSTREAM = re.compile(r"^upstream (?P<name>[a-z_][a-z0-9_]*) ")
+
+
+@dataclass
+class Cause:
+    """One asset's verdict, with the verdicts of the upstream assets it blames."""
+
+    asset: str
+    fresh: bool
+    reasons: list[str]
+    upstream: list[Cause] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset,
+            "fresh": self.fresh,
+            "reasons": self.reasons,
+            "upstream": [c.as_dict() for c in self.upstream],
+        }
+
+
+def trace(name: str, verdicts: dict[str, Verdict], seen: set[str] | None = None) -> Cause:
+    """The tree of causes for `name`, from verdicts covering it and all its ancestors."""
+    seen = set() if seen is None else seen
+    verdict = verdicts[name]
+    cause = Cause(name, verdict.fresh, list(verdict.reasons))
+    for reason in verdict.reasons:
+        match = _UPSTREAM.match(reason)
+        if match and match["name"] in verdicts and match["name"] not in seen:
+            seen.add(match["name"])
+            cause.upstream.append(trace(match["name"], verdicts, seen))
+    return cause
+
+
+def root_causes(cause: Cause) -> list[str]:
+    """The reasons at the top of the tree: an edited function, a changed file..."""
+    own = [f"{cause.asset}: {r}" for r in cause.reasons if not _UPSTREAM.match(r)]
+    found = [r for up in cause.upstream for r in root_causes(up)]
+    return list(dict.fromkeys(found + own))
+
+
+def last_run(catalog: Catalog, graph: Graph, name: str) -> dict[str, Any] | None:
+    """The asset's latest materialization row; for a block, the upstream failure behind it."""
+    with catalog.connect() as con:
+        found = rows(
+            con,
+            "SELECT run_id, status, reason, error, finished_at, row_count, "
+            "data_version FROM materializations WHERE asset = ? "
+            "ORDER BY finished_at DESC, materialization_id DESC LIMIT 1",
+            [name],
+        )
+        if not found:
+            return None
+        row = found[0]
+        if row["status"] == "blocked":
+            ancestors = sorted(graph.ancestors(name))
+            row["caused_by"] = rows(
+                con,
+                "SELECT asset, status, error FROM materializations WHERE run_id = ? AND "
+                "status IN ('failed', 'check_failed') AND list_contains(?, asset) "
+                "ORDER BY finished_at",
+                [row["run_id"], ancestors],
+            )
+        if row["status"] == "check_failed":
+            row["failed_checks"] = rows(
+                con,
+                "SELECT check_name, failing_rows, message FROM check_results "
+                "JOIN materializations USING (materialization_id) WHERE asset = ? AND "
+                "materializations.run_id = ? AND NOT passed AND severity = 'error'",
+                [name, row["run_id"]],
+            )
+    return row
+
+
+def render(cause: Cause, run: dict[str, Any] | None) -> list[str]:
+    lines = []
+
+    def walk(node: Cause, depth: int) -> None:
+        pad = "  " * depth
+        lines.append(f"{pad}{node.asset}: {'fresh' if node.fresh else 'stale'}")
+        for reason in node.reasons:
+            lines.append(f"{pad}  - {reason}")
+        for up in node.upstream:
+            walk(up, depth + 2)
+
+    walk(cause, 0)
+    roots = root_causes(cause)
+    if roots:
+        lines.append("root cause" + ("s" if len(roots) > 1 else "") + ":")
+        lines += [f"  {r}" for r in roots]
+    lines += _render_run(cause.asset, run)
+    return lines
+
+
+def _render_run(name: str, run: dict[str, Any] | None) -> list[str]:
+    if run is None:
+        return [f"last run: {name} was never run"]
+    status = run["status"]
+    head = f"last run {run['run_id']}: {status}"
+    if status == "skipped":
+        return [f"{head} (it was fresh)"]
+    if status == "succeeded":
+        return [
+            f"{head}, recomputed because: {run['reason'] or 'it was stale'}",
+            f"  made {run['row_count']} rows, data version {run['data_version'][:12]}",
+        ]
+    if status == "failed":
+        return [head, f"  {_last_line(run['error'])}"]
+    if status == "check_failed":
+        return [head] + [f"  {c['check_name']}: {c['message']}" for c in run["failed_checks"]]
+    causes = [
+        f"  because {c['asset']} {c['status'].replace('_', ' ')}: {_last_line(c['error'])}"
+        for c in run.get("caused_by", [])
+    ]
+    return [head, f"  {run['error'] or ''}", *causes]
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
