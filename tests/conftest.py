@@ -17,6 +17,11 @@ from vibepiper.cli.main import cli
 
 VIBEPIPER = [sys.executable, "-m", "vibepiper"]
 
+# Tests rewrite modules many times a second: a cached .pyc with the same size and mtime
+# second would be imported instead of the new source. Users edit at human speed.
+sys.dont_write_bytecode = True
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+
 
 def write_project(
     root: Path, modules: dict[str, str], data: dict[str, str] | None = None, tool: str = ""
