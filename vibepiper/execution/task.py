@@ -18,7 +18,7 @@ from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
 from vibepiper.validation.outcome import Validation
 from vibepiper.validation.validate import has_checks, validate
-from vibepiper.versioning.data_version import frame_version
+from vibepiper.versioning.data_version import table_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +73,7 @@ def run_task(
         frame = outcome.validation.frame
     try:
         table = to_arrow(frame)
-        version = data_version or frame_version(frame, table.schema)
+        version = data_version or table_version(table)
         outcome.staged = store.stage(defn.name, version, table)
     except Exception as exc:
         outcome.message = f"cannot store the output: {type(exc).__name__}: {first_line(exc)}"
