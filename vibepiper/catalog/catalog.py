@@ -74,50 +74,20 @@ class Catalog:
         if not batch:
             return
         with self.connect(write=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            for table in ("runs", "materializations", "lineage", "check_results"):
-                _insert(con, table, getattr(batch, table))
-            for update in batch.run_updates:
-                con.execute(
-                    "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                    [update["status"], update["finished_at"], update["run_id"]],
-                )
-            con.execute("COMMIT")
+            _write(con, batch)
+
+    def start_run(self, batch: Batch) -> dict[str, Current]:
+        """Write a run's first rows and read every asset's current materialization in one
+        connection: a run then opens the catalog twice (now and for its last rows)."""
+        with self.connect(write=True) as con:
+            _write(con, batch)
+            return _current(con)
 
     def current(self, assets: Iterable[str] | None = None) -> dict[str, Current]:
         """The current materialization of each asset that has one."""
-        import json
-
         with self.connect() as con:
-            found = con.execute(
-                "SELECT c.asset, c.materialization_id, c.code_version, c.data_version, "
-                "c.row_count, c.finished_at, c.code_parts, a.status, "
-                "l.upstream_asset, l.upstream_data_version "
-                "FROM current_materializations c "
-                "LEFT JOIN last_attempts a ON a.asset = c.asset AND a.finished_at > c.finished_at "
-                "LEFT JOIN lineage l ON l.materialization_id = c.materialization_id"
-            ).fetchall()
-        wanted = None if assets is None else set(assets)
-        result: dict[str, Current] = {}
-        for asset, mid, code, data, count, finished, parts, last, up, up_version in found:
-            if wanted is not None and asset not in wanted:
-                continue
-            entry = result.get(asset)
-            if entry is None:
-                entry = result[asset] = Current(
-                    asset,
-                    mid,
-                    code,
-                    data,
-                    count,
-                    finished,
-                    {},
-                    json.loads(parts) if parts else {},
-                    last or "succeeded",
-                )
-            if up is not None:
-                entry.inputs[up] = up_version
-        return result
+            found = _current(con)
+        return {a: c for a, c in found.items() if assets is None or a in set(assets)}
 
     def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts."""
@@ -175,6 +145,49 @@ class Catalog:
                 f"this VibePiper understands ({SCHEMA_VERSION})",
                 "upgrade vibepiper; the catalog was left untouched",
             )
+
+
+def _write(con: Any, batch: Batch) -> None:
+    con.execute("BEGIN TRANSACTION")
+    for table in ("runs", "materializations", "lineage", "check_results"):
+        _insert(con, table, getattr(batch, table))
+    for update in batch.run_updates:
+        con.execute(
+            "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+            [update["status"], update["finished_at"], update["run_id"]],
+        )
+    con.execute("COMMIT")
+
+
+def _current(con: Any) -> dict[str, Current]:
+    import json
+
+    found = con.execute(
+        "SELECT c.asset, c.materialization_id, c.code_version, c.data_version, "
+        "c.row_count, c.finished_at, c.code_parts, a.status, "
+        "l.upstream_asset, l.upstream_data_version "
+        "FROM current_materializations c "
+        "LEFT JOIN last_attempts a ON a.asset = c.asset AND a.finished_at > c.finished_at "
+        "LEFT JOIN lineage l ON l.materialization_id = c.materialization_id"
+    ).fetchall()
+    result: dict[str, Current] = {}
+    for asset, mid, code, data, count, finished, parts, last, up, up_version in found:
+        entry = result.get(asset)
+        if entry is None:
+            entry = result[asset] = Current(
+                asset,
+                mid,
+                code,
+                data,
+                count,
+                finished,
+                {},
+                json.loads(parts) if parts else {},
+                last or "succeeded",
+            )
+        if up is not None:
+            entry.inputs[up] = up_version
+    return result
 
 
 def rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -122,6 +122,12 @@ class _Recorder:
                 self.timer.daemon = True
                 self.timer.start()
 
+    def start(self) -> dict[str, Current]:
+        """Write the rows so far (the run's first) and read the current materializations."""
+        with self.writing, self.guard:
+            batch, self.pending = self.pending, Batch()
+        return self.catalog.start_run(batch)
+
     def flush(self) -> None:
         """Write everything pending now; raise if an earlier background write failed."""
         with self.guard:
@@ -185,9 +191,8 @@ class Scheduler:
                 }
             ],
         )
-        recorder.flush()
+        current = recorder.start()
         self.reporter.run_started(run.run_id, names)
-        current = ws.catalog.current()
         memory = _Memory(ws.graph, ws.store, names)
         stop_reason = ""
         try:

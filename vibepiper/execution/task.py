@@ -3,7 +3,7 @@ validate it, hash it and stage it as a Parquet file. A task never touches the ca
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -121,7 +121,9 @@ def _call(defn: AssetDef, inputs: Mapping[str, Any], context: Context, attempt: 
             context.run_id, context.asset, context.project_dir, dict(defn.config), attempt
         )
     result = defn.fn(**kwargs)
-    if asyncio.iscoroutine(result):
+    if inspect.iscoroutine(result):
+        import asyncio
+
         result = asyncio.run(result)
     return result
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import dis
 import hashlib
-import importlib.metadata
 import inspect
 import os
 import sys
@@ -179,10 +178,7 @@ class Fingerprinter:
         cached = self._own.get(key)
         if cached is None:
             node = self._node(target)
-            if node is None:
-                text = _bytecode(target)
-            else:
-                text = ast.dump(_strip(node, defaults=defaults), include_attributes=False)
+            text = _bytecode(target) if node is None else _dump(node, defaults=defaults)
             cached = self._own[key] = (target, _digest(text))
         return cached[1]
 
@@ -263,19 +259,24 @@ def _index_file(filename: str) -> dict[int | str, ast.AST]:
     return index
 
 
-def _strip(node: ast.AST, *, defaults: bool = True) -> ast.AST:
-    """A copy without decorators (they hold options, versioned separately) or docstrings,
-    and without the parameter defaults of the top function unless `defaults`."""
-    import copy
+def _dump(node: ast.AST, *, defaults: bool = True) -> str:
+    """`ast.dump` of `node` without decorators (they hold options, versioned separately)
+    or docstrings, and without the top function's parameter defaults unless `defaults`.
 
-    node = copy.deepcopy(node)
+    The tree is changed in place for the dump and restored after: no copy is made.
+    """
+    saved: list[tuple[ast.AST, str, Any]] = []
+
+    def set_field(target: ast.AST, name: str, value: Any) -> None:
+        saved.append((target, name, getattr(target, name)))
+        setattr(target, name, value)
+
     if not defaults and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        node.args.defaults = []
-        node.args.kw_defaults = [None] * len(node.args.kw_defaults)
+        set_field(node.args, "defaults", [])
+        set_field(node.args, "kw_defaults", [None] * len(node.args.kw_defaults))
     for child in ast.walk(node):
         if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if not isinstance(child, ast.ClassDef) or child is not node:
-                child.decorator_list = []
+            set_field(child, "decorator_list", [])
             body = child.body
             if (
                 body
@@ -283,10 +284,12 @@ def _strip(node: ast.AST, *, defaults: bool = True) -> ast.AST:
                 and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)
             ):
-                child.body = body[1:] or [ast.Pass()]
-    if isinstance(node, ast.ClassDef):
-        node.decorator_list = []
-    return node
+                set_field(child, "body", body[1:] or [ast.Pass()])
+    try:
+        return ast.dump(node, include_attributes=False)
+    finally:
+        for target, name, value in reversed(saved):
+            setattr(target, name, value)
 
 
 def _bytecode(obj: Any) -> str:
@@ -354,11 +357,15 @@ _VERSIONS: dict[str, str] = {}
 def _library_version(module_name: str) -> str:
     top = _top(module_name)
     if top not in _VERSIONS:
-        try:
-            _VERSIONS[top] = importlib.metadata.version(top)
-        except importlib.metadata.PackageNotFoundError:
-            module = sys.modules.get(top)
-            _VERSIONS[top] = str(getattr(module, "__version__", "unknown"))
+        version = getattr(sys.modules.get(top), "__version__", None)
+        if not isinstance(version, str):
+            import importlib.metadata
+
+            try:
+                version = importlib.metadata.version(top)
+            except importlib.metadata.PackageNotFoundError:
+                version = "unknown"
+        _VERSIONS[top] = version
     return _VERSIONS[top]
 
 
