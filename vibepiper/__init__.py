@@ -15,7 +15,7 @@ from vibepiper.definitions.context import Context
 from vibepiper.errors import VibePiperError
 
 if TYPE_CHECKING:
-    from vibepiper.execution.scheduler import RunResult
+    from vibepiper.execution.states import RunResult
     from vibepiper.project import Project
 
 __version__ = "0.1.0"
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
 
         return Project
     if name == "RunResult":
-        from vibepiper.execution.scheduler import RunResult
+        from vibepiper.execution.states import RunResult
 
         return RunResult
     raise AttributeError(f"module 'vibepiper' has no attribute {name!r}")

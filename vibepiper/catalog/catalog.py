@@ -230,14 +230,20 @@ def _migrate(con: Any, version: int) -> None:
     con.execute("COMMIT")
 
 
-def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    import pyarrow as pa
+_ROWS_PER_STATEMENT = 500
 
-    batch = pa.Table.from_pylist(rows)
-    con.register("_vp_batch", batch)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _vp_batch")
-    finally:
-        con.unregister("_vp_batch")
+
+def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts; missing keys are null) with one bound statement per 500 rows.
+
+    Table and column names come from our own code, never from users; values are bound.
+    """
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    marks = "(" + ", ".join("?" for _ in columns) + ")"
+    names = ", ".join(columns)
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        values = [row.get(column) for row in chunk for column in columns]
+        con.execute(
+            f"INSERT INTO {table} ({names}) VALUES {', '.join([marks] * len(chunk))}", values
+        )

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,7 +23,7 @@ from vibepiper.catalog.catalog import Batch, Catalog
 from vibepiper.definitions.context import Context
 from vibepiper.errors import AssetNotMaterializedError, StoreError, VibePiperError
 from vibepiper.execution import states
-from vibepiper.execution.states import AssetResult
+from vibepiper.execution.states import AssetResult, RunResult
 from vibepiper.execution.task import TaskOutcome, run_task
 from vibepiper.execution.verdicts import Judge
 from vibepiper.graph.graph import Graph
@@ -66,27 +66,6 @@ class Workspace:
     project_dir: Path
     store: ParquetStore
     catalog: Catalog
-
-
-@dataclass
-class RunResult:
-    """What a run did: each selected asset's final result, in dependency order."""
-
-    run_id: str
-    results: dict[str, AssetResult] = field(default_factory=dict)
-    dry_run: bool = False
-
-    @property
-    def states(self) -> dict[str, str]:
-        return {name: r.state for name, r in self.results.items()}
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results.values())
-
-    @property
-    def status(self) -> str:
-        return "succeeded" if self.ok else "failed"
 
 
 def new_run_id() -> str:

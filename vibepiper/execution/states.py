@@ -51,3 +51,24 @@ class AssetResult:
     @property
     def ok(self) -> bool:
         return self.state not in BAD_STATES
+
+
+@dataclass
+class RunResult:
+    """What a run did: each selected asset's final result, in dependency order."""
+
+    run_id: str
+    results: dict[str, AssetResult] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def states(self) -> dict[str, str]:
+        return {name: r.state for name, r in self.results.items()}
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results.values())
+
+    @property
+    def status(self) -> str:
+        return "succeeded" if self.ok else "failed"

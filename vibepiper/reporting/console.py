@@ -12,8 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from vibepiper.execution import states
-from vibepiper.execution.scheduler import RunResult
-from vibepiper.execution.states import AssetResult
+from vibepiper.execution.states import AssetResult, RunResult
 
 STYLE = {
     states.SUCCEEDED: "green",

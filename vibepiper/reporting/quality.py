@@ -10,7 +10,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from vibepiper.execution.audit import AuditResult
-from vibepiper.execution.scheduler import RunResult
+from vibepiper.execution.states import RunResult
 from vibepiper.graph.graph import Graph
 from vibepiper.validation.outcome import CheckOutcome
 

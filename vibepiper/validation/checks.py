@@ -6,8 +6,6 @@ import numbers
 import traceback
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from vibepiper.definitions.check import CheckDef, CheckResult
 from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
@@ -49,7 +47,9 @@ def _outcome(chk: CheckDef, result: Any) -> CheckOutcome:
             None if result.passed else sample,
             kind="check",
         )
-    if isinstance(result, bool | np.bool_):
+    if isinstance(result, bool) or (
+        type(result).__module__ == "numpy" and type(result).__name__ in ("bool", "bool_")
+    ):
         return CheckOutcome(
             chk.name,
             chk.severity,
