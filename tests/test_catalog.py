@@ -64,8 +64,13 @@ def catalog_file(root: Path) -> Path:
 
 
 def files_under(folder: Path) -> set[str]:
-    """Every path under `folder`, but the lock file (created by any command, by design)."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != "catalog.lock"}
+    """Every path under `folder`, but the lock file and the definitions snapshot (written by
+    any command that loads the project, by design)."""
+    return {
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.name not in ("catalog.lock", "snapshot.json")
+    }
 
 
 def one_line(text: str) -> str:

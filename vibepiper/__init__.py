@@ -13,12 +13,12 @@ from vibepiper.definitions.asset import AssetDef, asset, source_file
 from vibepiper.definitions.check import CheckDef, CheckResult, check
 from vibepiper.definitions.context import Context
 from vibepiper.errors import VibePiperError
+from vibepiper.version import __version__
 
 if TYPE_CHECKING:
     from vibepiper.execution.states import RunResult
     from vibepiper.project import Project
 
-__version__ = "0.1.0"
 __all__ = [
     "AssetDef",
     "CheckDef",
@@ -27,6 +27,7 @@ __all__ = [
     "Project",
     "RunResult",
     "VibePiperError",
+    "__version__",
     "asset",
     "check",
     "expect",

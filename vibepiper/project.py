@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -163,6 +164,24 @@ def _describe(exc: BaseException, root: Path) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
 
 
+def _project_files(settings: Settings) -> list[Path]:
+    """pyproject.toml and every imported module file of the project (not installed ones)."""
+    root = str(settings.root) + os.sep
+    installed = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    files = [settings.root / "pyproject.toml"]
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if (
+            name != "__main__"
+            and name.partition(".")[0] != "vibepiper"
+            and path.startswith(root)
+            and not path.startswith(installed)
+            and "site-packages" not in path
+        ):
+            files.append(Path(path))
+    return files
+
+
 def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
     for value in vars(module).values():
         if isinstance(value, AssetDef | CheckDef):
@@ -176,7 +195,9 @@ class Project:
     """A loaded project: its asset graph, its store and its catalog.
 
     `Project(path=".")` reads `[tool.vibepiper]` from `path/pyproject.toml` and imports
-    the asset modules listed there (or `modules=`).
+    the asset modules listed there (or `modules=`) — unless a snapshot of them, taken when
+    they were last imported, is still valid (see `vibepiper.snapshot`): then their code is
+    imported only when something must actually be computed or checked.
     """
 
     def __init__(
@@ -186,16 +207,52 @@ class Project:
         modules: Iterable[str] | None = None,
         home: str | os.PathLike[str] | None = None,
     ) -> None:
+        from vibepiper import snapshot
         from vibepiper.catalog.catalog import Catalog
         from vibepiper.storage.parquet_store import ParquetStore
 
         self.settings = load_settings(path, modules, home)
         self.root = self.settings.root
         self.home = self.settings.home
-        assets, checks = load_definitions(self.settings)
-        self.graph = Graph.build(assets, checks)
         self.store = ParquetStore(self.home / "store")
         self.catalog = Catalog(self.home)
+        self._key = snapshot.project_key(self.root, self.settings.modules)
+        found = snapshot.load(self.home, self._key) if snapshot.enabled() else None
+        if found is None:
+            self._load_fully()
+        else:
+            self.graph, self.codes, self._listing = found.graph, found.codes, found.listing
+            self.loaded = False
+
+    def _load_fully(self) -> None:
+        """Import the project's modules, and save a snapshot of what they define."""
+        from vibepiper import snapshot
+        from vibepiper.reporting.listing import asset_rows
+        from vibepiper.versioning.fingerprint import Fingerprinter
+
+        assets, checks = load_definitions(self.settings)
+        files = _project_files(self.settings)
+        self.graph = Graph.build(assets, checks)
+        self.loaded = True
+        fingerprints = Fingerprinter()
+        self.codes = {
+            name: fingerprints.code_version(defn, self.graph.checks.get(name, ()))
+            for name, defn in self.graph.assets.items()
+        }
+        rows = asset_rows(self.graph, self.graph.order)
+        self._listing = {row["name"]: row for row in rows}
+        if snapshot.enabled():
+            # A read-only home only means that every command imports the modules.
+            with contextlib.suppress(OSError):
+                snapshot.save(self.home, self._key, files, self.graph, self.codes, rows)
+
+    def _need_code(self) -> None:
+        if not self.loaded:
+            self._load_fully()
+
+    def list_rows(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """What `vibepiper list` shows for each of `names`."""
+        return [self._listing[name] for name in names]
 
     @property
     def assets(self) -> list[str]:
@@ -224,6 +281,8 @@ class Project:
 
         names = self.select(select, exclude)
         text = " ".join([select] if isinstance(select, str) else select or [])
+        if not self.loaded and (force or not all(v.fresh for v in self.plan(names).values())):
+            self._load_fully()  # something will be computed: its code is needed now
         return Scheduler(self.workspace(), reporter).run(
             names, force=force, fail_fast=fail_fast, selection=text
         )
@@ -266,6 +325,7 @@ class Project:
         """Re-validate the current data of the selection without recomputing it."""
         from vibepiper.execution.audit import audit
 
+        self._need_code()
         text = " ".join([select] if isinstance(select, str) else select or [])
         names = self.select(select, exclude)
         return audit(self.workspace(), names, require_fresh=require_fresh, selection=text)
@@ -352,7 +412,7 @@ class Project:
     def workspace(self) -> Workspace:
         from vibepiper.execution.scheduler import Workspace
 
-        return Workspace(self.graph, self.root, self.store, self.catalog)
+        return Workspace(self.graph, self.root, self.store, self.catalog, self.codes)
 
     def _check_known(self, name: str) -> None:
         if name not in self.graph.assets:

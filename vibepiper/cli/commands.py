@@ -54,10 +54,8 @@ def init(directory: str) -> None:
 @click.pass_obj
 def list_(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
     """List assets with their dependencies, tags, group, schema and checks."""
-    from vibepiper.reporting.listing import asset_rows
-
     project = opts.load()
-    rows = asset_rows(project.graph, project.select(select))
+    rows = project.list_rows(project.select(select))
     if as_json:
         _emit_json(rows)
         return

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -66,6 +66,7 @@ class Workspace:
     project_dir: Path
     store: ParquetStore
     catalog: Catalog
+    codes: dict[str, CodeVersion] = field(default_factory=dict)  # known code versions
 
 
 def new_run_id() -> str:
@@ -146,7 +147,11 @@ class Scheduler:
         self.ws = workspace
         self.reporter = reporter or SilentReporter()
         self.judge = Judge(
-            workspace.graph, workspace.store, workspace.project_dir, workspace.catalog.home
+            workspace.graph,
+            workspace.store,
+            workspace.project_dir,
+            workspace.catalog.home,
+            workspace.codes,
         )
 
     def run(

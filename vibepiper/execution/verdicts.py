@@ -18,13 +18,20 @@ from vibepiper.versioning.source_cache import SourceHashes
 class Judge:
     """Code versions, source versions and verdicts for the assets of one run."""
 
-    def __init__(self, graph: Graph, store: ParquetStore, project_dir: Path, home: Path) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        store: ParquetStore,
+        project_dir: Path,
+        home: Path,
+        codes: dict[str, CodeVersion] | None = None,
+    ) -> None:
         self.graph = graph
         self.store = store
         self.project_dir = project_dir
         self.sources = SourceHashes(home / "source-hashes.json")
         self.fingerprints = Fingerprinter()
-        self._codes: dict[str, CodeVersion] = {}
+        self._codes = {} if codes is None else codes  # shared with the caller: filled here
 
     def code(self, name: str) -> CodeVersion:
         if name not in self._codes:

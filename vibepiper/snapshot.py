@@ -1,0 +1,194 @@
+"""A snapshot of a loaded project: its graph, each asset's code version and what `list`
+shows, saved under the project home with the identity of every file it came from.
+
+While none of those files changed (and neither did Python, VibePiper or the libraries the
+code versions name), commands that only judge freshness or read the catalog — `status`,
+`list`, `explain`, `show`, `history`, `query`, a dry run, and a `materialize` that finds
+everything fresh — use the snapshot instead of importing the project's modules (and
+pandas with them). As dbt's partial parsing does, it trades a full import for a stat of
+each file. Set VIBEPIPER_NO_SNAPSHOT=1 to always import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from vibepiper.definitions.asset import AssetDef
+from vibepiper.errors import VibePiperError
+from vibepiper.graph.graph import Graph
+from vibepiper.version import __version__
+from vibepiper.versioning.fingerprint import CodeVersion
+
+FORMAT = 1
+FILENAME = "snapshot.json"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    graph: Graph  # assets without their functions: enough to select, judge and list
+    codes: dict[str, CodeVersion]
+    listing: dict[str, dict[str, Any]]  # name -> its `vibepiper list --json` row
+
+
+def enabled() -> bool:
+    return os.environ.get("VIBEPIPER_NO_SNAPSHOT", "") in ("", "0")
+
+
+def save(
+    home: Path,
+    key: dict[str, Any],
+    files: list[Path],
+    graph: Graph,
+    codes: dict[str, CodeVersion],
+    listing: list[dict[str, Any]],
+) -> None:
+    """Write the snapshot (atomically). Skipped when a library version cannot be read
+    without importing it: the snapshot could not be checked later."""
+    libraries = {}
+    for code in codes.values():
+        for label in code.parts:
+            if label.startswith("library "):
+                name = label.removeprefix("library ")
+                version = _installed_version(name)
+                if version is None:
+                    return
+                libraries[name] = version
+    data = {
+        "format": FORMAT,
+        "key": key,
+        "files": {str(f): _identity(f) for f in sorted(set(files))},
+        "packages": {str(d): _listing(d) for d in _package_dirs(files)},
+        "libraries": libraries,
+        "assets": [_asset_entry(graph.assets[n], graph, codes[n]) for n in graph.order],
+        "listing": listing,
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / FILENAME
+    temp = target.with_name(f".{FILENAME}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data))
+    os.replace(temp, target)
+
+
+def load(home: Path, key: dict[str, Any]) -> Snapshot | None:
+    """The snapshot, if it exists and everything it was made from is unchanged."""
+    try:
+        data = json.loads((home / FILENAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
+        return None
+    try:
+        if not _unchanged(data):
+            return None
+        return _rebuild(data)
+    except (KeyError, TypeError, ValueError, VibePiperError):
+        return None
+
+
+def project_key(root: Path, modules: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "root": str(root),
+        "modules": list(modules),
+        "python": sys.version,
+        "vibepiper": __version__,
+    }
+
+
+def _unchanged(data: dict[str, Any]) -> bool:
+    for path, identity in data["files"].items():
+        if _identity(Path(path), identity) != identity:
+            return False
+    for folder, listing in data["packages"].items():
+        if _listing(Path(folder)) != listing:
+            return False
+    return all(_installed_version(n) == v for n, v in data["libraries"].items())
+
+
+def _identity(path: Path, known: list[Any] | None = None) -> list[Any]:
+    """[size, mtime_ns, sha256] of a file; read and hashed only if size or mtime moved."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return []
+    if known and known[:2] == [stat.st_size, stat.st_mtime_ns]:
+        return known
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if known and known[2:] == [digest]:  # touched, not changed
+        return known
+    return [stat.st_size, stat.st_mtime_ns, digest]
+
+
+def _package_dirs(files: list[Path]) -> list[Path]:
+    return sorted({f.parent for f in files if f.name == "__init__.py"})
+
+
+def _listing(folder: Path) -> list[str]:
+    """What `pkgutil.walk_packages` would find in a package folder."""
+    try:
+        return sorted(
+            p.name for p in folder.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()
+        )
+    except OSError:
+        return []
+
+
+def _installed_version(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _asset_entry(defn: AssetDef, graph: Graph, code: CodeVersion) -> dict[str, Any]:
+    return {
+        "name": defn.name,
+        "inputs": dict(defn.inputs),
+        "upstream": list(graph.upstream[defn.name]),
+        "tags": list(defn.tags),
+        "group": defn.group,
+        "description": defn.description,
+        "max_age": defn.max_age.total_seconds() if defn.max_age else None,
+        "source_path": defn.source_path,
+        "code_version": code.version,
+        "code_parts": code.parts,
+    }
+
+
+def _not_loaded(*args: Any, **kwargs: Any) -> Any:
+    raise VibePiperError(
+        "this asset's code was not loaded (a snapshot was used)",
+        "run the command again, or set VIBEPIPER_NO_SNAPSHOT=1",
+    )
+
+
+def _rebuild(data: dict[str, Any]) -> Snapshot:
+    assets, codes = [], {}
+    for entry in data["assets"]:
+        inputs = dict(entry["inputs"])
+        assets.append(
+            AssetDef(
+                name=entry["name"],
+                fn=_not_loaded,
+                inputs=inputs,
+                config={},
+                takes_context=False,
+                deps=tuple(u for u in entry["upstream"] if u not in inputs.values()),
+                tags=tuple(entry["tags"]),
+                group=entry["group"],
+                description=entry["description"],
+                max_age=timedelta(seconds=entry["max_age"]) if entry["max_age"] else None,
+                source_path=entry["source_path"],
+            )
+        )
+        codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
+    listing = {row["name"]: row for row in data["listing"]}
+    return Snapshot(Graph.build(assets), codes, listing)
