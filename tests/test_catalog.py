@@ -613,3 +613,46 @@ def test_query_sandbox_holds_in_a_real_process(materialized_shop: Path, tmp_path
         assert result.stdout == ""
     assert files_under(out) == set()
     assert catalog_file(root).read_bytes() == content
+
+
+V1_TABLES = {
+    "vibepiper_meta": "key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL",
+    "runs": "run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, "
+    "status VARCHAR NOT NULL, selection VARCHAR, pid INTEGER, host VARCHAR, command VARCHAR",
+    "materializations": "materialization_id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, "
+    "asset VARCHAR NOT NULL, status VARCHAR NOT NULL, code_version VARCHAR, data_version VARCHAR, "
+    "row_count BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP, error VARCHAR, "
+    "attempts INTEGER, config VARCHAR, reason VARCHAR",
+    "lineage": "materialization_id VARCHAR NOT NULL, upstream_asset VARCHAR NOT NULL, "
+    "upstream_data_version VARCHAR",
+    "check_results": "materialization_id VARCHAR NOT NULL, check_name VARCHAR NOT NULL, "
+    "severity VARCHAR NOT NULL, passed BOOLEAN NOT NULL, failing_rows BIGINT, message VARCHAR, "
+    "sample VARCHAR",
+}
+
+
+def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(shop: Path) -> None:
+    """A reader (`history`) meets the old catalog first: it is migrated, then read."""
+    home = shop / ".vibepiper"
+    home.mkdir()
+    con = duckdb.connect(str(home / "catalog.duckdb"))
+    for name, columns in V1_TABLES.items():
+        con.execute(f"CREATE TABLE {name} ({columns})")
+    con.execute("INSERT INTO vibepiper_meta VALUES ('schema_version', '1')")
+    con.execute(
+        "INSERT INTO runs VALUES ('r1', now()::TIMESTAMP, now()::TIMESTAMP, "
+        "'succeeded', '', 1, 'h', 'c')"
+    )
+    con.execute(
+        "INSERT INTO materializations VALUES ('r1-0000', 'r1', 'lonely', 'succeeded', "
+        "'old', 'abc', 3, now()::TIMESTAMP, now()::TIMESTAMP, NULL, 1, '{}', NULL)"
+    )
+    con.close()
+    proc = run_cli(shop, "history", "lonely", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["data_version"] == "abc" and row["code_parts"] is None
+    assert catalog_rows(shop, "SELECT value FROM vibepiper_meta") == [("2",)]
+    assert run_cli(shop, "materialize").returncode == 0  # and it works as a v2 catalog
+    (kind,) = catalog_rows(shop, "SELECT kind FROM runs WHERE run_id = 'r1'")[0]
+    assert kind == "materialize"

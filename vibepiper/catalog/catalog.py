@@ -53,21 +53,32 @@ class Catalog:
 
     @contextlib.contextmanager
     def connect(self, *, write: bool = False) -> Iterator[Any]:
-        """A connection held under our lock; writers get the file read-write."""
+        """A connection held under our lock; writers get the file read-write.
+
+        The first connection of a process also checks the schema version on its way (a
+        writer creates or migrates the catalog; a reader of an older one waits for that).
+        """
         import duckdb
 
-        self.ensure()
-        with lock.hold(self.lock_path, exclusive=write):
-            con = self._open(read_only=not write)
-            try:
-                yield con
-            except duckdb.Error as exc:
-                raise CatalogError(
-                    f"a catalog operation failed on {self.path}: {first_line(exc)}",
-                    "if the file was changed by hand, restore it; `vibepiper query` reads it",
-                ) from exc
-            finally:
-                con.close()
+        if write:
+            self.home.mkdir(parents=True, exist_ok=True)
+        elif not self._ready and not self.path.is_file():
+            self.ensure()  # nothing to read yet: create it
+        for _ in range(2):
+            with lock.hold(self.lock_path, exclusive=write):
+                con = self._open(read_only=not write)
+                try:
+                    if self._ready or self._adopt(con, write):
+                        yield con
+                        return
+                except duckdb.Error as exc:
+                    raise CatalogError(
+                        f"a catalog operation failed on {self.path}: {first_line(exc)}",
+                        "if the file was changed by hand, restore it; `vibepiper query` reads it",
+                    ) from exc
+                finally:
+                    con.close()
+            self.ensure()  # an older schema seen by a reader: migrate it, then read
 
     def write(self, batch: Batch) -> None:
         """Write every row of `batch` in one transaction."""
@@ -106,37 +117,33 @@ class Catalog:
             ) from exc
 
     def ensure(self) -> None:
-        """Create the catalog or migrate it, once per process; refuse a newer one.
-
-        An existing, current catalog is only read (under the shared lock), so a process
-        that merely reads never waits for, nor blocks, other readers.
-        """
+        """Create the catalog or migrate it, once per process; refuse a newer one."""
         if self._ready:
             return
         self.home.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file():
-            with lock.hold(self.lock_path, exclusive=False):
-                con = self._open(read_only=True)
-                try:
-                    version = _schema_version(con)
-                finally:
-                    con.close()
-            self._refuse_newer(version)
-            if version == SCHEMA_VERSION:
-                self._ready = True
-                return
         with lock.hold(self.lock_path, exclusive=True):
             con = self._open(read_only=False)
             try:
-                version = _schema_version(con)
-                self._refuse_newer(version)
-                if version is None:
-                    _create(con)
-                elif version < SCHEMA_VERSION:
-                    _migrate(con, version)
+                self._adopt(con, write=True)
             finally:
                 con.close()
+
+    def _adopt(self, con: Any, write: bool) -> bool:
+        """Check the schema version on `con`; create or migrate it if we may write.
+
+        Returns whether the catalog is ready to use on this connection.
+        """
+        version = _schema_version(con)
+        self._refuse_newer(version)
+        if version != SCHEMA_VERSION:
+            if not write:
+                return False
+            if version is None:
+                _create(con)
+            else:
+                _migrate(con, version)
         self._ready = True
+        return True
 
     def _refuse_newer(self, version: int | None) -> None:
         if version is not None and version > SCHEMA_VERSION:
