@@ -285,3 +285,30 @@ def test_code_versions_are_recorded_with_their_parts(proj: Path) -> None:
     recorded = json.loads(parts)
     assert {"code", "config", "helper scale()", "constant RATE", "library pandas"} <= set(recorded)
     assert Project(proj).status()["scaled"].fresh
+
+
+def test_an_asset_whose_code_cannot_be_fingerprinted_is_always_recomputed(
+    project_dir: Callable[..., Path],
+) -> None:
+    root = project_dir(
+        {
+            "odd": """
+import pandas as pd
+from vibepiper import asset
+
+
+class Broken(dict):
+    def items(self):
+        raise RuntimeError("cannot look inside")
+
+
+@asset
+def odd(setting: dict = Broken(a=1)) -> pd.DataFrame:
+    return pd.DataFrame({"x": [1]})
+"""
+        }
+    )
+    assert run_cli(root, "materialize").returncode == 0
+    (reason,) = status(root)["odd"]
+    assert reason.startswith("its code version could not be computed (RuntimeError: cannot")
+    assert recomputed(root) == {"odd"}

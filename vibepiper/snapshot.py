@@ -24,7 +24,7 @@ from vibepiper.definitions.asset import AssetDef
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
-from vibepiper.versioning.fingerprint import CodeVersion
+from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion
 
 FORMAT = 1
 FILENAME = "snapshot.json"
@@ -50,7 +50,12 @@ def save(
     listing: list[dict[str, Any]],
 ) -> None:
     """Write the snapshot (atomically). Skipped when a library version cannot be read
-    without importing it: the snapshot could not be checked later."""
+    without importing it (the snapshot could not be checked later), or when a code version
+    could not be computed (the asset must then be judged stale every time)."""
+    target = home / FILENAME
+    if any(UNKNOWN in code.parts for code in codes.values()):
+        target.unlink(missing_ok=True)  # such an asset must be judged from its code each time
+        return
     libraries = {}
     for code in codes.values():
         for label in code.parts:
@@ -70,7 +75,6 @@ def save(
         "listing": listing,
     }
     home.mkdir(parents=True, exist_ok=True)
-    target = home / FILENAME
     temp = target.with_name(f".{FILENAME}.{os.getpid()}.tmp")
     temp.write_text(json.dumps(data))
     os.replace(temp, target)

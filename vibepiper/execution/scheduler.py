@@ -412,7 +412,7 @@ class Scheduler:
                     "finished_at": now,
                     "error": result.error or (result.message if not result.ok else None),
                     "attempts": result.attempts,
-                    "config": json.dumps(dict(defn.config), default=repr),
+                    "config": _config_json(defn.config),
                     "reason": "; ".join(result.reasons) or result.message or None,
                     "quarantined_rows": result.quarantined,
                 }
@@ -442,6 +442,23 @@ class Scheduler:
                     for up, version in result.inputs.items()
                 ],
             )
+
+
+def _config_json(config: Mapping[str, Any]) -> str:
+    """The configuration values as JSON; values JSON cannot hold are given by repr."""
+    import json
+
+    try:
+        return json.dumps(dict(config), default=repr)
+    except Exception:  # e.g. a value whose own methods raise
+        return json.dumps({k: _safe_repr(v) for k, v in config.items()})
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def _failed_checks(outcomes: list[Any]) -> str:

@@ -33,6 +33,9 @@ _SCHEMA_FLAGS = ("strict", "coerce", "ordered", "unique", "add_missing_columns",
 _INSTALLED = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
 
 
+UNKNOWN = "unknown"  # the part recorded when the fingerprint failed
+
+
 @dataclass(frozen=True)
 class CodeVersion:
     """An asset's code version, and the named parts it was computed from."""
@@ -48,6 +51,11 @@ def code_version(defn: AssetDef, checks: Iterable[CheckDef] = ()) -> CodeVersion
 
 def describe_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """Why two code versions differ, in words: 'code changed', 'helper f() changed'..."""
+    if UNKNOWN in new:
+        return [
+            f"its code version could not be computed ({new[UNKNOWN]}); "
+            "set @asset(version=...) to pin it"
+        ]
     reasons = []
     for label in sorted(new, key=_label_order):
         if label in old and old[label] != new[label]:
@@ -84,8 +92,16 @@ class Fingerprinter:
         self._own: dict[tuple[int, bool], tuple[Any, str]] = {}
 
     def code_version(self, defn: AssetDef, checks: tuple[CheckDef, ...]) -> CodeVersion:
+        """The code version; one that cannot be computed is new every time (never fresh)."""
         if defn.version is not None:
             return CodeVersion(f"v:{defn.version}", {"version": defn.version})
+        try:
+            return self._fingerprint(defn, checks)
+        except Exception as exc:  # user objects can fail in any way when inspected
+            problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            return CodeVersion(f"unknown:{os.urandom(8).hex()}", {UNKNOWN: problem})
+
+    def _fingerprint(self, defn: AssetDef, checks: tuple[CheckDef, ...]) -> CodeVersion:
         parts: dict[str, str] = {}
         fn = defn.source_reader or defn.fn
         # Parameter defaults are the configuration, a part of their own.
