@@ -114,22 +114,30 @@ def _import_tree(name: str, root: Path) -> Iterator[ModuleType]:
         yield _import(info.name, root)
 
 
+def _project_modules(settings: Settings) -> Iterator[tuple[str, Path | None]]:
+    """Imported modules that belong to the project: listed in its settings, or loaded from
+    a file under its folder that is not part of an installed package (nor VibePiper)."""
+    root = str(settings.root) + os.sep
+    installed = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or name.partition(".")[0] == "vibepiper":
+            continue
+        path = getattr(module, "__file__", None) or ""
+        ours = path.startswith(root) and not path.startswith(installed)
+        if ours and "site-packages" not in path:
+            yield name, Path(path)
+        elif any(name == m or name.startswith(f"{m}.") for m in settings.modules):
+            yield name, None
+
+
 def _forget_project_modules(settings: Settings) -> None:
     """Drop the project's modules from the import cache, so its current code is loaded.
 
     Done once per load, before any import: a module imported by a sibling during this
     load is then reused, not imported twice (which would define its assets twice).
     """
-    root = str(settings.root) + os.sep
-    installed = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-    for name, module in list(sys.modules.items()):
-        if name == "__main__" or name.partition(".")[0] == "vibepiper":
-            continue
-        listed = any(name == m or name.startswith(f"{m}.") for m in settings.modules)
-        path = getattr(module, "__file__", None) or ""
-        ours = path.startswith(root) and not path.startswith(installed)
-        if listed or (ours and "site-packages" not in path):
-            del sys.modules[name]
+    for name, _ in _project_modules(settings):
+        del sys.modules[name]
 
 
 def _import(name: str, root: Path) -> ModuleType:
@@ -165,21 +173,9 @@ def _describe(exc: BaseException, root: Path) -> str:
 
 
 def _project_files(settings: Settings) -> list[Path]:
-    """pyproject.toml and every imported module file of the project (not installed ones)."""
-    root = str(settings.root) + os.sep
-    installed = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-    files = [settings.root / "pyproject.toml"]
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None) or ""
-        if (
-            name != "__main__"
-            and name.partition(".")[0] != "vibepiper"
-            and path.startswith(root)
-            and not path.startswith(installed)
-            and "site-packages" not in path
-        ):
-            files.append(Path(path))
-    return files
+    """pyproject.toml and the file of every imported module of the project."""
+    modules = [path for _, path in _project_modules(settings) if path is not None]
+    return [settings.root / "pyproject.toml", *modules]
 
 
 def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
