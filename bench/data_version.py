@@ -9,17 +9,17 @@ accompanies. Both are timed in-process on the same Arrow table (median of K runs
 from __future__ import annotations
 
 import argparse
-import json
+import datetime as dt
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from common import save_report, time_runs
 
 from vibepiper.versioning.data_version import table_version
 
@@ -39,15 +39,6 @@ def frame(rows: int) -> pd.DataFrame:
     return data
 
 
-def timed(work: object, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat + 1):  # the first run warms up
-        start = time.perf_counter()
-        work()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return times[1:]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=5_000_000)
@@ -57,8 +48,10 @@ def main() -> None:
     table = pa.Table.from_pandas(frame(args.rows), preserve_index=None)
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "t.parquet"
-        write = timed(lambda: pq.write_table(table, target, write_page_checksum=True), args.repeat)
-    version = timed(lambda: table_version(table), args.repeat)
+        _, write = time_runs(
+            lambda: pq.write_table(table, target, write_page_checksum=True), args.repeat
+        )
+    _, version = time_runs(lambda: table_version(table), args.repeat)
     result = {
         "rows": args.rows,
         "repeat": args.repeat,
@@ -71,11 +64,7 @@ def main() -> None:
         f"{args.rows:,} rows: data version {result['data_version_s']:.3f} s, "
         f"Parquet write {result['parquet_write_s']:.3f} s, ratio {result['ratio']:.2f}"
     )
-    out = args.json or Path(__file__).with_name("results") / (
-        f"data_version-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    )
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    save_report(result, "data_version", args.json, dt.datetime.now(dt.UTC))
 
 
 if __name__ == "__main__":

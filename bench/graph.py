@@ -18,10 +18,8 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import random
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -35,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
+from common import BUSY_SHARE, OtherCpu, cpu_count, git_state, machine, save_report
+
 BIN_DIR = Path(sys.executable).parent  # the venv's bin: its python and its `vibepiper`
 PYTHON = sys.executable
 VIBEPIPER = str(BIN_DIR / "vibepiper")
@@ -44,7 +43,6 @@ ROOT_SHARE = 0.10  # the first layer's share of the assets; every layer has that
 CATEGORIES = ("north", "south", "east", "west", "centre")
 CHANGED_ROOT = "l0_0"  # the root whose code the "changed" measurement edits
 SCALE_LITERAL = re.compile(r"\* [0-9.]+,  # scale")
-BUSY_SHARE = 0.10  # a run is disturbed when other processes used more of the machine
 BUSY_SLACK_S = 0.05  # ... plus this many CPU seconds (/proc/stat counts in 10 ms ticks)
 ATTEMPTS = 3  # tries per timed run before a disturbed one is kept (and flagged)
 TIMEOUT_S = 600.0  # one process
@@ -250,13 +248,13 @@ class Run:
     def other_share(self) -> float | None:
         if self.other_cpu_s is None:
             return None
-        return self.other_cpu_s / (self.wall_s * (os.cpu_count() or 1))
+        return self.other_cpu_s / (self.wall_s * cpu_count())
 
     @property
     def disturbed(self) -> bool:
         if self.other_cpu_s is None:
             return False
-        allowed = BUSY_SHARE * self.wall_s * (os.cpu_count() or 1) + BUSY_SLACK_S
+        allowed = BUSY_SHARE * self.wall_s * cpu_count() + BUSY_SLACK_S
         return self.other_cpu_s > allowed
 
 
@@ -280,20 +278,18 @@ def wait_quiet(limit_s: float = QUIET_WAIT_S) -> float | None:
     deadline = time.monotonic() + limit_s
     share = None
     while True:
-        busy, own, start = _busy_cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
+        cpu = OtherCpu()
         time.sleep(0.5)
-        now_busy = _busy_cpu_seconds()
-        if busy is None or now_busy is None:
+        share = cpu.share()
+        if share is None:
             return None
-        elapsed = (time.perf_counter() - start) * (os.cpu_count() or 1)
-        share = max(0.0, now_busy - busy - (_own_cpu_seconds() - own)) / elapsed
         if share < BUSY_SHARE or time.monotonic() > deadline:
             return share
 
 
 def run_process(cmd: list[str], cwd: Path, log: Path) -> Run:
     """Run `cmd` to its end; its wall time, CPU time and peak RSS (from wait4)."""
-    busy, own = _busy_cpu_seconds(), _own_cpu_seconds()
+    others = OtherCpu()  # the child, once waited for, counts as ours
     start = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -307,30 +303,12 @@ def run_process(cmd: list[str], cwd: Path, log: Path) -> Run:
             killer.cancel()
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    now_busy = _busy_cpu_seconds()
-    cpu = usage.ru_utime + usage.ru_stime
-    others = None
-    if busy is not None and now_busy is not None:
-        others = max(0.0, (now_busy - busy) - cpu - (_own_cpu_seconds() - own))
+    other_cpu_s = others.seconds()
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise CommandFailed(f"{' '.join(cmd)} exited {proc.returncode} in {cwd}:\n{tail}")
-    return Run(wall, cpu, usage.ru_maxrss / 1024, others)
-
-
-def _busy_cpu_seconds() -> float | None:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    # cpu user nice system idle iowait irq softirq steal ...; guest time is inside user
-    ticks = [int(v) for v in fields[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, cpu, usage.ru_maxrss / 1024, other_cpu_s)
 
 
 @dataclass
@@ -619,21 +597,6 @@ def _package_dir() -> Path:
     return Path(spec.origin).resolve().parent
 
 
-def git_state() -> dict[str, Any]:
-    """Which vibepiper was measured: its folder, commit, and whether it had local edits."""
-    package = _package_dir()
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=package, capture_output=True, text=True, check=False
-        )
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")  # empty when the package is not in a git checkout
-    dirty = git("status", "--porcelain", "--", ".") if commit else None
-    return {"package": str(package), "commit": commit, "dirty": bool(dirty), "changes": dirty}
-
-
 def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -642,10 +605,7 @@ def environment() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
+        **machine(),
         "python_executable": PYTHON,
         "pythonpath": os.environ.get("PYTHONPATH"),
         "parent_had_PYTHONDONTWRITEBYTECODE": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
@@ -722,9 +682,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     started = dt.datetime.now(dt.UTC)
-    git_before = git_state()
-    busy, own = _busy_cpu_seconds(), _own_cpu_seconds()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    git_before = git_state(_package_dir())
+    cpu = OtherCpu()  # the children waited for count as ours
     wall = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     derived: list[dict[str, Any]] = []
@@ -743,20 +702,9 @@ def main() -> None:
             derived.append(done["derived"])
             if args.profile and n == max(args.assets):
                 profiled = profile(project, args.profile, log)
-    now_busy = _busy_cpu_seconds()
+    others = cpu.share()
     elapsed = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    ours = (
-        (_own_cpu_seconds() - own)
-        + (after.ru_utime - children.ru_utime)
-        + (after.ru_stime - children.ru_stime)
-    )
-    others = (
-        None
-        if busy is None or now_busy is None
-        else max(0.0, now_busy - busy - ours) / (elapsed * (os.cpu_count() or 1))
-    )
-    git_after = git_state()
+    git_after = git_state(_package_dir())
     print_table(results, derived)
     if profiled:
         print_profile(profiled)
@@ -782,9 +730,7 @@ def main() -> None:
         "derived": {str(d["assets"]): d for d in derived},
         "profile": profiled,
     }
-    out = args.json or BENCH_DIR / "results" / f"graph-{started:%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = save_report(report, "graph", args.json, started)
     print(f"saved {out}")
 
 

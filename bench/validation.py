@@ -13,13 +13,10 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,19 +28,18 @@ import pandera
 import pandera.pandas as pa
 import pyarrow
 import pyarrow.parquet as pq
+from common import BUSY_SHARE, OtherCpu, git_state, machine, save_report, time_runs
 
 import vibepiper
 from vibepiper import engine, expect
 from vibepiper.validation.validate import validate
 
-BENCH_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = Path(vibepiper.__file__).resolve().parent  # the code measured (see PYTHONPATH)
 STATUSES = ["placed", "shipped", "completed", "returned"]
 AMOUNT_MIN, AMOUNT_MAX = 0, 100
 NAN_SHARE = 0.01  # share of `amount` left missing (allowed: the range check skips nulls)
 BENCHMARKS = ("vibepiper", "duckdb_pandas", "duckdb_arrow", "duckdb_parquet", "pandera")
 FLOOR = "duckdb_pandas"
-BUSY_SHARE = 0.10  # warn when other processes used more than this share of the CPUs
 Runner = Callable[[], dict[str, int]]  # one timed run; returns the five answers
 ANSWERS = ("null_ids", "duplicate_id_rows", "amount_out_of_range", "status_not_accepted", "rows")
 
@@ -157,13 +153,7 @@ def _pandera_runner(frame: pd.DataFrame) -> Runner:
 
 def measure(make: Callable[[], Runner], repeat: int) -> dict[str, Any]:
     memory = Memory()
-    run = make()
-    answers = run()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
+    answers, times = time_runs(make(), repeat)  # the warm-up's answers
     return {
         "median_s": statistics.median(times),
         "min_s": min(times),
@@ -210,56 +200,16 @@ def _proc_status_mib(key: str) -> float | None:
     return None
 
 
-class OtherCpu:
-    """The share of all CPUs that other processes used while we ran (from /proc/stat)."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter(), _busy_cpu_seconds(), _own_cpu_seconds()
-
-    def share(self) -> float | None:
-        wall, busy, own = self.start
-        now_busy = _busy_cpu_seconds()
-        if busy is None or now_busy is None:
-            return None
-        elapsed = (time.perf_counter() - wall) * (os.cpu_count() or 1)
-        return max(0.0, (now_busy - busy) - (_own_cpu_seconds() - own)) / elapsed
-
-
-def _busy_cpu_seconds() -> float | None:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    # cpu user nice system idle iowait irq softirq steal ...; guest time is inside user
-    ticks = [int(v) for v in fields[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def git_commit() -> dict[str, Any]:
     """Which vibepiper was measured: its folder, commit, and whether it had local edits."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, check=False
-        )
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD")  # empty when the package is not in a git checkout
-    dirty = bool(git("status", "--porcelain", "--", ".")) if commit else None
-    return {"package": str(PACKAGE_DIR), "commit": commit, "dirty": dirty}
+    state = git_state(PACKAGE_DIR)
+    dirty = state["dirty"] if state["commit"] else None  # None outside a git checkout
+    return {"package": state["package"], "commit": state["commit"], "dirty": dirty}
 
 
 def environment() -> dict[str, Any]:
     return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
+        **machine(),
         "versions": {
             "vibepiper": vibepiper.__version__,
             "numpy": np.__version__,
@@ -359,9 +309,7 @@ def main() -> None:
         "load_average_1_5_15min": os.getloadavg(),
         "results": results,
     }
-    out = args.json or BENCH_DIR / "results" / f"validation-{started:%Y%m%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = save_report(report, "validation", args.json, started)
     print(f"saved {out}")
 
 
