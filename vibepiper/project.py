@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.scheduler import Reporter, RunResult, Workspace
     from vibepiper.reporting.explain import Cause
+    from vibepiper.reporting.lineage import Made, Neighbourhood
     from vibepiper.versioning.freshness import Verdict
 
 
@@ -300,6 +301,73 @@ class Project:
         from vibepiper.execution.scheduler import Scheduler
 
         return Scheduler(self.workspace()).plan(self.select(select), whole_graph=True)
+
+    def neighbourhood(
+        self,
+        name: str,
+        *,
+        upstream: bool = True,
+        downstream: bool = True,
+        depth: int | None = None,
+    ) -> Neighbourhood:
+        """The assets up and/or down the graph from `name`, with their last state and
+        freshness, and the edges between them."""
+        from vibepiper.execution.scheduler import Scheduler
+        from vibepiper.reporting.lineage import last_states, neighbourhood
+
+        self._check_known(name)
+        verdicts = Scheduler(self.workspace()).plan(list(self.graph.order), whole_graph=True)
+        return neighbourhood(
+            self.graph,
+            name,
+            upstream=upstream,
+            downstream=downstream,
+            depth=depth,
+            states=last_states(self.catalog),
+            verdicts=verdicts,
+        )
+
+    def lineage(
+        self,
+        name: str,
+        *,
+        upstream: bool = True,
+        downstream: bool = True,
+        depth: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per asset around `name`: its relation to it (self, upstream,
+        downstream), group, tags, last state and freshness; `.attrs["edges"]` has the edges."""
+        import pandas as pd
+
+        hood = self.neighbourhood(name, upstream=upstream, downstream=downstream, depth=depth)
+        above = self.graph.ancestors(name)
+        frame = pd.DataFrame(
+            [
+                {
+                    "relation": "self" if n == name else "upstream" if n in above else "downstream",
+                    **node,
+                }
+                for n, node in hood.nodes.items()
+            ]
+        )
+        frame.attrs["edges"] = hood.edges
+        return frame
+
+    def data_lineage(self, name: str, version: str) -> Made:
+        """The exact input versions, recursively, behind one data version (or a unique
+        prefix, or a materialization id) of `name`."""
+        from vibepiper.reporting.lineage import data_lineage
+
+        self._check_known(name)
+        return data_lineage(self.catalog, name, version)
+
+    def history(self, name: str, limit: int = 100) -> pd.DataFrame:
+        """Materializations of `name`, newest first, with their inputs and check results."""
+        import pandas as pd
+
+        from vibepiper.reporting.listing import history_rows
+
+        return pd.DataFrame(history_rows(self, name, limit))
 
     def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
         """Why `name` is stale or fresh (a tree of causes), and its last run's row."""

@@ -97,6 +97,60 @@ def status(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
 
 @click.command()
 @click.argument("asset")
+@click.option("--upstream", is_flag=True, help="Only what ASSET is made from.")
+@click.option("--downstream", is_flag=True, help="Only what is made from ASSET.")
+@click.option(
+    "--depth", type=click.IntRange(min=1), metavar="N", help="At most N levels away (default: all)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "dot", "mermaid"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--version",
+    "version",
+    metavar="DATA_VERSION",
+    help="Data lineage instead: the exact input versions, recursively, behind this "
+    "data version (or unique prefix, or materialization id) of ASSET.",
+)
+@click.pass_obj
+def lineage(
+    opts: Options,
+    asset: str,
+    upstream: bool,
+    downstream: bool,
+    depth: int | None,
+    fmt: str,
+    version: str | None,
+) -> None:
+    """The asset graph around ASSET (by default both ways), with each asset's last state
+    and freshness; or, with --version, the data lineage of one version of ASSET."""
+    project = opts.load()
+    if version is not None:
+        from vibepiper.reporting.lineage import render_made
+
+        made = project.data_lineage(asset, version)
+        if fmt == "json":
+            _emit_json(made.as_dict())
+        else:
+            for line in render_made(made):
+                click.echo(line)
+        return
+    from vibepiper.reporting.lineage import render
+
+    both = not upstream and not downstream
+    hood = project.neighbourhood(
+        asset, upstream=upstream or both, downstream=downstream or both, depth=depth
+    )
+    click.echo(render(hood, fmt))
+
+
+@click.command()
+@click.argument("asset")
 @json_option
 @click.pass_obj
 def explain(opts: Options, asset: str, as_json: bool) -> None:
@@ -345,4 +399,4 @@ def query(opts: Options, sql: str, fmt: str | None) -> None:
         click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
 
 
-COMMANDS = [init, list_, status, explain, materialize, check, show, history, query]
+COMMANDS = [init, list_, status, explain, materialize, check, lineage, show, history, query]

@@ -1,0 +1,251 @@
+"""Lineage: the asset graph around an asset (text, JSON, DOT, Mermaid), and data lineage:
+the exact input versions, recursively, that produced one version of an asset's data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vibepiper.catalog.catalog import Catalog, rows
+from vibepiper.errors import AssetNotMaterializedError
+from vibepiper.graph.graph import Graph
+from vibepiper.versioning.freshness import Verdict
+
+COLORS = {  # by last state, for DOT
+    "succeeded": "#c8e6c9",
+    "skipped": "#c8e6c9",
+    "failed": "#ffcdd2",
+    "check_failed": "#ffcdd2",
+    "blocked": "#fff3c4",
+    None: "#eeeeee",
+}
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """The assets around one asset, with their last state and freshness, and the edges."""
+
+    asset: str
+    nodes: dict[str, dict[str, Any]]
+    edges: list[tuple[str, str]]
+    upstream: bool
+    downstream: bool
+
+
+def neighbourhood(
+    graph: Graph,
+    asset: str,
+    *,
+    upstream: bool,
+    downstream: bool,
+    depth: int | None,
+    states: Mapping[str, str],
+    verdicts: Mapping[str, Verdict],
+) -> Neighbourhood:
+    names = {asset}
+    if upstream:
+        names |= graph.ancestors(asset, depth)
+    if downstream:
+        names |= graph.descendants(asset, depth)
+    nodes = {}
+    for name in graph.sorted(names):
+        defn = graph.assets[name]
+        verdict = verdicts.get(name)
+        nodes[name] = {
+            "name": name,
+            "group": defn.group,
+            "tags": list(defn.tags),
+            "state": states.get(name),
+            "fresh": None if verdict is None else verdict.fresh,
+            "reasons": [] if verdict is None else list(verdict.reasons),
+        }
+    edges = [(up, name) for name in nodes for up in graph.upstream[name] if up in nodes]
+    return Neighbourhood(asset, nodes, edges, upstream, downstream)
+
+
+def last_states(catalog: Catalog) -> dict[str, str]:
+    """Each asset's latest materialization status."""
+    with catalog.connect() as con:
+        found = rows(
+            con,
+            "SELECT asset, status FROM materializations QUALIFY row_number() "
+            "OVER (PARTITION BY asset ORDER BY finished_at DESC, "
+            "materialization_id DESC) = 1",
+        )
+    return {r["asset"]: r["status"] for r in found}
+
+
+def render(hood: Neighbourhood, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(
+            {
+                "asset": hood.asset,
+                "nodes": list(hood.nodes.values()),
+                "edges": [list(e) for e in hood.edges],
+            },
+            indent=2,
+        )
+    if fmt == "dot":
+        return _dot(hood)
+    if fmt == "mermaid":
+        return _mermaid(hood)
+    return "\n".join(_text(hood))
+
+
+def _label(node: dict[str, Any]) -> str:
+    fresh = {True: "fresh", False: "stale", None: "?"}[node["fresh"]]
+    return f"{node['name']}  [{node['state'] or 'never run'}, {fresh}]"
+
+
+def _text(hood: Neighbourhood) -> list[str]:
+    lines = [_label(hood.nodes[hood.asset])]
+    parents: dict[str, list[str]] = {n: [] for n in hood.nodes}
+    children: dict[str, list[str]] = {n: [] for n in hood.nodes}
+    for up, down in hood.edges:
+        parents[down].append(up)
+        children[up].append(down)
+    sections = [("upstream", parents, "<- "), ("downstream", children, "-> ")]
+    for title, links, arrow in sections:
+        if not getattr(hood, title):
+            continue
+        lines.append(f"{title}:")
+        seen: set[str] = set()
+
+        def walk(
+            name: str,
+            depth: int,
+            links: dict[str, list[str]] = links,
+            arrow: str = arrow,
+            seen: set[str] = seen,
+        ) -> None:
+            for other in links[name]:
+                again = " (see above)" if other in seen and links[other] else ""
+                lines.append(f"{'  ' * depth}{arrow}{_label(hood.nodes[other])}{again}")
+                if other not in seen:
+                    seen.add(other)
+                    walk(other, depth + 1)
+
+        walk(hood.asset, 1)
+        if len(lines) and lines[-1] == f"{title}:":
+            lines.append("  (none)")
+    return lines
+
+
+def _dot(hood: Neighbourhood) -> str:
+    lines = ["digraph lineage {", "  rankdir=LR;", '  node [shape=box, style="rounded,filled"];']
+    for name, node in hood.nodes.items():
+        color = COLORS.get(node["state"], COLORS[None])
+        width = ", penwidth=2" if name == hood.asset else ""
+        lines.append(f'  "{name}" [fillcolor="{color}"{width}];')
+    lines += [f'  "{up}" -> "{down}";' for up, down in hood.edges]
+    return "\n".join([*lines, "}"])
+
+
+def _mermaid(hood: Neighbourhood) -> str:
+    lines = ["graph LR"]
+    lines += [f"  {name}[{name}]" for name in hood.nodes]
+    lines += [f"  {up} --> {down}" for up, down in hood.edges]
+    lines.append(f"  style {hood.asset} stroke-width:3px")
+    return "\n".join(lines)
+
+
+# -- data lineage ---------------------------------------------------------------------
+
+
+@dataclass
+class Made:
+    """One materialization and the materializations of the exact inputs it read."""
+
+    asset: str
+    data_version: str
+    materialization_id: str | None
+    run_id: str | None
+    finished_at: Any
+    inputs: list[Made] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset,
+            "data_version": self.data_version,
+            "materialization_id": self.materialization_id,
+            "run_id": self.run_id,
+            "finished_at": self.finished_at,
+            "inputs": [m.as_dict() for m in self.inputs],
+        }
+
+
+def data_lineage(catalog: Catalog, asset: str, version: str) -> Made:
+    """Which exact input versions, recursively, produced `version` of `asset` (a data
+    version, a unique prefix of one, or a materialization id)."""
+    with catalog.connect() as con:
+        made = _find(con, asset, version)
+        if made is None:
+            raise AssetNotMaterializedError(
+                f"asset '{asset}' has no data version or materialization {version!r}",
+                f"see its versions with `vibepiper history {asset}`",
+            )
+        _expand(con, made, set())
+    return made
+
+
+def _find(con: Any, asset: str, version: str, before: Any = None) -> Made | None:
+    found = rows(
+        con,
+        "SELECT materialization_id, run_id, data_version, finished_at "
+        "FROM materializations WHERE asset = ? AND status = 'succeeded' AND "
+        "(materialization_id = ? OR starts_with(data_version, ?)) "
+        "AND (? IS NULL OR finished_at <= ?) "
+        "ORDER BY finished_at DESC LIMIT 2",
+        [asset, version, version, before, before],
+    )
+    versions = {r["data_version"] for r in found}
+    if not found or len(versions) > 1:
+        return None if not found else _ambiguous(asset, version)
+    row = found[0]
+    return Made(
+        asset, row["data_version"], row["materialization_id"], row["run_id"], row["finished_at"]
+    )
+
+
+def _ambiguous(asset: str, version: str) -> Made:
+    raise AssetNotMaterializedError(
+        f"{version!r} matches several data versions of '{asset}'", "give more characters of it"
+    )
+
+
+def _expand(con: Any, made: Made, seen: set[tuple[str, str]]) -> None:
+    inputs = rows(
+        con,
+        "SELECT upstream_asset, upstream_data_version FROM lineage WHERE "
+        "materialization_id = ? ORDER BY upstream_asset",
+        [made.materialization_id],
+    )
+    for row in inputs:
+        asset, version = row["upstream_asset"], row["upstream_data_version"]
+        # The materialization that made exactly that version, no later than its reader.
+        child = _find(con, asset, version, made.finished_at) or Made(
+            asset, version, None, None, None
+        )
+        made.inputs.append(child)
+        if child.materialization_id and (asset, version) not in seen:
+            seen.add((asset, version))
+            _expand(con, child, seen)
+
+
+def render_made(made: Made) -> list[str]:
+    lines: list[str] = []
+
+    def walk(node: Made, depth: int) -> None:
+        when = f"{node.finished_at:%Y-%m-%d %H:%M:%S}" if node.finished_at else "unknown"
+        run = f", run {node.run_id}" if node.run_id else ""
+        lines.append(
+            f"{'  ' * depth}{'<- ' if depth else ''}{node.asset} "
+            f"@ {node.data_version[:12]}  (made {when}{run})"
+        )
+        for child in node.inputs:
+            walk(child, depth + 1)
+
+    walk(made, 0)
+    return lines
