@@ -150,6 +150,41 @@ def lineage(
 
 
 @click.command()
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=".vibepiper/site",
+    show_default=True,
+    metavar="DIR",
+    help="Where to write the site.",
+)
+@click.option("--serve", is_flag=True, help="Then serve it on http://127.0.0.1:PORT/.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_obj
+def docs(opts: Options, out: str, serve: bool, port: int) -> None:
+    """Write a self-contained static site of the project (works offline): the lineage graph
+    coloured by state and freshness, and each asset's description, schema, checks and their
+    last results, and recent materializations."""
+    from pathlib import Path
+
+    from vibepiper.reporting.site import site_assets, write_site
+
+    project = opts.load()
+    project._need_code()
+    index = write_site(Path(out), project.root.name, project.graph, site_assets(project))
+    click.echo(f"wrote {index} ({len(project.graph.assets)} assets)")
+    if serve:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=out)
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+            click.echo(f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", err=True)
+            server.serve_forever()
+
+
+@click.command()
 @click.argument("asset")
 @json_option
 @click.pass_obj
@@ -399,4 +434,16 @@ def query(opts: Options, sql: str, fmt: str | None) -> None:
         click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
 
 
-COMMANDS = [init, list_, status, explain, materialize, check, lineage, show, history, query]
+COMMANDS = [
+    init,
+    list_,
+    status,
+    explain,
+    materialize,
+    check,
+    lineage,
+    show,
+    history,
+    query,
+    docs,
+]

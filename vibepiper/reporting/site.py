@@ -1,0 +1,297 @@
+"""`vibepiper docs`: a self-contained static site of the project (works offline, no CDN).
+
+`index.html` draws the lineage graph as an SVG, each asset coloured by its last state and
+freshness; clicking one shows its description, schema, checks with their last results and
+recent materializations. `assets/<name>.html` has the same for each asset, as a page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.graph.graph import Graph
+
+if TYPE_CHECKING:
+    from vibepiper.project import Project
+
+NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 34, 42, 16, 16
+
+
+def layout(graph: Graph) -> dict[str, tuple[int, int]]:
+    """Top-left corner of each asset's box: columns by longest path from a root, rows
+    ordered by the mean row of each asset's parents (fewer crossings)."""
+    column: dict[str, int] = {}
+    for name in graph.order:
+        column[name] = 1 + max((column[u] for u in graph.upstream[name]), default=-1)
+    rows: dict[str, float] = {}
+    placed: dict[int, list[str]] = {}
+    for name in graph.order:
+        parents = [rows[u] for u in graph.upstream[name]]
+        rows[name] = sum(parents) / len(parents) if parents else len(placed.get(0, []))
+        placed.setdefault(column[name], []).append(name)
+    position = {}
+    for col, names in placed.items():
+        for row, name in enumerate(sorted(names, key=lambda n: (rows[n], n))):
+            rows[name] = row
+            position[name] = (MARGIN + col * (NODE_W + GAP_X), MARGIN + row * (NODE_H + GAP_Y))
+    return position
+
+
+def _svg(graph: Graph, assets: Mapping[str, dict[str, Any]]) -> str:
+    position = layout(graph)
+    width = max(x for x, _ in position.values()) + NODE_W + MARGIN if position else 200
+    height = max(y for _, y in position.values()) + NODE_H + MARGIN if position else 100
+    parts = [
+        f'<svg id="graph" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">'
+    ]
+    for name in graph.order:
+        for up in graph.upstream[name]:
+            x1, y1 = position[up][0] + NODE_W, position[up][1] + NODE_H // 2
+            x2, y2 = position[name][0], position[name][1] + NODE_H // 2
+            mid = (x1 + x2) // 2
+            kind = "edge" if up in graph.assets[name].inputs.values() else "edge order"
+            parts.append(
+                f'<path class="{kind}" data-from="{up}" data-to="{name}" '
+                f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"/>'
+            )
+    for name in graph.order:
+        x, y = position[name]
+        info = assets[name]
+        label = html.escape(name if len(name) <= 19 else name[:18] + "…")
+        parts.append(
+            f'<g class="node {info["css"]}" data-asset="{name}" tabindex="0" '
+            f'transform="translate({x},{y})"><title>{html.escape(info["summary"])}</title>'
+            f'<rect width="{NODE_W}" height="{NODE_H}" rx="7"/>'
+            f'<text x="{NODE_W // 2}" y="{NODE_H // 2 + 5}">{label}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def css_class(state: str | None, fresh: bool | None) -> str:
+    if state in ("failed", "check_failed"):
+        return "failed"
+    if state == "blocked":
+        return "blocked"
+    if state is None:
+        return "never"
+    return "fresh" if fresh else "stale"
+
+
+def asset_details(info: Mapping[str, Any]) -> str:
+    """The details of one asset, as HTML (used in the panel and on its own page)."""
+    esc = html.escape
+    out = [f"<h2>{esc(info['name'])}</h2>"]
+    out.append(f'<p class="status {info["css"]}">{esc(info["summary"])}</p>')
+    if info["description"]:
+        out.append(f"<p>{esc(info['description'])}</p>")
+    meta = [f"group <b>{esc(info['group'])}</b>"]
+    if info["tags"]:
+        meta.append("tags " + ", ".join(f"<b>{esc(t)}</b>" for t in info["tags"]))
+    if info["deps"]:
+        meta.append("reads " + ", ".join(_link(d) for d in info["deps"]))
+    out.append(f"<p>{' · '.join(meta)}</p>")
+    if info["reasons"]:
+        out.append("<p>stale: " + "; ".join(esc(r) for r in info["reasons"]) + "</p>")
+    if info["schema"]:
+        out.append("<h3>Schema</h3><table><tr><th>column</th><th>type</th><th>checks</th></tr>")
+        out += [
+            f"<tr><td>{esc(c['name'])}</td><td>{esc(c['type'])}</td>"
+            f"<td>{esc(', '.join(c['checks']))}</td></tr>"
+            for c in info["schema"]
+        ]
+        out.append("</table>")
+    if info["checks"]:
+        out.append(
+            "<h3>Checks</h3><table><tr><th>check</th><th>severity</th><th>last result"
+            "</th><th>failing rows</th><th>message</th></tr>"
+        )
+        for chk in info["checks"]:
+            result = {True: "passed", False: "failed", None: "not run"}[chk["passed"]]
+            out.append(
+                f'<tr class="{result}"><td>{esc(chk["name"])}</td>'
+                f"<td>{esc(chk['severity'])}</td><td>{result}</td>"
+                f"<td>{chk['failing_rows'] or ''}</td><td>{esc(chk['message'] or '')}"
+                "</td></tr>"
+            )
+        out.append("</table>")
+    if info["history"]:
+        out.append(
+            "<h3>Recent materializations</h3><table><tr><th>finished (UTC)</th>"
+            "<th>status</th><th>rows</th><th>data version</th></tr>"
+        )
+        out += [
+            f"<tr><td>{esc(str(h['finished_at'])[:19])}</td><td>{esc(h['status'])}</td>"
+            f"<td>{h['row_count'] if h['row_count'] is not None else ''}</td>"
+            f"<td><code>{esc((h['data_version'] or '')[:12])}</code></td></tr>"
+            for h in info["history"]
+        ]
+        out.append("</table>")
+    return "".join(out)
+
+
+def _link(name: str) -> str:
+    return f'<a href="assets/{name}.html" data-asset="{name}">{html.escape(name)}</a>'
+
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
+main{flex:1;overflow:auto;padding:12px}aside{width:380px;overflow:auto;padding:12px 18px;
+border-left:1px solid #ddd;background:#fafafa}h1{font-size:18px;margin:4px 0 10px}
+.edge{fill:none;stroke:#8a939d;stroke-width:1.4}.edge.order{stroke-dasharray:4 3}
+.node{cursor:pointer}
+.node rect{stroke:#555;stroke-width:1}.node text{text-anchor:middle;font-size:12px}
+.node.selected rect{stroke:#1a56db;stroke-width:3}.fresh rect,.status.fresh{fill:#c8e6c9;
+background:#c8e6c9}.stale rect,.status.stale{fill:#ffe0b2;background:#ffe0b2}
+.failed rect,.status.failed{fill:#ffcdd2;background:#ffcdd2}.blocked rect,.status.blocked{
+fill:#fff3c4;background:#fff3c4}.never rect,.status.never{fill:#eee;background:#eee}
+.status{padding:4px 8px;border-radius:6px;display:inline-block}table{border-collapse:
+collapse;margin:6px 0 12px;width:100%}td,th{border-bottom:1px solid #e3e3e3;text-align:
+left;padding:3px 6px;font-size:12.5px;vertical-align:top;word-break:break-word}
+tr.failed td{color:#b00020}
+.legend span{margin-right:10px;padding:2px 6px;border-radius:4px}
+"""
+
+SCRIPT = """
+const assets = JSON.parse(document.getElementById('assets').textContent);
+function show(name) {
+  document.querySelectorAll('.node').forEach(n =>
+    n.classList.toggle('selected', n.dataset.asset === name));
+  document.getElementById('details').innerHTML = assets[name].html;
+  document.querySelectorAll('#details a[data-asset]').forEach(a =>
+    a.addEventListener('click', e => { e.preventDefault(); show(a.dataset.asset); }));
+}
+document.querySelectorAll('.node').forEach(n => {
+  n.addEventListener('click', () => show(n.dataset.asset));
+  n.addEventListener('keydown', e => { if (e.key === 'Enter') show(n.dataset.asset); });
+});
+"""
+
+
+def site_assets(project: Project) -> dict[str, dict[str, Any]]:
+    """Everything the site shows about each asset of a (fully loaded) project."""
+    from vibepiper.catalog.catalog import rows
+    from vibepiper.execution.scheduler import Scheduler
+    from vibepiper.reporting.lineage import last_states
+    from vibepiper.reporting.listing import check_names
+
+    graph = project.graph
+    verdicts = Scheduler(project.workspace()).plan(list(graph.order), whole_graph=True)
+    states = last_states(project.catalog)
+    with project.catalog.connect() as con:
+        results = rows(
+            con,
+            "SELECT m.asset, c.check_name, c.severity, c.passed, "
+            "c.failing_rows, c.message FROM check_results c JOIN ("
+            "SELECT asset, materialization_id FROM materializations "
+            "WHERE status IN ('succeeded', 'check_failed') QUALIFY "
+            "row_number() OVER (PARTITION BY asset ORDER BY finished_at DESC)"
+            " = 1) m USING (materialization_id) ORDER BY c.check_name",
+        )
+        history = rows(
+            con,
+            "SELECT asset, finished_at, status, row_count, data_version "
+            "FROM materializations QUALIFY row_number() OVER (PARTITION BY "
+            "asset ORDER BY finished_at DESC) <= 5 ORDER BY finished_at DESC",
+        )
+    assets = {}
+    for name in graph.order:
+        defn, verdict, state = graph.assets[name], verdicts[name], states.get(name)
+        css = css_class(state, verdict.fresh)
+        summary = f"{name}: last {state or 'never run'}, {'fresh' if verdict.fresh else 'stale'}"
+        found = [r for r in results if r["asset"] == name]
+        checks = [
+            {
+                "name": r["check_name"],
+                "severity": r["severity"],
+                "passed": r["passed"],
+                "failing_rows": r["failing_rows"],
+                "message": r["message"],
+            }
+            for r in found
+        ]
+        ran = {c["name"] for c in checks}
+        checks += [
+            {"name": c, "severity": "", "passed": None, "failing_rows": None, "message": ""}
+            for c in check_names(graph, name)
+            if c not in ran and not c.startswith("schema:")
+        ]
+        assets[name] = {
+            "name": name,
+            "description": defn.description,
+            "group": defn.group,
+            "tags": list(defn.tags),
+            "deps": list(graph.upstream[name]),
+            "state": state,
+            "fresh": verdict.fresh,
+            "reasons": list(verdict.reasons),
+            "css": css,
+            "summary": summary,
+            "schema": schema_columns(defn.schema),
+            "checks": checks,
+            "history": [h for h in history if h["asset"] == name],
+        }
+    return assets
+
+
+def schema_columns(schema: Any) -> list[dict[str, Any]]:
+    """The columns a pandera schema declares, with their types and checks."""
+    if schema is None:
+        return []
+    to_schema = getattr(schema, "to_schema", None)
+    try:
+        resolved = to_schema() if callable(to_schema) else schema
+        columns = getattr(resolved, "columns", {}) or {}
+        return [
+            {
+                "name": str(name),
+                "type": str(getattr(col, "dtype", "")),
+                "checks": [str(getattr(c, "name", c)) + _stats(c) for c in col.checks]
+                + (["nullable"] if getattr(col, "nullable", False) else [])
+                + (["unique"] if getattr(col, "unique", False) else []),
+            }
+            for name, col in columns.items()
+        ]
+    except Exception:  # a schema we cannot describe is still validated; just not shown
+        return []
+
+
+def _stats(check: Any) -> str:
+    stats = getattr(check, "statistics", None) or {}
+    return f"({', '.join(f'{v}' for v in stats.values())})" if stats else ""
+
+
+def write_site(out: Path, title: str, graph: Graph, assets: Mapping[str, dict[str, Any]]) -> Path:
+    """Write index.html and one page per asset into `out`; return the index's path."""
+    (out / "assets").mkdir(parents=True, exist_ok=True)
+    panels = {name: {"html": asset_details(info)} for name, info in assets.items()}
+    data = json.dumps(panels).replace("</", "<\\/")
+    legend = "".join(
+        f'<span class="status {c}">{c}</span>'
+        for c in ("fresh", "stale", "failed", "blocked", "never")
+    )
+    index = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><main><h1>{html.escape(title)}: "
+        f"{len(assets)} assets</h1><p class='legend'>{legend} solid lines carry data, dashed "
+        f"ones only order</p>{_svg(graph, assets)}</main>"
+        "<aside id='details'><p>Click an asset to see its description, schema, checks and "
+        "recent materializations.</p></aside>"
+        f"<script type='application/json' id='assets'>{data}</script>"
+        f"<script>{SCRIPT}</script></body></html>"
+    )
+    (out / "index.html").write_text(index, encoding="utf-8")
+    for name, info in assets.items():
+        details = asset_details(info).replace('href="assets/', 'href="')  # siblings
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)}"
+            f"</title><style>{STYLE}body{{display:block;padding:16px}}</style></head><body>"
+            f"<p><a href='../index.html'>&larr; all assets</a></p>{details}</body></html>"
+        )
+        (out / "assets" / f"{name}.html").write_text(page, encoding="utf-8")
+    return out / "index.html"
