@@ -1,30 +1,15 @@
-"""Loading a project (its settings and asset modules), and the Python API: `Project`."""
+"""The Python API: `Project`, a loaded project (see `loader` for how it is loaded)."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import pkgutil
-import sys
-import tomllib
-import traceback
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from vibepiper.definitions.asset import AssetDef
-from vibepiper.definitions.check import CheckDef
-from vibepiper.errors import (
-    AssetNotMaterializedError,
-    DefinitionError,
-    ProjectLoadError,
-    SelectionError,
-    did_you_mean,
-)
+from vibepiper.errors import AssetNotMaterializedError, SelectionError, did_you_mean
 from vibepiper.graph.graph import Graph
+from vibepiper.loader import load_definitions, load_settings, project_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,158 +19,6 @@ if TYPE_CHECKING:
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import Made, Neighbourhood
     from vibepiper.versioning.freshness import Verdict
-
-
-@dataclass(frozen=True)
-class Settings:
-    """`[tool.vibepiper]` of a project's pyproject.toml, after command-line overrides."""
-
-    root: Path
-    modules: tuple[str, ...]
-    home: Path
-
-
-def load_settings(
-    path: str | os.PathLike[str] = ".",
-    modules: Iterable[str] | None = None,
-    home: str | os.PathLike[str] | None = None,
-) -> Settings:
-    root = Path(path).resolve()
-    if not root.is_dir():
-        raise ProjectLoadError(
-            f"project folder {path} does not exist", "pass --project DIR with an existing folder"
-        )
-    table = _tool_table(root / "pyproject.toml")
-    names = tuple(modules or ()) or tuple(table.get("modules", ()))
-    if not names:
-        raise ProjectLoadError(
-            f"no asset modules for the project in {root}",
-            'set modules = ["my_assets"] under [tool.vibepiper] in pyproject.toml, '
-            "or pass -m MODULE",
-        )
-    for name in names:
-        if not isinstance(name, str) or not all(p.isidentifier() for p in name.split(".")):
-            raise ProjectLoadError(
-                f"module name {name!r} is not valid",
-                "give a dotted Python module name such as shop.assets",
-            )
-    home_dir = home or os.environ.get("VIBEPIPER_HOME") or table.get("home") or ".vibepiper"
-    return Settings(root, names, (root / home_dir).resolve())
-
-
-def _tool_table(pyproject: Path) -> dict[str, Any]:
-    if not pyproject.is_file():
-        return {}
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProjectLoadError(
-            f"{pyproject} is not valid TOML: {exc}", "fix the file's syntax"
-        ) from None
-    table = data.get("tool", {}).get("vibepiper", {})
-    if not isinstance(table, dict):
-        raise ProjectLoadError(
-            f"[tool.vibepiper] in {pyproject} is not a table",
-            "write it as a [tool.vibepiper] section",
-        )
-    return table
-
-
-def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]]:
-    """Import the project's modules (and their submodules) and collect their definitions."""
-    root = str(settings.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    importlib.invalidate_caches()
-    _forget_project_modules(settings)
-    assets: dict[int, AssetDef] = {}
-    checks: dict[int, CheckDef] = {}
-    for name in settings.modules:
-        for module in _import_tree(name, settings.root):
-            for value in _definitions_in(module):
-                target: dict[int, Any] = assets if isinstance(value, AssetDef) else checks
-                target.setdefault(id(value), value)
-    return list(assets.values()), list(checks.values())
-
-
-def _import_tree(name: str, root: Path) -> Iterator[ModuleType]:
-    module = _import(name, root)
-    yield module
-    for info in pkgutil.walk_packages(getattr(module, "__path__", []), prefix=f"{name}."):
-        yield _import(info.name, root)
-
-
-def _project_modules(settings: Settings) -> Iterator[tuple[str, Path | None]]:
-    """Imported modules that belong to the project: listed in its settings, or loaded from
-    a file under its folder that is not part of an installed package (nor VibePiper)."""
-    root = str(settings.root) + os.sep
-    installed = tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-    for name, module in list(sys.modules.items()):
-        if name == "__main__" or name.partition(".")[0] == "vibepiper":
-            continue
-        path = getattr(module, "__file__", None) or ""
-        ours = path.startswith(root) and not path.startswith(installed)
-        if ours and "site-packages" not in path:
-            yield name, Path(path)
-        elif any(name == m or name.startswith(f"{m}.") for m in settings.modules):
-            yield name, None
-
-
-def _forget_project_modules(settings: Settings) -> None:
-    """Drop the project's modules from the import cache, so its current code is loaded.
-
-    Done once per load, before any import: a module imported by a sibling during this
-    load is then reused, not imported twice (which would define its assets twice).
-    """
-    for name, _ in _project_modules(settings):
-        del sys.modules[name]
-
-
-def _import(name: str, root: Path) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except DefinitionError as exc:
-        raise type(exc)(f"{exc.message} (in module {name})", exc.hint) from None
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
-            raise ProjectLoadError(
-                f"module '{name}' was not found in {root}",
-                "check [tool.vibepiper] modules in pyproject.toml, or --project/-m",
-            ) from None
-        raise ProjectLoadError(
-            f"module '{name}' failed to import: {_describe(exc, root)}",
-            "fix the error in that module",
-        ) from None
-    except Exception as exc:
-        raise ProjectLoadError(
-            f"module '{name}' failed to import: {_describe(exc, root)}",
-            "fix the error in that module",
-        ) from None
-
-
-def _describe(exc: BaseException, root: Path) -> str:
-    where = ""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.startswith(str(root)):
-            where = f" ({os.path.relpath(frame.filename, root)}:{frame.lineno})"
-            break
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
-
-
-def _project_files(settings: Settings) -> list[Path]:
-    """pyproject.toml and the file of every imported module of the project."""
-    modules = [path for _, path in _project_modules(settings) if path is not None]
-    return [settings.root / "pyproject.toml", *modules]
-
-
-def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
-    for value in vars(module).values():
-        if isinstance(value, AssetDef | CheckDef):
-            yield value
-        elif isinstance(value, list | tuple | dict):  # assets built by a factory in a loop
-            items = value.values() if isinstance(value, dict) else value
-            yield from (v for v in items if isinstance(v, AssetDef | CheckDef))
 
 
 class Project:
@@ -228,7 +61,7 @@ class Project:
         from vibepiper.versioning.fingerprint import Fingerprinter
 
         assets, checks = load_definitions(self.settings)
-        files = _project_files(self.settings)
+        files = project_files(self.settings)
         self.graph = Graph.build(assets, checks)
         self.loaded = True
         fingerprints = Fingerprinter()

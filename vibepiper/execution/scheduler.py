@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,10 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from vibepiper.catalog.catalog import Batch, Catalog
+from vibepiper.catalog.catalog import Catalog
 from vibepiper.definitions.context import Context
 from vibepiper.errors import AssetNotMaterializedError, StoreError, VibePiperError
 from vibepiper.execution import states
+from vibepiper.execution.recorder import Recorder
 from vibepiper.execution.states import AssetResult, RunResult
 from vibepiper.execution.task import TaskOutcome, run_task
 from vibepiper.execution.verdicts import Judge
@@ -35,8 +35,6 @@ from vibepiper.versioning.freshness import Current, Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
-
-FLUSH_EVERY = 1.0  # seconds between catalog writes during a run
 
 
 class Reporter(Protocol):
@@ -79,67 +77,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class _Recorder:
-    """Buffers catalog rows; a timer writes them about FLUSH_EVERY seconds after they come.
-
-    So a run costs a few transactions, yet what it did shows up in the catalog within a
-    second or so even while a long asset is computing.
-    """
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.pending = Batch()
-        self.guard = threading.Lock()  # protects `pending` and `timer`
-        self.writing = threading.Lock()  # one write at a time, in order
-        self.timer: threading.Timer | None = None
-        self.failure: BaseException | None = None
-
-    def add(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
-        with self.guard:
-            getattr(self.pending, table).extend(rows)
-            if self.timer is None:
-                self.timer = threading.Timer(FLUSH_EVERY, self._flush_in_background)
-                self.timer.daemon = True
-                self.timer.start()
-
-    def start(self) -> dict[str, Current]:
-        """Write the rows so far (the run's first) and read the current materializations."""
-        with self.writing, self.guard:
-            batch, self.pending = self.pending, Batch()
-        return self.catalog.start_run(batch)
-
-    def flush(self) -> None:
-        """Write everything pending now; raise if an earlier background write failed."""
-        with self.guard:
-            timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.cancel()
-        self._write()
-        if self.failure is not None:
-            failure, self.failure = self.failure, None
-            raise failure
-
-    def _flush_in_background(self) -> None:
-        with self.guard:
-            self.timer = None
-        try:
-            self._write()
-        except Exception as exc:  # kept, and raised by the next flush() in the run's thread
-            self.failure = exc
-
-    def _write(self) -> None:
-        with self.writing:
-            with self.guard:
-                batch, self.pending = self.pending, Batch()
-            try:
-                self.catalog.write(batch)
-            except BaseException:
-                with self.guard:  # keep the rows for the next attempt
-                    batch.extend(self.pending)
-                    self.pending = batch
-                raise
-
-
 class Scheduler:
     """Runs a selection of a workspace's assets, in-process, in dependency order."""
 
@@ -160,7 +97,7 @@ class Scheduler:
         ws = self.ws
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
-        recorder = _Recorder(ws.catalog)
+        recorder = Recorder(ws.catalog)
         recorder.add(
             "runs",
             [
@@ -389,7 +326,7 @@ class Scheduler:
                 versions[up] = current[up].data_version if up in current else None
         return versions
 
-    def _record(self, recorder: _Recorder, run_id: str, result: AssetResult) -> None:
+    def _record(self, recorder: Recorder, run_id: str, result: AssetResult) -> None:
         import json
 
         defn = self.ws.graph.assets[result.asset]
