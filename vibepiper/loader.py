@@ -27,6 +27,7 @@ class Settings:
     root: Path
     modules: tuple[str, ...]
     home: Path
+    openlineage: dict[str, Any] | None = None  # where to send OpenLineage events, if anywhere
 
 
 def load_settings(
@@ -54,7 +55,32 @@ def load_settings(
                 "give a dotted Python module name such as shop.assets",
             )
     home_dir = home or os.environ.get("VIBEPIPER_HOME") or table.get("home") or ".vibepiper"
-    return Settings(root, names, (root / home_dir).resolve())
+    return Settings(
+        root, names, (root / home_dir).resolve(), _openlineage(table.get("openlineage"), root)
+    )
+
+
+def _openlineage(config: Any, root: Path) -> dict[str, Any] | None:
+    """`[tool.vibepiper] openlineage = {transport = "file", path = "..."}` or
+    `{transport = "http", url = "http://host:5000"}` (plus an optional `namespace`)."""
+    if config is None:
+        return None
+    where = "[tool.vibepiper] openlineage"
+    if not isinstance(config, dict):
+        raise ProjectLoadError(
+            f"{where} is not a table",
+            'write openlineage = {transport = "file", path = "events.jsonl"}',
+        )
+    transport = config.get("transport")
+    if transport == "file" and isinstance(config.get("path"), str):
+        return {**config, "path": str(root / config["path"])}
+    if transport == "http" and isinstance(config.get("url"), str):
+        return dict(config)
+    raise ProjectLoadError(
+        f"{where} = {config!r} is not valid",
+        'use {transport = "file", path = "events.jsonl"} or '
+        '{transport = "http", url = "http://localhost:5000"}',
+    )
 
 
 def _tool_table(pyproject: Path) -> dict[str, Any]:

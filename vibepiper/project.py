@@ -113,6 +113,11 @@ class Project:
         text = " ".join([select] if isinstance(select, str) else select or [])
         if not self.loaded and (force or not all(v.fresh for v in self.plan(names).values())):
             self._load_fully()  # something will be computed: its code is needed now
+        if self.settings.openlineage is not None:
+            from vibepiper.reporting.openlineage import Fanout, OpenLineageReporter
+
+            lineage = OpenLineageReporter(self.settings.openlineage, self.graph, self.root.name)
+            reporter = Fanout([r for r in (reporter, lineage) if r is not None])
         return Scheduler(self.workspace(), reporter).run(
             names, force=force, fail_fast=fail_fast, selection=text
         )

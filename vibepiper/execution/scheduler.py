@@ -223,7 +223,6 @@ class Scheduler:
                 f"run `vibepiper materialize +{name}`",
             )
         started = time.monotonic()
-        self.reporter.asset_started(name, states.RUNNING)
         try:
             verdict = self.judge.verdict(name, current, versions, utcnow())
         except VibePiperError as exc:
@@ -241,6 +240,7 @@ class Scheduler:
                 row_count=cur.row_count,
                 message="fresh",
             )
+        self.reporter.asset_started(name, states.RUNNING)
         try:
             inputs = {param: memory.get(up, str(versions[up])) for param, up in defn.inputs.items()}
         except StoreError as exc:
@@ -285,7 +285,11 @@ class Scheduler:
             return AssetResult(
                 name, states.FAILED, mid, message=outcome.message, error=outcome.error, **common
             )
-        common.update(data_version=outcome.data_version, row_count=outcome.row_count)
+        common.update(
+            data_version=outcome.data_version,
+            row_count=outcome.row_count,
+            columns=tuple((str(c), str(t)) for c, t in outcome.frame.dtypes.items()),
+        )
         if validation is not None and validation.quarantined is not None:
             common["quarantined"] = len(validation.quarantined)
             self.ws.store.keep_quarantine(name, mid, validation.quarantined)

@@ -39,6 +39,7 @@ class AssetResult:
     checks: tuple[Any, ...] = field(default=())
     inputs: dict[str, str | None] = field(default_factory=dict)  # input -> data version used
     quarantined: int | None = None  # rows removed by quarantine
+    columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
 
     @property
     def warnings(self) -> list[Any]:

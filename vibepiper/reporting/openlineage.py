@@ -1,0 +1,200 @@
+"""OpenLineage: each computed asset emits a START and a COMPLETE (or FAIL) run event whose
+job is the asset, whose inputs are the assets it read and whose output is the asset itself,
+with schema, version, row-count and data-quality facets.
+
+Configured with `[tool.vibepiper] openlineage = {transport = "file", path = "..."}` (JSON
+lines) or `{transport = "http", url = "..."}`. The events are built with the
+`openlineage-python` client (`pip install 'vibepiper[openlineage]'`). A transport that
+fails never fails the run: the first error is reported once on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from vibepiper.errors import UsageError
+from vibepiper.execution import states
+from vibepiper.execution.scheduler import Reporter
+from vibepiper.execution.states import AssetResult
+from vibepiper.graph.graph import Graph
+
+PRODUCER = "https://pypi.org/project/vibepiper/"
+
+
+def make_client(config: dict[str, Any]) -> Any:
+    """An OpenLineage client with the configured transport."""
+    try:
+        from openlineage.client import OpenLineageClient
+    except ImportError:
+        raise UsageError(
+            "[tool.vibepiper] openlineage is set but openlineage-python is not installed",
+            "pip install 'vibepiper[openlineage]'",
+        ) from None
+    if config["transport"] == "file":
+        from openlineage.client.transport.file import FileConfig, FileTransport
+
+        return OpenLineageClient(
+            transport=FileTransport(FileConfig(log_file_path=config["path"], append=True))
+        )
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    http = HttpConfig(
+        url=config["url"],
+        endpoint=config.get("endpoint", "api/v1/lineage"),
+        timeout=float(config.get("timeout", 5.0)),
+        retry={
+            "total": 1,
+            "backoff_factor": 0.1,
+            "allowed_methods": ["POST"],
+            "status_forcelist": [500, 502, 503, 504],
+        },
+    )
+    return OpenLineageClient(transport=HttpTransport(http))
+
+
+class OpenLineageReporter:
+    """Emits OpenLineage run events for the assets a run computes (not the skipped ones)."""
+
+    def __init__(self, config: dict[str, Any], graph: Graph, project: str) -> None:
+        self.client = make_client(config)
+        self.namespace = str(config.get("namespace") or f"vibepiper://{project}")
+        self.graph = graph
+        self.run_id = ""
+        self.runs: dict[str, str] = {}  # asset -> the OpenLineage run id of its computation
+        self.failed = False
+
+    def run_started(self, run_id: str, names: list[str]) -> None:
+        self.run_id = run_id
+
+    def asset_started(self, name: str, state: str) -> None:
+        if state == states.RUNNING and name not in self.runs:
+            self.runs[name] = str(uuid.uuid4())
+            self._emit(self._event("START", name, None))
+
+    def asset_finished(self, result: AssetResult) -> None:
+        if result.asset not in self.runs:
+            return  # skipped or blocked: nothing ran
+        kind = "COMPLETE" if result.state == states.SUCCEEDED else "FAIL"
+        self._emit(self._event(kind, result.asset, result))
+
+    def _event(self, kind: str, name: str, result: AssetResult | None) -> Any:
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.facet_v2 import error_message_run, parent_run
+
+        facets: dict[str, Any] = {
+            "parent": parent_run.ParentRunFacet(
+                run=parent_run.Run(runId=str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))),
+                job=parent_run.Job(namespace=self.namespace, name="vibepiper_run"),
+            )
+        }
+        if result is not None and result.state != states.SUCCEEDED:
+            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+                message=result.message or result.state,
+                programmingLanguage="python",
+                stackTrace=result.error,
+            )
+        return RunEvent(
+            eventType=getattr(RunState, kind),
+            eventTime=datetime.now(UTC).isoformat(),
+            run=Run(runId=self.runs[name], facets=facets),
+            job=Job(namespace=self.namespace, name=name),
+            inputs=self._inputs(name, result),
+            outputs=self._outputs(name, result),
+            producer=PRODUCER,
+        )
+
+    def _inputs(self, name: str, result: AssetResult | None) -> list[Any]:
+        from openlineage.client.event_v2 import InputDataset
+        from openlineage.client.facet_v2 import dataset_version_dataset
+
+        used = result.inputs if result is not None else {}
+        return [
+            InputDataset(
+                namespace=self.namespace,
+                name=up,
+                facets={
+                    "version": dataset_version_dataset.DatasetVersionDatasetFacet(
+                        datasetVersion=str(used[up])
+                    )
+                }
+                if used.get(up)
+                else {},
+            )
+            for up in self.graph.assets[name].inputs.values()
+        ]
+
+    def _outputs(self, name: str, result: AssetResult | None) -> list[Any]:
+        from openlineage.client.event_v2 import OutputDataset
+        from openlineage.client.facet_v2 import (
+            data_quality_assertions_dataset as dq,
+        )
+        from openlineage.client.facet_v2 import (
+            dataset_version_dataset,
+            output_statistics_output_dataset,
+            schema_dataset,
+        )
+
+        facets: dict[str, Any] = {}
+        output_facets: dict[str, Any] = {}
+        if result is not None and result.columns:
+            facets["schema"] = schema_dataset.SchemaDatasetFacet(
+                fields=[
+                    schema_dataset.SchemaDatasetFacetFields(name=column, type=dtype)
+                    for column, dtype in result.columns
+                ]
+            )
+        if result is not None and result.checks:
+            facets["dataQualityAssertions"] = dq.DataQualityAssertionsDatasetFacet(
+                assertions=[
+                    dq.Assertion(assertion=c.name, success=bool(c.passed), severity=c.severity)
+                    for c in result.checks
+                ]
+            )
+        if result is not None and result.state == states.SUCCEEDED:
+            facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+                datasetVersion=str(result.data_version)
+            )
+            output_facets["outputStatistics"] = (
+                output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                    rowCount=result.row_count
+                )
+            )
+        return [
+            OutputDataset(
+                namespace=self.namespace, name=name, facets=facets, outputFacets=output_facets
+            )
+        ]
+
+    def _emit(self, event: Any) -> None:
+        try:
+            self.client.emit(event)
+        except Exception as exc:  # lineage must never break a run
+            if not self.failed:
+                self.failed = True
+                print(
+                    f"warning: OpenLineage events could not be sent: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
+
+
+class Fanout:
+    """Hands every report to several reporters."""
+
+    def __init__(self, reporters: Sequence[Reporter]) -> None:
+        self.reporters = reporters
+
+    def run_started(self, run_id: str, names: list[str]) -> None:
+        for reporter in self.reporters:
+            reporter.run_started(run_id, names)
+
+    def asset_started(self, name: str, state: str) -> None:
+        for reporter in self.reporters:
+            reporter.asset_started(name, state)
+
+    def asset_finished(self, result: AssetResult) -> None:
+        for reporter in self.reporters:
+            reporter.asset_finished(result)
