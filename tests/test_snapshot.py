@@ -83,7 +83,7 @@ def test_a_changed_library_version_or_opt_out_imports(proj: Path) -> None:
     imported(proj)
     snapshot = proj / ".vibepiper" / "snapshot.json"
     data = json.loads(snapshot.read_text())
-    data["libraries"]["pandas"] = "0.0.1"
+    data["libraries"]["pandas"] = data["libraries"]["pandas"].replace("pandas-", "pandas-0.0.1-")
     snapshot.write_text(json.dumps(data))
     assert run_cli(proj, "materialize").returncode == 0
     assert imported(proj)
@@ -116,4 +116,4 @@ def test_a_corrupt_snapshot_is_ignored(proj: Path) -> None:
     (proj / ".vibepiper" / "snapshot.json").write_text("{not json")
     proc = run_cli(proj, "materialize")
     assert proc.returncode == 0 and "2 skipped" in proc.stdout
-    assert json.loads((proj / ".vibepiper" / "snapshot.json").read_text())["format"] == 1
+    assert json.loads((proj / ".vibepiper" / "snapshot.json").read_text())["format"] == 2

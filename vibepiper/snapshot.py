@@ -26,7 +26,7 @@ from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion
 
-FORMAT = 1
+FORMAT = 2
 FILENAME = "snapshot.json"
 
 
@@ -61,10 +61,10 @@ def save(
         for label in code.parts:
             if label.startswith("library "):
                 name = label.removeprefix("library ")
-                version = _installed_version(name)
-                if version is None:
+                found = _installed(name)
+                if found is None:
                     return
-                libraries[name] = version
+                libraries[name] = found
     data = {
         "format": FORMAT,
         "key": key,
@@ -112,7 +112,9 @@ def _unchanged(data: dict[str, Any]) -> bool:
     for folder, listing in data["packages"].items():
         if _listing(Path(folder)) != listing:
             return False
-    return all(_installed_version(n) == v for n, v in data["libraries"].items())
+    # A library's metadata folder is named after its version: if it is still there, the
+    # version is the same (and no import of importlib.metadata is needed to know it).
+    return all(os.path.isdir(folder) for folder in data["libraries"].values())
 
 
 def _identity(path: Path, known: list[Any] | None = None) -> list[Any]:
@@ -143,13 +145,15 @@ def _listing(folder: Path) -> list[str]:
         return []
 
 
-def _installed_version(name: str) -> str | None:
+def _installed(name: str) -> str | None:
+    """The metadata folder (`name-version.dist-info`) of an installed library, if known."""
     import importlib.metadata
 
     try:
-        return importlib.metadata.version(name)
+        folder = getattr(importlib.metadata.distribution(name), "_path", None)
     except importlib.metadata.PackageNotFoundError:
         return None
+    return str(folder) if folder is not None and Path(folder).is_dir() else None
 
 
 def _asset_entry(defn: AssetDef, graph: Graph, code: CodeVersion) -> dict[str, Any]:

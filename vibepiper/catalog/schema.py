@@ -87,6 +87,20 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 
+def _column_types(columns: str) -> dict[str, str]:
+    types = {}
+    for line in columns.strip().split(","):
+        name, kind = line.split()[:2]
+        types[name] = kind
+    return types
+
+
+# table -> column -> DuckDB type, read off the DDL above
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    name: _column_types(columns) for name, columns in TABLES.items()
+}
+
+
 def create_statements() -> list[str]:
     statements = [f"CREATE TABLE IF NOT EXISTS {name} ({cols})" for name, cols in TABLES.items()]
     statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
