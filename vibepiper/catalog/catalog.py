@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from vibepiper.catalog.schema import (
     create_statements,
 )
 from vibepiper.errors import CatalogError
+from vibepiper.processes import pid_alive
 from vibepiper.text import first_line
 from vibepiper.versioning.freshness import Current
 
@@ -96,6 +98,7 @@ class Catalog:
         """Write a run's first rows and read every asset's current materialization in one
         connection: a run then opens the catalog twice (now and for its last rows)."""
         with self.connect(write=True) as con:
+            _abandon_dead_runs(con)
             _write(con, batch)
             return _current(con)
 
@@ -169,6 +172,23 @@ def _write(con: Any, batch: Batch) -> None:
             [update["status"], update["finished_at"], update["run_id"]],
         )
     con.execute("COMMIT")
+
+
+def _abandon_dead_runs(con: Any) -> None:
+    """Mark `abandoned` the runs still `running` whose process on this machine is gone
+    (killed, or the machine restarted): they will never finish by themselves."""
+    import socket
+
+    host = socket.gethostname()
+    running = con.execute(
+        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+    ).fetchall()
+    dead = [run_id for run_id, pid in running if not pid_alive(pid)]
+    if dead:
+        con.execute(
+            "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE list_contains(?, run_id)",
+            [datetime.now(UTC).replace(tzinfo=None), dead],
+        )
 
 
 def _current(con: Any) -> dict[str, Current]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import StoreError
+from vibepiper.processes import pid_alive
 from vibepiper.text import first_line
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class ParquetStore:
             if not folder.is_dir():
                 continue
             for temp in [*folder.glob(f".*{TMP_SUFFIX}"), *folder.glob(f"*/.*{TMP_SUFFIX}")]:
-                if not _pid_alive(_writer_pid(temp)):
+                if not pid_alive(_writer_pid(temp)):
                     temp.unlink(missing_ok=True)
                     removed.append(temp)
         return removed
@@ -155,20 +156,6 @@ def _writer_pid(temp: Path) -> int:
         return int(temp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[1])
     except (IndexError, ValueError):
         return -1
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def to_arrow(frame: Any) -> pa.Table:

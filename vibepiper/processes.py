@@ -1,0 +1,20 @@
+"""Whether a process of this machine is still alive (to clean up after one that died)."""
+
+from __future__ import annotations
+
+import os
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if a process with this id exists (ids can be reused: a hint, not a proof)."""
+    if pid is None or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
