@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -50,6 +51,20 @@ def project_dir(tmp_path: Path) -> Callable[..., Path]:
         return write_project(tmp_path / "proj", modules, data, tool)
 
     return make
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_example(root: Path) -> Path:
+    """The bundled example project (assets_example/ and pyproject.toml) copied into `root`."""
+    shutil.copytree(
+        REPO / "assets_example",
+        root / "assets_example",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    return root
 
 
 def run_cli(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import VIBEPIPER as VIBEPIPER_CMD
-from .conftest import catalog_rows, invoke, run_cli
+from .conftest import catalog_rows, copy_example, invoke, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -229,12 +228,7 @@ def test_init_creates_a_project_that_materializes(tmp_path: Path) -> None:
 
 def test_example_project_materializes(tmp_path: Path) -> None:
     """The README's first command: `vibepiper materialize` on the bundled example."""
-    shutil.copytree(
-        REPO / "assets_example",
-        tmp_path / "assets_example",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    copy_example(tmp_path)
     proc = run_cli(tmp_path, "materialize")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     states = dict(catalog_rows(tmp_path, "SELECT asset, status FROM materializations"))

@@ -184,32 +184,32 @@ def check_model(model: Model, edits: list[tuple[str, int]], root: Path) -> None:
             assert int(Project(root).read(node.name).v.iloc[0]) == values[node.name]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    model=models(),
-    edits=st.lists(st.tuples(st.sampled_from(EDITS), st.integers(0, 7)), min_size=1, max_size=5),
-)
-def test_each_run_recomputes_exactly_what_the_model_predicts(
-    model: Model, edits: list[tuple[str, int]]
-) -> None:
+def check_in_a_new_folder(model: Model, edits: list[tuple[str, int]]) -> None:
     root = Path(tempfile.mkdtemp(prefix="vp-model-"))
     try:
         check_model(model, edits, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def edit_lists(longest: int) -> st.SearchStrategy[list[tuple[str, int]]]:
+    return st.lists(
+        st.tuples(st.sampled_from(EDITS), st.integers(0, 7)), min_size=1, max_size=longest
+    )
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=models(), edits=edit_lists(5))
+def test_each_run_recomputes_exactly_what_the_model_predicts(
+    model: Model, edits: list[tuple[str, int]]
+) -> None:
+    check_in_a_new_folder(model, edits)
 
 
 @pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    model=models(),
-    edits=st.lists(st.tuples(st.sampled_from(EDITS), st.integers(0, 7)), min_size=1, max_size=8),
-)
+@given(model=models(), edits=edit_lists(8))
 def test_each_run_recomputes_exactly_what_the_model_predicts_long(
     model: Model, edits: list[tuple[str, int]]
 ) -> None:
-    root = Path(tempfile.mkdtemp(prefix="vp-model-"))
-    try:
-        check_model(model, edits, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    check_in_a_new_folder(model, edits)

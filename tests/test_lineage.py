@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from vibepiper import Project
 
-from .conftest import run_cli
+from .conftest import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("shop")
-    shutil.copytree(
-        REPO / "assets_example",
-        root / "assets_example",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    root = copy_example(tmp_path_factory.mktemp("shop"))
     assert run_cli(root, "materialize").returncode == 0
     return root
 

@@ -14,7 +14,7 @@ import pytest
 
 from vibepiper import Project
 
-from .conftest import run_cli
+from .conftest import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -23,13 +23,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("shop")
-    shutil.copytree(
-        REPO / "assets_example",
-        root / "assets_example",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    root = copy_example(tmp_path_factory.mktemp("shop"))
     assert run_cli(root, "materialize").returncode == 0
     out = root / "site"
     proc = run_cli(root, "docs", "--out", str(out))
