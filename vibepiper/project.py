@@ -76,7 +76,8 @@ class Project:
             with contextlib.suppress(OSError):
                 snapshot.save(self.home, self._key, files, self.graph, self.codes, rows)
 
-    def _need_code(self) -> None:
+    def load_code(self) -> None:
+        """Import the project's modules if a snapshot stood in for them so far."""
         if not self.loaded:
             self._load_fully()
 
@@ -227,7 +228,7 @@ class Project:
         """Re-validate the current data of the selection without recomputing it."""
         from vibepiper.execution.audit import audit
 
-        self._need_code()
+        self.load_code()
         text = " ".join([select] if isinstance(select, str) else select or [])
         names = self.select(select, exclude)
         return audit(self.workspace(), names, require_fresh=require_fresh, selection=text)

@@ -171,7 +171,7 @@ def docs(opts: Options, out: str, serve: bool, port: int) -> None:
     from vibepiper.reporting.site import site_assets, write_site
 
     project = opts.load()
-    project._need_code()
+    project.load_code()
     index = write_site(Path(out), project.root.name, project.graph, site_assets(project))
     click.echo(f"wrote {index} ({len(project.graph.assets)} assets)")
     if serve:
