@@ -92,6 +92,34 @@ def catalog_rows(root: Path, sql: str, params: list[object] | None = None) -> li
         con.close()
 
 
+# The catalog columns SPEC §6 promises.
+SPEC_COLUMNS = {
+    "runs": {"run_id", "started_at", "finished_at", "status", "selection"},
+    "materializations": {
+        "materialization_id",
+        "run_id",
+        "asset",
+        "status",
+        "code_version",
+        "data_version",
+        "row_count",
+        "started_at",
+        "finished_at",
+        "error",
+    },
+    "lineage": {"materialization_id", "upstream_asset", "upstream_data_version"},
+    "check_results": {
+        "materialization_id",
+        "check_name",
+        "severity",
+        "passed",
+        "failing_rows",
+        "message",
+        "sample",
+    },
+}
+
+
 SHOP = """
 import pandas as pd
 from vibepiper import asset, source_file

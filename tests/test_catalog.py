@@ -28,35 +28,18 @@ from vibepiper.catalog.query import run_query
 from vibepiper.catalog.schema import SCHEMA_VERSION
 from vibepiper.errors import CatalogError, UsageError
 
-from .conftest import SHOP, SHOP_DATA, VIBEPIPER, catalog_rows, invoke, run_cli, write_project
+from .conftest import (
+    SHOP,
+    SHOP_DATA,
+    SPEC_COLUMNS,
+    VIBEPIPER,
+    catalog_rows,
+    invoke,
+    run_cli,
+    write_project,
+)
 
 HELPERS = Path(__file__).parent / "helpers"
-
-SPEC_COLUMNS = {
-    "runs": {"run_id", "started_at", "finished_at", "status", "selection"},
-    "materializations": {
-        "materialization_id",
-        "run_id",
-        "asset",
-        "status",
-        "code_version",
-        "data_version",
-        "row_count",
-        "started_at",
-        "finished_at",
-        "error",
-    },
-    "lineage": {"materialization_id", "upstream_asset", "upstream_data_version"},
-    "check_results": {
-        "materialization_id",
-        "check_name",
-        "severity",
-        "passed",
-        "failing_rows",
-        "message",
-        "sample",
-    },
-}
 
 
 def catalog_file(root: Path) -> Path:

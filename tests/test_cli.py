@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .conftest import SPEC_COLUMNS, catalog_rows, copy_example, invoke, run_cli
 from .conftest import VIBEPIPER as VIBEPIPER_CMD
-from .conftest import catalog_rows, copy_example, invoke, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,20 +96,7 @@ def test_history_show_status_list_after_a_run(shop: Path) -> None:
     assert [h["status"] for h in history] == ["succeeded", "succeeded"]
     assert history[0]["row_count"] == 2 and history[1]["row_count"] == 3
     assert history[0]["inputs"][0]["asset"] == "clean"
-    assert {
-        "materialization_id",
-        "run_id",
-        "asset",
-        "status",
-        "code_version",
-        "data_version",
-        "row_count",
-        "started_at",
-        "finished_at",
-        "error",
-        "inputs",
-        "checks",
-    } <= set(history[0])
+    assert SPEC_COLUMNS["materializations"] | {"inputs", "checks"} <= set(history[0])
     text = invoke(shop, "history", "totals").output
     assert "succeeded" in text and history[0]["data_version"][:12] in text
 

@@ -111,16 +111,17 @@ class Project:
         from vibepiper.execution.scheduler import Scheduler
 
         names = self.select(select, exclude)
-        text = " ".join([select] if isinstance(select, str) else select or [])
-        if not self.loaded and (force or not all(v.fresh for v in self.plan(names).values())):
-            self._load_fully()  # something will be computed: its code is needed now
         if self.settings.openlineage is not None:
             from vibepiper.reporting.openlineage import Fanout, OpenLineageReporter
 
             lineage = OpenLineageReporter(self.settings.openlineage, self.graph, self.root.name)
             reporter = Fanout([r for r in (reporter, lineage) if r is not None])
-        return Scheduler(self.workspace(), reporter).run(
-            names, force=force, fail_fast=fail_fast, selection=text
+        scheduler = Scheduler(self.workspace(), reporter)
+        if not self.loaded and (force or not all(v.fresh for v in scheduler.plan(names).values())):
+            self._load_fully()  # something will be computed: its code is needed now
+            scheduler = Scheduler(self.workspace(), reporter)
+        return scheduler.run(
+            names, force=force, fail_fast=fail_fast, selection=_selection_text(select)
         )
 
     def plan(
@@ -154,7 +155,7 @@ class Project:
         from vibepiper.execution.scheduler import Scheduler
         from vibepiper.reporting.lineage import last_states, neighbourhood
 
-        self._check_known(name)
+        self.require_asset(name)
         verdicts = Scheduler(self.workspace()).plan(list(self.graph.order), whole_graph=True)
         return neighbourhood(
             self.graph,
@@ -197,7 +198,7 @@ class Project:
         prefix, or a materialization id) of `name`."""
         from vibepiper.reporting.lineage import data_lineage
 
-        self._check_known(name)
+        self.require_asset(name)
         return data_lineage(self.catalog, name, version)
 
     def history(self, name: str, limit: int = 100) -> pd.DataFrame:
@@ -213,7 +214,7 @@ class Project:
         from vibepiper.execution.scheduler import Scheduler
         from vibepiper.reporting.explain import last_run, trace
 
-        self._check_known(name)
+        self.require_asset(name)
         scope = self.graph.sorted(self.graph.ancestors(name) | {name})
         verdicts = Scheduler(self.workspace()).plan(scope, whole_graph=True)
         return trace(name, verdicts), last_run(self.catalog, self.graph, name)
@@ -229,9 +230,10 @@ class Project:
         from vibepiper.execution.audit import audit
 
         self.load_code()
-        text = " ".join([select] if isinstance(select, str) else select or [])
         names = self.select(select, exclude)
-        return audit(self.workspace(), names, require_fresh=require_fresh, selection=text)
+        return audit(
+            self.workspace(), names, require_fresh=require_fresh, selection=_selection_text(select)
+        )
 
     def read(
         self,
@@ -246,7 +248,7 @@ class Project:
         `rejected=True`: the latest output that failed its checks (kept, never published);
         `quarantined=True`: the rows quarantine removed from the current data.
         """
-        self._check_known(name)
+        self.require_asset(name)
         if rejected or quarantined:
             return self._read_kept(name, rejected)
         if version is None:
@@ -317,7 +319,8 @@ class Project:
 
         return Workspace(self.graph, self.root, self.store, self.catalog, self.codes)
 
-    def _check_known(self, name: str) -> None:
+    def require_asset(self, name: str) -> None:
+        """Raise a SelectionError (with "did you mean") unless `name` is an asset."""
         if name not in self.graph.assets:
             raise SelectionError(
                 f"unknown asset '{name}'{did_you_mean(name, self.graph.assets)}",
@@ -342,3 +345,8 @@ class Project:
             f"data version {prefix!r} of asset '{name}' is ambiguous ({len(rows)} match)",
             "give more characters of it",
         )
+
+
+def _selection_text(select: str | Iterable[str] | None) -> str:
+    """The selection as the user typed it, for the `runs` table."""
+    return " ".join([select] if isinstance(select, str) else select or [])

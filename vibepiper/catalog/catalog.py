@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from vibepiper.catalog import lock
 from vibepiper.catalog.schema import (
     COLUMN_TYPES,
     MIGRATIONS,
+    PUBLIC_TABLES,
     SCHEMA_VERSION,
     create_statements,
 )
@@ -40,13 +41,11 @@ class Batch:
 
     def extend(self, other: Batch) -> None:
         """Append `other`'s rows after this batch's."""
-        for name in ("runs", "run_updates", "materializations", "lineage", "check_results"):
-            getattr(self, name).extend(getattr(other, name))
+        for part in fields(self):
+            getattr(self, part.name).extend(getattr(other, part.name))
 
     def __bool__(self) -> bool:
-        return any(
-            (self.runs, self.run_updates, self.materializations, self.lineage, self.check_results)
-        )
+        return any(getattr(self, part.name) for part in fields(self))
 
 
 class Catalog:
@@ -106,7 +105,10 @@ class Catalog:
         """The current materialization of each asset that has one."""
         with self.connect() as con:
             found = _current(con)
-        return {a: c for a, c in found.items() if assets is None or a in set(assets)}
+        if assets is None:
+            return found
+        wanted = set(assets)
+        return {a: c for a, c in found.items() if a in wanted}
 
     def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts."""
@@ -164,7 +166,7 @@ class Catalog:
 
 def _write(con: Any, batch: Batch) -> None:
     con.execute("BEGIN TRANSACTION")
-    for table in ("runs", "materializations", "lineage", "check_results"):
+    for table in PUBLIC_TABLES:
         _insert(con, table, getattr(batch, table))
     for update in batch.run_updates:
         con.execute(

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from vibepiper.cli.main import Options
 
 select_argument = click.argument("select", nargs=-1, metavar="[SELECT]...")
+exclude_option = click.option(
+    "--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last)."
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON on stdout (messages go to stderr)."
 )
@@ -203,7 +206,7 @@ def explain(opts: Options, asset: str, as_json: bool) -> None:
 
 @click.command()
 @select_argument
-@click.option("--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last).")
+@exclude_option
 @click.option("--force", is_flag=True, help="Recompute selected assets even if fresh.")
 @click.option("--dry-run", is_flag=True, help="Print what would run, and why; run nothing.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failure (the rest is blocked).")
@@ -251,7 +254,7 @@ def _annotate(findings: Any) -> None:
 
 @click.command()
 @select_argument
-@click.option("--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last).")
+@exclude_option
 @click.option(
     "--junit-xml",
     type=click.Path(dir_okay=False),

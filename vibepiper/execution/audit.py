@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from vibepiper.catalog.catalog import Batch
 from vibepiper.errors import StoreError
-from vibepiper.execution.scheduler import Scheduler, Workspace, new_run_id, utcnow
+from vibepiper.execution.scheduler import Scheduler, Workspace, new_run_id, run_row, utcnow
 from vibepiper.validation.outcome import CheckOutcome, outcome_row
 from vibepiper.validation.validate import validate
 
@@ -91,26 +88,17 @@ def _record(ws: Workspace, result: AuditResult, started: datetime, selection: st
     now = utcnow()
     batch = Batch()
     batch.runs.append(
-        {
-            "run_id": result.run_id,
-            "started_at": started,
-            "finished_at": now,
-            "status": "succeeded" if result.ok else "failed",
-            "selection": selection,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": " ".join(sys.argv)[:500],
-            "kind": "check",
-        }
+        run_row(
+            result.run_id,
+            selection,
+            status="succeeded" if result.ok else "failed",
+            kind="check",
+            started_at=started,
+            finished_at=now,
+        )
     )
     for item in result.audits:
         batch.check_results.extend(
-            {
-                **outcome_row(o),
-                "materialization_id": item.materialization_id,
-                "run_id": result.run_id,
-                "checked_at": now,
-            }
-            for o in item.outcomes
+            outcome_row(o, item.materialization_id, result.run_id, now) for o in item.outcomes
         )
     ws.catalog.write(batch)

@@ -73,6 +73,29 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}-{os.urandom(3).hex()}"
 
 
+def run_row(
+    run_id: str,
+    selection: str,
+    *,
+    status: str,
+    kind: str = "materialize",
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The `runs` row of a run of this process."""
+    return {
+        "run_id": run_id,
+        "started_at": started_at or utcnow(),
+        "finished_at": finished_at,
+        "status": status,
+        "selection": selection,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": " ".join(sys.argv)[:500],
+        "kind": kind,
+    }
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -100,17 +123,7 @@ class Scheduler:
         recorder = Recorder(ws.catalog)
         recorder.add(
             "runs",
-            [
-                {
-                    "run_id": run.run_id,
-                    "started_at": utcnow(),
-                    "status": "running",
-                    "selection": selection,
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "command": " ".join(sys.argv)[:500],
-                }
-            ],
+            [run_row(run.run_id, selection, status="running")],
         )
         current = recorder.start()
         self.reporter.run_started(run.run_id, names)
@@ -361,15 +374,7 @@ class Scheduler:
         )
         recorder.add(
             "check_results",
-            [
-                {
-                    **outcome_row(o),
-                    "materialization_id": result.materialization_id,
-                    "run_id": run_id,
-                    "checked_at": now,
-                }
-                for o in result.checks
-            ],
+            [outcome_row(o, result.materialization_id, run_id, now) for o in result.checks],
         )
         if result.state == states.SUCCEEDED:
             recorder.add(

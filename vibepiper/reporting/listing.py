@@ -49,7 +49,7 @@ def asset_rows(graph: Graph, names: Iterable[str]) -> list[dict[str, Any]]:
 
 def history_rows(project: Project, asset: str, limit: int) -> list[dict[str, Any]]:
     """Materializations of `asset`, newest first, each with its inputs and check results."""
-    project._check_known(asset)
+    project.require_asset(asset)
     from vibepiper.catalog.catalog import rows as fetch
 
     with project.catalog.connect() as con:

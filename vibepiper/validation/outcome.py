@@ -93,8 +93,14 @@ def _cut(value: Any) -> Any:
     return value
 
 
-def outcome_row(outcome: CheckOutcome) -> dict[str, Any]:
+def outcome_row(
+    outcome: CheckOutcome, materialization_id: str | None, run_id: str, checked_at: Any
+) -> dict[str, Any]:
+    """The `check_results` row of one outcome."""
     return {
+        "materialization_id": materialization_id,
+        "run_id": run_id,
+        "checked_at": checked_at,
         "check_name": outcome.name,
         "severity": outcome.severity,
         "passed": outcome.passed,

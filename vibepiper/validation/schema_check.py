@@ -29,18 +29,9 @@ def validate_schema(asset: str, schema: Any, frame: pd.DataFrame) -> SchemaResul
 
     validate = getattr(schema, "validate", None)
     if validate is None:
-        return SchemaResult(
-            None,
-            [
-                CheckOutcome(
-                    "schema",
-                    "error",
-                    False,
-                    message=f"schema= of asset '{asset}' is "
-                    f"{type(schema).__name__}, not a pandera DataFrameModel or DataFrameSchema",
-                    kind="schema",
-                )
-            ],
+        return _failed(
+            f"schema= of asset '{asset}' is {type(schema).__name__}, "
+            "not a pandera DataFrameModel or DataFrameSchema"
         )
     try:
         validated = validate(frame, lazy=True)
@@ -49,20 +40,18 @@ def validate_schema(asset: str, schema: Any, frame: pd.DataFrame) -> SchemaResul
     except pe.SchemaError as exc:
         return _from_schema_error(exc, frame)
     except Exception as exc:  # not a pandera schema after all, or pandera itself failed
-        return SchemaResult(
-            None,
-            [
-                CheckOutcome(
-                    "schema",
-                    "error",
-                    False,
-                    kind="schema",
-                    message=f"schema= of asset '{asset}' could not validate: "
-                    f"{type(exc).__name__}: {first_line(exc)}",
-                )
-            ],
+        return _failed(
+            f"schema= of asset '{asset}' could not validate: "
+            f"{type(exc).__name__}: {first_line(exc)}"
         )
     return SchemaResult(validated, [CheckOutcome("schema", "error", True, kind="schema")])
+
+
+def _failed(message: str) -> SchemaResult:
+    """The schema could not be checked at all: one failed outcome saying why."""
+    return SchemaResult(
+        None, [CheckOutcome("schema", "error", False, message=message, kind="schema")]
+    )
 
 
 def _from_schema_error(exc: Any, frame: pd.DataFrame) -> SchemaResult:
@@ -71,9 +60,7 @@ def _from_schema_error(exc: Any, frame: pd.DataFrame) -> SchemaResult:
         column = getattr(getattr(exc, "schema", None), "name", None)
         check = str(getattr(exc, "check", "") or "schema")
         return _from_failure_cases(frame, cases.assign(column=column, check=check))
-    return SchemaResult(
-        None, [CheckOutcome("schema", "error", False, message=first_line(exc), kind="schema")]
-    )
+    return _failed(first_line(exc))
 
 
 def _from_failure_cases(frame: pd.DataFrame, cases: pd.DataFrame) -> SchemaResult:

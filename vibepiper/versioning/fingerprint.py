@@ -18,7 +18,7 @@ import inspect
 import os
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,6 @@ class CodeVersion:
 
     version: str
     parts: dict[str, str]
-
-
-def code_version(defn: AssetDef, checks: Iterable[CheckDef] = ()) -> CodeVersion:
-    """The code version of `defn` (with its `@check` functions), explained by parts."""
-    return Fingerprinter().code_version(defn, tuple(checks))
 
 
 def describe_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
