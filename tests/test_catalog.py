@@ -635,7 +635,8 @@ def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(shop: Path) -
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(proc.stdout)
     assert row["data_version"] == "abc" and row["code_parts"] is None
-    assert catalog_rows(shop, "SELECT value FROM vibepiper_meta") == [("2",)]
-    assert run_cli(shop, "materialize").returncode == 0  # and it works as a v2 catalog
+    assert catalog_rows(shop, "SELECT value FROM vibepiper_meta") == [(str(SCHEMA_VERSION),)]
+    assert run_cli(shop, "materialize").returncode == 0  # and it works as a current catalog
+    assert catalog_rows(shop, "SELECT count(*) FROM logs")  # the table version 3 added
     (kind,) = catalog_rows(shop, "SELECT kind FROM runs WHERE run_id = 'r1'")[0]
     assert kind == "materialize"

@@ -10,14 +10,17 @@ import sys
 import tomllib
 import traceback
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.errors import DefinitionError, ProjectLoadError
+
+if TYPE_CHECKING:
+    from vibepiper.graph.graph import Graph
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class Settings:
     modules: tuple[str, ...]
     home: Path
     openlineage: dict[str, Any] | None = None  # where to send OpenLineage events, if anywhere
+    executor: str = "inprocess"  # the default executor of `materialize`
+    workers: int | None = None  # its default number of workers
+    pools: dict[str, int] = field(default_factory=dict)  # pool -> how many may run at once
 
 
 def load_settings(
@@ -56,8 +62,50 @@ def load_settings(
             )
     home_dir = home or os.environ.get("VIBEPIPER_HOME") or table.get("home") or ".vibepiper"
     return Settings(
-        root, names, (root / home_dir).resolve(), _openlineage(table.get("openlineage"), root)
+        root,
+        names,
+        (root / home_dir).resolve(),
+        _openlineage(table.get("openlineage"), root),
+        **_execution(table),
     )
+
+
+def _execution(table: dict[str, Any]) -> dict[str, Any]:
+    """`executor = "processes"`, `workers = 4` and `[tool.vibepiper.pools] name = N`."""
+    from vibepiper.execution.executors import EXECUTORS
+
+    found: dict[str, Any] = {}
+    executor = table.get("executor", "inprocess")
+    if not isinstance(executor, str) or executor not in EXECUTORS:
+        raise ProjectLoadError(
+            f"[tool.vibepiper] executor = {executor!r} is not an executor",
+            f"choose one of {', '.join(EXECUTORS)}",
+        )
+    found["executor"] = executor
+    workers = table.get("workers")
+    if workers is not None:
+        if not _count(workers):
+            raise ProjectLoadError(
+                f"[tool.vibepiper] workers = {workers!r} is not valid", "give a whole number >= 1"
+            )
+        found["workers"] = workers
+    pools = table.get("pools", {})
+    if not isinstance(pools, dict):
+        raise ProjectLoadError(
+            "[tool.vibepiper] pools is not a table", "write [tool.vibepiper.pools] warehouse = 2"
+        )
+    for name, limit in pools.items():
+        if not _count(limit):
+            raise ProjectLoadError(
+                f"[tool.vibepiper.pools] {name} = {limit!r} is not valid",
+                "give how many assets of the pool may run at once: a whole number >= 1",
+            )
+    found["pools"] = dict(pools)
+    return found
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _openlineage(config: Any, root: Path) -> dict[str, Any] | None:
@@ -196,3 +244,18 @@ def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
         elif isinstance(value, list | tuple | dict):  # assets built by a factory in a loop
             items = value.values() if isinstance(value, dict) else value
             yield from (v for v in items if isinstance(v, AssetDef | CheckDef))
+
+
+@dataclass(frozen=True)
+class GraphLoader:
+    """Imports a project's definitions in a worker process; picklable and hashable."""
+
+    root: Path
+    modules: tuple[str, ...]
+    home: Path
+
+    def __call__(self) -> Graph:
+        from vibepiper.graph.graph import Graph as GraphClass
+
+        assets, checks = load_definitions(Settings(self.root, self.modules, self.home))
+        return GraphClass.build(assets, checks)

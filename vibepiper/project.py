@@ -12,6 +12,8 @@ from vibepiper.graph.graph import Graph
 from vibepiper.loader import load_definitions, load_settings, project_files
 
 if TYPE_CHECKING:
+    import threading
+
     import pandas as pd
 
     from vibepiper.execution.audit import AuditResult
@@ -106,11 +108,25 @@ class Project:
         exclude: str | Iterable[str] | None = None,
         fail_fast: bool = False,
         reporter: Reporter | None = None,
+        executor: str | None = None,
+        workers: int | None = None,
+        address: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
-        """Run the selection (default: everything); `result.states` has each final state."""
+        """Run the selection (default: everything); `result.states` has each final state.
+
+        `executor` is where assets compute: "inprocess" (the default, one at a time),
+        "threads", "processes" or "dask" (at `address`, else on a local cluster), with
+        `workers` at once; setting `cancel` (a threading.Event) stops the run.
+        """
+        from vibepiper.execution.executors import make_executor
         from vibepiper.execution.scheduler import Scheduler
 
         names = self.select(select, exclude)
+        if executor is None:
+            executor = "threads" if workers and workers > 1 and not address else None
+            executor = executor or ("dask" if address else self.settings.executor)
+        workers = workers or self.settings.workers
         if self.settings.openlineage is not None:
             from vibepiper.reporting.openlineage import Fanout, OpenLineageReporter
 
@@ -120,9 +136,27 @@ class Project:
         if not self.loaded and (force or not all(v.fresh for v in scheduler.plan(names).values())):
             self._load_fully()  # something will be computed: its code is needed now
             scheduler = Scheduler(self.workspace(), reporter)
-        return scheduler.run(
-            names, force=force, fail_fast=fail_fast, selection=_selection_text(select)
+        from vibepiper.loader import GraphLoader
+
+        runner = make_executor(
+            executor,
+            workers,
+            loader=GraphLoader(self.root, self.settings.modules, self.home),
+            store=self.store,
+            address=address,
         )
+        try:
+            return scheduler.run(
+                names,
+                force=force,
+                fail_fast=fail_fast,
+                selection=_selection_text(select),
+                executor=runner,
+                pools=self.settings.pools,
+                cancel=cancel,
+            )
+        finally:
+            runner.shutdown(wait=False)
 
     def plan(
         self,

@@ -19,8 +19,8 @@ from vibepiper.catalog import lock
 from vibepiper.catalog.schema import (
     COLUMN_TYPES,
     MIGRATIONS,
-    PUBLIC_TABLES,
     SCHEMA_VERSION,
+    WRITTEN_TABLES,
     create_statements,
 )
 from vibepiper.errors import CatalogError
@@ -38,6 +38,7 @@ class Batch:
     materializations: list[dict[str, Any]] = field(default_factory=list)
     lineage: list[dict[str, Any]] = field(default_factory=list)
     check_results: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
         """Append `other`'s rows after this batch's."""
@@ -166,7 +167,7 @@ class Catalog:
 
 def _write(con: Any, batch: Batch) -> None:
     con.execute("BEGIN TRANSACTION")
-    for table in PUBLIC_TABLES:
+    for table in WRITTEN_TABLES:
         _insert(con, table, getattr(batch, table))
     for update in batch.run_updates:
         con.execute(

@@ -16,7 +16,7 @@ from typing import Any
 from vibepiper import engine
 from vibepiper.catalog import lock
 from vibepiper.catalog.catalog import Catalog
-from vibepiper.catalog.schema import PUBLIC_TABLES, VIEWS
+from vibepiper.catalog.schema import VIEWS, WRITTEN_TABLES
 from vibepiper.errors import UsageError
 
 ASSET_SCHEMA = "assets"
@@ -42,7 +42,7 @@ def sandbox(
         con = engine.connect()
         try:
             con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(catalog.path)])
-            for table in (*PUBLIC_TABLES, *VIEWS):
+            for table in (*WRITTEN_TABLES, *VIEWS):
                 con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM catalog."{table}"')
             con.execute(f"CREATE SCHEMA {ASSET_SCHEMA}")
             fmt = ds.ParquetFileFormat(
@@ -55,7 +55,7 @@ def sandbox(
                 con.execute(
                     f'CREATE VIEW {ASSET_SCHEMA}."{name}" AS SELECT * FROM "_vp_asset_{name}"'
                 )
-                if name not in PUBLIC_TABLES and name not in VIEWS:
+                if name not in WRITTEN_TABLES and name not in VIEWS:
                     con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_vp_asset_{name}"')
             con.execute(f"CREATE SCHEMA {QUARANTINE_SCHEMA}")
             for name, path in (quarantine_files or {}).items():

@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -54,6 +54,17 @@ TABLES: dict[str, str] = {
         run_id VARCHAR,
         checked_at TIMESTAMP,
         quarantined BOOLEAN""",
+    # Each asset's log lines in a run (context.log and anything its code logs), and a line
+    # for each failed attempt that was retried.
+    "logs": """
+        run_id VARCHAR NOT NULL,
+        materialization_id VARCHAR,
+        asset VARCHAR NOT NULL,
+        seq INTEGER NOT NULL,
+        logged_at TIMESTAMP NOT NULL,
+        level VARCHAR NOT NULL,
+        logger VARCHAR,
+        message VARCHAR""",
 }
 
 # The materialization each asset's current data comes from: its latest that succeeded.
@@ -72,6 +83,7 @@ VIEWS: dict[str, str] = {
 }
 
 PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results")
+WRITTEN_TABLES = (*PUBLIC_TABLES, "logs")  # what a run inserts rows into
 
 # MIGRATIONS[n] turns a catalog of schema version n into version n + 1 (the views are
 # recreated after every migration).
@@ -84,6 +96,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE check_results ADD COLUMN IF NOT EXISTS checked_at TIMESTAMP",
         "ALTER TABLE check_results ADD COLUMN IF NOT EXISTS quarantined BOOLEAN",
     ],
+    2: [],  # the `logs` table, made by the CREATE ... IF NOT EXISTS that follow each migration
 }
 
 

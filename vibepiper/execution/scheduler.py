@@ -8,23 +8,28 @@ transactions rather than one per asset, while readers still see its progress.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vibepiper.catalog.catalog import Catalog
-from vibepiper.definitions.context import Context
-from vibepiper.errors import AssetNotMaterializedError, StoreError, VibePiperError
+from vibepiper.errors import AssetNotMaterializedError, UsageError, VibePiperError
 from vibepiper.execution import states
+from vibepiper.execution.executors import Executor, InProcessExecutor
 from vibepiper.execution.recorder import Recorder
 from vibepiper.execution.states import AssetResult, RunResult
-from vibepiper.execution.task import TaskOutcome, run_task
+from vibepiper.execution.task import Job, TaskOutcome, run_job
 from vibepiper.execution.verdicts import Judge
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.parquet_store import ParquetStore
@@ -115,37 +120,36 @@ class Scheduler:
         )
 
     def run(
-        self, names: list[str], *, force: bool = False, fail_fast: bool = False, selection: str = ""
+        self,
+        names: list[str],
+        *,
+        force: bool = False,
+        fail_fast: bool = False,
+        selection: str = "",
+        executor: Executor | None = None,
+        pools: Mapping[str, int] | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
+        """Run `names` (in dependency order): each asset starts once everything it depends
+        on has finished, on `executor` (default: in this thread, one at a time), with at
+        most `pools[p]` assets of pool `p` computing at once. Setting `cancel` stops the
+        run: nothing more starts, what runs is stopped (or, on threads, left to end) and
+        recorded as failed, "cancelled"."""
         ws = self.ws
+        pools = dict(pools or {})
+        _check_pools(ws.graph, names, pools)
+        executor = executor or InProcessExecutor()
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
         recorder = Recorder(ws.catalog)
-        recorder.add(
-            "runs",
-            [run_row(run.run_id, selection, status="running")],
-        )
+        recorder.add("runs", [run_row(run.run_id, selection, status="running")])
         current = recorder.start()
         self.reporter.run_started(run.run_id, names)
-        memory = _Memory(ws.graph, ws.store, names)
-        stop_reason = ""
+        loop = _Loop(self, run, names, current, recorder, executor, pools, force, fail_fast)
         try:
-            for index, name in enumerate(names):
-                mid = f"{run.run_id}-{index:04d}"
-                if stop_reason:
-                    result = AssetResult(name, states.BLOCKED, mid, message=stop_reason)
-                else:
-                    result = self._one(name, mid, run, current, memory, force)
-                run.results[name] = result
-                self._record(recorder, run.run_id, result)
-                memory.done(name)
-                self.reporter.asset_finished(result)
-                if fail_fast and not result.ok and not stop_reason:
-                    stop_reason = f"not run: --fail-fast stopped the run after '{name}' failed"
+            loop.drive(cancel or threading.Event())
         finally:
-            for name in names:  # interrupted: never leave an asset without a final row
-                if name not in run.results:
-                    run.results[name] = AssetResult(name, states.FAILED, message="cancelled")
+            loop.close()
             recorder.add(
                 "run_updates",
                 [{"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}],
@@ -201,15 +205,11 @@ class Scheduler:
 
     # -- one asset -------------------------------------------------------------------
 
-    def _one(
-        self,
-        name: str,
-        mid: str,
-        run: RunResult,
-        current: dict[str, Current],
-        memory: _Memory,
-        force: bool,
-    ) -> AssetResult:
+    def _prepare(
+        self, name: str, mid: str, run: RunResult, current: dict[str, Current], force: bool
+    ) -> AssetResult | _Launch:
+        """Decide what to do with `name` now that everything it depends on has finished:
+        it is blocked, cannot run, is fresh (skipped), or is to be computed (a `_Launch`)."""
         ws = self.ws
         defn = ws.graph.assets[name]
         bad = [
@@ -235,7 +235,6 @@ class Scheduler:
                 message=f"input {missing[0]} has never been materialized; "
                 f"run `vibepiper materialize +{name}`",
             )
-        started = time.monotonic()
         try:
             verdict = self.judge.verdict(name, current, versions, utcnow())
         except VibePiperError as exc:
@@ -253,71 +252,60 @@ class Scheduler:
                 row_count=cur.row_count,
                 message="fresh",
             )
-        self.reporter.asset_started(name, states.RUNNING)
-        try:
-            inputs = {param: memory.get(up, str(versions[up])) for param, up in defn.inputs.items()}
-        except StoreError as exc:
-            return AssetResult(name, states.FAILED, mid, message=str(exc), error=str(exc))
-        context = Context(run.run_id, name, ws.project_dir, dict(defn.config))
-        outcome = run_task(
-            defn,
-            inputs,
-            context,
-            ws.store,
-            checks=ws.graph.checks.get(name, ()),
-            upstream=lambda other: memory.get(other, self._version_of(other, current, run.results)),
+        readable = {}
+        for up in ws.graph.upstream[name]:
+            with contextlib.suppress(AssetNotMaterializedError):
+                readable[up] = self._version_of(up, current, run.results)
+        job = Job(
+            asset=name,
+            materialization_id=mid,
+            run_id=run.run_id,
+            project_dir=ws.project_dir,
+            inputs={param: (up, str(versions[up])) for param, up in defn.inputs.items()},
+            versions=readable,
             data_version=self.judge.source_version(name) if defn.is_source else None,
-            on_state=lambda state: self.reporter.asset_started(name, state),
+            timeout=defn.timeout,
         )
-        reasons = verdict.reasons or ("--force",)
-        return self._finish(name, mid, outcome, code, versions, reasons, started, memory)
+        return _Launch(job, code, versions, verdict.reasons or ("--force",))
 
-    def _finish(
-        self,
-        name: str,
-        mid: str,
-        outcome: TaskOutcome,
-        code: CodeVersion,
-        versions: Mapping[str, str | None],
-        reasons: tuple[str, ...],
-        started: float,
-        memory: _Memory,
-    ) -> AssetResult:
-        seconds = time.monotonic() - started
-        validation = outcome.validation
+    def _finish(self, launch: _Launch, outcome: TaskOutcome, memory: _Memory) -> AssetResult:
+        """Publish a computed asset, or keep its output as rejected, and say how it ended."""
+        name, mid = launch.job.asset, launch.job.materialization_id
         common: dict[str, Any] = {
-            "code_version": code.version,
-            "code_parts": code.parts,
-            "seconds": seconds,
+            "code_version": launch.code.version,
+            "code_parts": launch.code.parts,
+            "seconds": time.monotonic() - launch.started,
+            "started_at": launch.started_at,
             "attempts": outcome.attempts,
-            "reasons": reasons,
-            "inputs": dict(versions),
-            "checks": validation.outcomes if validation else (),
+            "reasons": launch.reasons,
+            "inputs": dict(launch.versions),
+            "checks": outcome.checks,
+            "logs": tuple(outcome.logs),
+            "quarantined": outcome.quarantined,
         }
-        if outcome.staged is None or outcome.frame is None:
+        if outcome.staged is None:
             return AssetResult(
                 name, states.FAILED, mid, message=outcome.message, error=outcome.error, **common
             )
         common.update(
             data_version=outcome.data_version,
             row_count=outcome.row_count,
-            columns=tuple((str(c), str(t)) for c, t in outcome.frame.dtypes.items()),
+            columns=outcome.columns,
         )
-        if validation is not None and validation.quarantined is not None:
-            common["quarantined"] = len(validation.quarantined)
-            self.ws.store.keep_quarantine(name, mid, validation.quarantined)
-        if validation is not None and not validation.passed:
+        if outcome.rejected:
             self.ws.store.reject(outcome.staged, mid)
+            blocking = [c for c in outcome.checks if c.blocking]
             return AssetResult(
                 name,
                 states.CHECK_FAILED,
                 mid,
-                message=validation.error or _failed_checks(validation.blocking),
+                message=outcome.check_error or _failed_checks(blocking),
                 **common,
             )
         self.ws.store.publish(outcome.staged)
-        memory.keep(name, outcome.frame)
-        return AssetResult(name, states.SUCCEEDED, mid, message=", ".join(reasons), **common)
+        if outcome.frame is not None:
+            memory.keep(name, outcome.frame)
+        return AssetResult(name, states.SUCCEEDED, mid, message=", ".join(launch.reasons), **common)
 
     def _version_of(
         self, name: str, current: Mapping[str, Current], results: Mapping[str, AssetResult]
@@ -362,7 +350,7 @@ class Scheduler:
                     else None,
                     "data_version": result.data_version,
                     "row_count": result.row_count,
-                    "started_at": now if not result.seconds else _ago(now, result.seconds),
+                    "started_at": _started_at(result, now),
                     "finished_at": now,
                     "error": result.error or (result.message if not result.ok else None),
                     "attempts": result.attempts,
@@ -375,6 +363,22 @@ class Scheduler:
         recorder.add(
             "check_results",
             [outcome_row(o, result.materialization_id, run_id, now) for o in result.checks],
+        )
+        recorder.add(
+            "logs",
+            [
+                {
+                    "run_id": run_id,
+                    "materialization_id": result.materialization_id,
+                    "asset": result.asset,
+                    "seq": seq,
+                    "logged_at": datetime.fromtimestamp(line.created, UTC).replace(tzinfo=None),
+                    "level": line.level,
+                    "logger": line.logger,
+                    "message": line.message,
+                }
+                for seq, line in enumerate(result.logs)
+            ],
         )
         if result.state == states.SUCCEEDED:
             recorder.add(
@@ -415,10 +419,259 @@ def _failed_checks(outcomes: list[Any]) -> str:
     return "failed checks: " + ", ".join(parts)
 
 
-def _ago(now: datetime, seconds: float) -> datetime:
-    from datetime import timedelta
+def _started_at(result: AssetResult, now: datetime) -> datetime:
+    if result.started_at is not None:
+        return datetime.fromtimestamp(result.started_at, UTC).replace(tzinfo=None)
+    return now
 
-    return now - timedelta(seconds=seconds)
+
+def _check_pools(graph: Graph, names: Iterable[str], pools: Mapping[str, int]) -> None:
+    for name in names:
+        pool = graph.assets[name].pool
+        if pool is not None and pool not in pools:
+            raise UsageError(
+                f"asset '{name}' is in pool '{pool}', which the project does not define",
+                f"add {pool} = N (how many may run at once) under [tool.vibepiper.pools] "
+                "in pyproject.toml",
+            )
+
+
+@dataclass
+class _Launch:
+    """An asset the scheduler decided to compute, and when it started."""
+
+    job: Job
+    code: CodeVersion
+    versions: dict[str, str | None]
+    reasons: tuple[str, ...]
+    started: float = 0.0  # time.monotonic()
+    started_at: float = 0.0  # time.time()
+    deadline: float | None = None  # time.monotonic() after which it has timed out
+
+
+POLL = 0.2  # seconds between looks at the cancel flag while assets compute
+
+
+class _Loop:
+    """One run in progress: which assets are ready, running, finished; pools in use."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        run: RunResult,
+        names: list[str],
+        current: dict[str, Current],
+        recorder: Recorder,
+        executor: Executor,
+        pools: dict[str, int],
+        force: bool,
+        fail_fast: bool,
+    ) -> None:
+        graph = scheduler.ws.graph
+        self.s = scheduler
+        self.graph = graph
+        self.run = run
+        self.names = names
+        self.current = current
+        self.recorder = recorder
+        self.executor = executor
+        self.pools = pools
+        self.force = force
+        self.fail_fast = fail_fast
+        self.memory = _Memory(graph, scheduler.ws.store, names)
+        self.order = {name: index for index, name in enumerate(names)}
+        self.mids = {name: f"{run.run_id}-{index:04d}" for index, name in enumerate(names)}
+        selected = set(names)
+        self.blockers = {n: sum(1 for u in graph.upstream[n] if u in selected) for n in names}
+        self.ready = [n for n in names if not self.blockers[n]]
+        self.launches: dict[str, _Launch] = {}
+        self.running: dict[Future[TaskOutcome], str] = {}
+        self.zombies: set[Future[TaskOutcome]] = set()  # timed out, still running (threads)
+        self.in_pool: Counter[str] = Counter()
+        self.stop_reason = ""
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def drive(self, cancel: threading.Event) -> None:
+        while len(self.run.results) < len(self.names) and not cancel.is_set():
+            self._start_ready(cancel)
+            if not self.running:
+                if not self.ready or cancel.is_set():
+                    break
+                continue
+            deadline = min(
+                (self.launches[n].deadline or float("inf") for n in self.running.values()),
+                default=float("inf"),
+            )
+            pause = max(0.0, min(POLL, deadline - time.monotonic()))
+            done, _ = wait(list(self.running), timeout=pause, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = self.running.pop(future)
+                self._release(name)
+                self._complete(name, self._outcome(name, future))
+            self._expire()
+        if cancel.is_set():
+            self._cancel()
+
+    def _start_ready(self, cancel: threading.Event) -> None:
+        """Start (or settle) every ready asset there is room for, in dependency order."""
+        progress = True
+        while progress and not cancel.is_set():
+            progress = False
+            for name in sorted(self.ready, key=self.order.__getitem__):
+                if self.stop_reason:
+                    self.ready.remove(name)
+                    self._complete(
+                        name,
+                        AssetResult(
+                            name, states.BLOCKED, self.mids[name], message=self.stop_reason
+                        ),
+                    )
+                    progress = True
+                    continue
+                launch = self.launches.get(name)
+                if launch is None:
+                    decided = self.s._prepare(
+                        name, self.mids[name], self.run, self.current, self.force
+                    )
+                    if isinstance(decided, AssetResult):
+                        self.ready.remove(name)
+                        self._complete(name, decided)
+                        progress = True
+                        continue
+                    launch = self.launches[name] = decided
+                if self._room_for(name):
+                    self.ready.remove(name)
+                    self._submit(name, launch)
+                    progress = True
+                if cancel.is_set():
+                    return
+
+    def _room_for(self, name: str) -> bool:
+        busy = len(self.running) + sum(1 for z in self.zombies if not z.done())
+        if busy >= self.executor.workers:
+            return False
+        pool = self.graph.assets[name].pool
+        return pool is None or self.in_pool[pool] < self.pools[pool]
+
+    def _submit(self, name: str, launch: _Launch) -> None:
+        defn = self.graph.assets[name]
+        if defn.pool is not None:
+            self.in_pool[defn.pool] += 1
+        launch.started, launch.started_at = time.monotonic(), time.time()
+        if defn.timeout is not None:
+            launch.deadline = launch.started + defn.timeout
+        self.s.reporter.asset_started(name, states.RUNNING)
+        job = launch.job
+        checks = self.graph.checks.get(name, ())
+        reporter, store, memory = self.s.reporter, self.s.ws.store, self.memory
+
+        def work() -> TaskOutcome:
+            return run_job(
+                job, defn, checks, store, memory.get, lambda st: reporter.asset_started(name, st)
+            )
+
+        future = self.executor.submit(job, work)
+        self.running[future] = name
+
+    def _release(self, name: str) -> None:
+        pool = self.graph.assets[name].pool
+        if pool is not None:
+            self.in_pool[pool] -= 1
+
+    def _outcome(self, name: str, future: Future[TaskOutcome]) -> AssetResult:
+        outcome = future.result()
+        if not self.executor.local:
+            _echo_logs(outcome)
+        return self.s._finish(self.launches[name], outcome, self.memory)
+
+    def _expire(self) -> None:
+        """Fail the running assets whose timeout has passed; stop them if the executor can."""
+        now = time.monotonic()
+        for future, name in list(self.running.items()):
+            launch = self.launches[name]
+            if launch.deadline is None or now < launch.deadline or future.done():
+                continue
+            del self.running[future]
+            self._release(name)
+            message = f"timed out after {self.graph.assets[name].timeout:g} s"
+            if not self.executor.kill(future):
+                self.zombies.add(future)
+                future.add_done_callback(self._discard)
+                message += " (its thread runs on until the function returns; output discarded)"
+            self._complete(name, self._stopped(launch, message))
+
+    def _discard(self, future: Future[TaskOutcome]) -> None:
+        """Throw away what a timed-out or cancelled asset staged after it was given up."""
+        with contextlib.suppress(Exception):
+            staged = future.result().staged
+            if staged is not None:
+                self.s.ws.store.discard(staged)
+
+    def _stopped(self, launch: _Launch, message: str) -> AssetResult:
+        return AssetResult(
+            launch.job.asset,
+            states.FAILED,
+            launch.job.materialization_id,
+            code_version=launch.code.version,
+            code_parts=launch.code.parts,
+            seconds=time.monotonic() - launch.started,
+            started_at=launch.started_at,
+            reasons=launch.reasons,
+            inputs=dict(launch.versions),
+            message=message,
+            error=message,
+        )
+
+    def _complete(self, name: str, result: AssetResult) -> None:
+        run = self.run
+        run.results[name] = result
+        self.s._record(self.recorder, run.run_id, result)
+        self.memory.done(name)
+        self.s.reporter.asset_finished(result)
+        for down in self.graph.downstream[name]:
+            if down in self.blockers:
+                self.blockers[down] -= 1
+                if not self.blockers[down]:
+                    self.ready.append(down)
+        if self.fail_fast and not result.ok and not self.stop_reason:
+            self.stop_reason = f"not run: --fail-fast stopped the run after '{name}' failed"
+
+    def _cancel(self) -> None:
+        """Stop what runs (or, for threads, wait for it), recording it as cancelled."""
+        self.run.cancelled = True
+        for future, name in list(self.running.items()):
+            if not self.executor.kill(future):
+                wait([future])
+                self._discard(future)
+            del self.running[future]
+            self._complete(name, self._stopped(self.launches[name], "cancelled"))
+
+    def close(self) -> None:
+        """Whatever has no final state now (cancelled, or an error of ours) gets one."""
+        for future, name in list(self.running.items()):  # only after an exception of ours
+            if not self.executor.kill(future):
+                future.add_done_callback(self._discard)
+            self.run.results.setdefault(name, self._stopped(self.launches[name], "cancelled"))
+        self.executor.shutdown(wait=False)
+        for name in self.names:
+            if name not in self.run.results:
+                self._complete(
+                    name,
+                    AssetResult(
+                        name,
+                        states.BLOCKED,
+                        self.mids[name],
+                        message="not run: the run was cancelled",
+                    ),
+                )
+
+
+def _echo_logs(outcome: TaskOutcome) -> None:
+    """Show what an asset logged in a worker as if it had logged it here."""
+    for line in outcome.logs:
+        if line.logger.startswith("vibepiper.asset."):
+            logging.getLogger(line.logger).log(logging.getLevelName(line.level), line.message)
 
 
 class _Memory:

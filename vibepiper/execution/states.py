@@ -40,6 +40,8 @@ class AssetResult:
     inputs: dict[str, str | None] = field(default_factory=dict)  # input -> data version used
     quarantined: int | None = None  # rows removed by quarantine
     columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
+    logs: tuple[Any, ...] = ()  # the LogLines it logged while computing
+    started_at: float | None = None  # time.time() when its computation started
 
     @property
     def warnings(self) -> list[Any]:
@@ -61,6 +63,7 @@ class RunResult:
     run_id: str
     results: dict[str, AssetResult] = field(default_factory=dict)
     dry_run: bool = False
+    cancelled: bool = False  # stopped by Ctrl-C / SIGTERM
 
     @property
     def states(self) -> dict[str, str]:
@@ -72,4 +75,6 @@ class RunResult:
 
     @property
     def status(self) -> str:
+        if self.cancelled:
+            return "cancelled"
         return "succeeded" if self.ok else "failed"

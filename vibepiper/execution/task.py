@@ -1,5 +1,10 @@
 """One asset's computation: call the function (with retries), check what it returned,
-validate it, hash it and stage it as a Parquet file. A task never touches the catalog."""
+validate it, hash it and stage it as a Parquet file. A task never touches the catalog.
+
+`run_job` is what every executor runs, in this process or in a worker: it reads the
+inputs a `Job` names (from memory or the Parquet store), runs the task with its log lines
+captured, and hands back a `TaskOutcome` small enough to send between processes.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,19 @@ import inspect
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.context import Context
+from vibepiper.errors import AssetNotMaterializedError, VibePiperError
+from vibepiper.execution.logs import LogLine, capture
 from vibepiper.storage.parquet_store import ParquetStore, StagedFile, to_arrow
 from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
-from vibepiper.validation.outcome import Validation
+from vibepiper.validation.outcome import CheckOutcome
 from vibepiper.validation.validate import has_checks, validate
 from vibepiper.versioning.data_version import table_version
 
@@ -28,9 +36,34 @@ class OutputError(Exception):
     """The asset function returned something that cannot be stored as a table."""
 
 
+class Interrupted(BaseException):
+    """Raised into a task that must stop now: its timeout passed, or the run was cancelled.
+
+    A BaseException, so that an asset's own `except Exception` cannot swallow it.
+    """
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to compute one asset; small, and picklable."""
+
+    asset: str
+    materialization_id: str
+    run_id: str
+    project_dir: Path
+    inputs: dict[str, tuple[str, str]]  # parameter -> (asset, data version)
+    versions: dict[str, str]  # every upstream asset that has data -> the version this run reads
+    data_version: str | None = None  # a source's file hash
+    timeout: float | None = None
+
+
 @dataclass
 class TaskOutcome:
-    """What a task hands back to the scheduler: a staged file, or why there is none."""
+    """What a task hands back to the scheduler: a staged file, or why there is none.
+
+    `frame` is kept only when the task ran in the scheduler's process: frames never travel
+    between processes (a worker's output travels as the staged Parquet file).
+    """
 
     frame: pd.DataFrame | None = None
     staged: StagedFile | None = None
@@ -39,11 +72,58 @@ class TaskOutcome:
     attempts: int = 0
     message: str = ""
     error: str | None = None
-    validation: Validation | None = None
+    checks: tuple[CheckOutcome, ...] = ()
+    check_error: str = ""  # the output fails as a whole (e.g. too many rows quarantined)
+    quarantined: int | None = None  # rows removed by quarantine
+    columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
+    logs: list[LogLine] = field(default_factory=list)
 
     @property
     def rejected(self) -> bool:
-        return self.validation is not None and not self.validation.passed
+        return bool(self.check_error) or any(c.blocking for c in self.checks)
+
+
+Reader = Callable[[str, str], "pd.DataFrame"]  # (asset, data version) -> its data
+
+
+def run_job(
+    job: Job,
+    defn: AssetDef,
+    checks: tuple[CheckDef, ...],
+    store: ParquetStore,
+    read: Reader,
+    on_state: Callable[[str], None] | None = None,
+) -> TaskOutcome:
+    """Read the job's inputs, then compute, validate and stage the asset, keeping what it
+    logs. Never raises for a failure of the asset (only `Interrupted` passes through)."""
+
+    def upstream(other: str) -> pd.DataFrame:
+        if other not in job.versions:
+            raise AssetNotMaterializedError(
+                f"asset '{other}' has never been materialized",
+                f"run `vibepiper materialize {other}`",
+            )
+        return read(other, job.versions[other])
+
+    with capture() as lines:
+        try:
+            inputs = {param: read(up, version) for param, (up, version) in job.inputs.items()}
+        except VibePiperError as exc:
+            return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
+        context = Context(job.run_id, job.asset, job.project_dir, dict(defn.config))
+        outcome = run_task(
+            defn,
+            inputs,
+            context,
+            store,
+            materialization_id=job.materialization_id,
+            checks=checks,
+            upstream=upstream,
+            data_version=job.data_version,
+            on_state=on_state,
+        )
+    outcome.logs = lines
+    return outcome
 
 
 def run_task(
@@ -52,6 +132,7 @@ def run_task(
     context: Context,
     store: ParquetStore,
     *,
+    materialization_id: str,
     checks: tuple[CheckDef, ...] = (),
     upstream: UpstreamReader | None = None,
     data_version: str | None = None,
@@ -60,7 +141,8 @@ def run_task(
     """Compute `defn` from `inputs` (parameter name -> DataFrame), validate and stage it.
 
     The output is staged whether or not it passed its checks: the scheduler publishes it
-    or keeps it as rejected. `data_version` is given for sources (the file's hash).
+    or keeps it as rejected. `data_version` is given for sources (the file's hash). Rows
+    removed by quarantine are kept under the materialization's id.
     """
     outcome = TaskOutcome()
     frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
@@ -69,8 +151,12 @@ def run_task(
     if has_checks(defn, checks):
         if on_state is not None:
             on_state("validating")
-        outcome.validation = validate(defn, checks, frame, upstream or _no_upstream)
-        frame = outcome.validation.frame
+        validation = validate(defn, checks, frame, upstream or _no_upstream)
+        frame = validation.frame
+        outcome.checks, outcome.check_error = validation.outcomes, validation.error
+        if validation.quarantined is not None:
+            outcome.quarantined = len(validation.quarantined)
+            store.keep_quarantine(defn.name, materialization_id, validation.quarantined)
     try:
         table = to_arrow(frame)
         version = data_version or table_version(table)
@@ -80,6 +166,7 @@ def run_task(
         outcome.error = traceback.format_exc()
         return outcome
     outcome.frame, outcome.data_version, outcome.row_count = frame, version, len(frame)
+    outcome.columns = tuple((str(c), str(t)) for c, t in frame.dtypes.items())
     return outcome
 
 
@@ -105,9 +192,17 @@ def _compute_with_retries(
             outcome.message = f"{type(exc).__name__}: {first_line(exc)}"
             outcome.error = traceback.format_exc()
             if attempt <= defn.retries:
+                delay = defn.retry_delay * 2 ** (attempt - 1)
+                context.log.warning(
+                    "attempt %d of %d failed: %s; retrying in %.3g s",
+                    attempt,
+                    defn.retries + 1,
+                    outcome.message,
+                    delay,
+                )
                 if on_state is not None:
                     on_state("retrying")
-                time.sleep(defn.retry_delay * 2 ** (attempt - 1))
+                time.sleep(delay)
     return None
 
 

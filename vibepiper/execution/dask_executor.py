@@ -1,0 +1,142 @@
+"""The `dask` executor: each asset is one task on a dask.distributed cluster.
+
+With an address, the tasks go to that cluster's scheduler (its workers must see the
+project folder and its store at the same path); without one, a local cluster of worker
+processes (one thread each) is started for the run and closed after it. A timed-out or
+cancelled asset's worker is restarted, which is the only way to stop a running Dask task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.errors import UsageError
+from vibepiper.execution.executors import GraphLoader, Work, outcome_of_failure
+from vibepiper.execution.task import Job, TaskOutcome
+from vibepiper.text import first_line
+
+if TYPE_CHECKING:
+    from vibepiper.storage.parquet_store import ParquetStore
+
+
+class DaskExecutor:
+    name = "dask"
+    local = False
+
+    def __init__(
+        self,
+        workers: int | None,
+        loader: GraphLoader,
+        store: ParquetStore,
+        address: str | None,
+    ) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise UsageError(
+                "the dask executor needs dask.distributed, which is not installed",
+                "pip install 'vibepiper[dask]'",
+            ) from None
+        self.loader = loader
+        self.store = store
+        self.cluster: Any = None
+        self.client: Any = None
+        self.tasks: dict[Future[TaskOutcome], Any] = {}
+        self.guard = threading.Lock()
+        if address:  # connect now: a wrong address is a usage error before anything runs
+            try:
+                self.client = distributed.Client(address, timeout="10s")
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot reach the Dask scheduler at {address}: {first_line(exc)}",
+                    "check --address (tcp://HOST:PORT) and that the scheduler is running",
+                ) from None
+            info = self.client.scheduler_info()["workers"].values()
+            self.workers = workers or max(sum(w["nthreads"] for w in info), 1)
+        else:  # a local cluster, started when the first asset needs computing
+            self.workers = workers or os.cpu_count() or 1
+
+    def _connect(self) -> Any:
+        if self.client is None:
+            import distributed
+
+            self.cluster = distributed.LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,  # errors only
+            )
+            self.client = distributed.Client(self.cluster)
+        return self.client
+
+    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+        from vibepiper.execution.worker import dask_compute
+
+        future: Future[TaskOutcome] = Future()
+        future.set_running_or_notify_cancel()
+        task = self._connect().submit(
+            dask_compute,
+            job,
+            self.loader,
+            self.store,
+            key=f"vibepiper-{job.materialization_id}",
+            pure=False,
+            retries=0,
+        )
+        with self.guard:
+            self.tasks[future] = task
+
+        def done(task: Any) -> None:
+            with self.guard:
+                self.tasks.pop(future, None)
+            if future.done():
+                return
+            try:
+                outcome = task.result()
+            except BaseException as exc:
+                outcome = outcome_of_failure("its Dask task failed", exc)
+            future.set_result(outcome)
+
+        task.add_done_callback(done)
+        return future
+
+    def kill(self, future: Future[TaskOutcome]) -> bool:
+        with self.guard:
+            task = self.tasks.pop(future, None)
+        if task is None:
+            return False
+        self._stop([task])
+        return True
+
+    def _stop(self, tasks: list[Any]) -> None:
+        keys = {t.key for t in tasks}
+        if self.client is None:
+            return
+        with contextlib.suppress(Exception):
+            processing = self.client.processing()
+            running_on = [w for w, held in processing.items() if keys & set(held)]
+            for task in tasks:
+                task.cancel()
+            if running_on:
+                self.client.restart_workers(running_on, timeout=30)
+
+    def interrupt(self, reason: str) -> None:
+        pass
+
+    def shutdown(self, *, wait: bool) -> None:
+        with self.guard:
+            tasks = list(self.tasks.values())
+            self.tasks.clear()
+        if tasks and self.cluster is None:
+            self._stop(tasks)  # a shared cluster: stop only what is ours
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()

@@ -1,0 +1,302 @@
+"""Where assets compute: the scheduler hands each ready asset to an executor.
+
+- `inprocess` (the default): one at a time, in the scheduler's own thread.
+- `threads`: a thread pool; inputs and outputs stay in memory.
+- `processes`: worker processes of our own (so one can be killed when its asset times out
+  or the run is cancelled); each imports the project once and reads its inputs from the
+  Parquet store, and its output comes back as a staged Parquet file, never pickled.
+- `dask`: tasks on a dask.distributed cluster (`vibepiper[dask]`), the same way.
+
+Only the scheduler writes to the catalog, whichever executor computes.
+
+Timeouts: `inprocess` raises `Interrupted` into the asset (a SIGALRM, between two Python
+instructions: a long C call such as one big pandas sort finishes first); `processes` and
+`dask` kill the worker that runs it; a thread cannot be stopped from outside, so with
+`threads` the asset is failed at its deadline and its thread runs on, its output thrown
+away, until the asset's function returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol
+
+from vibepiper.errors import UsageError
+from vibepiper.execution.task import Interrupted, Job, TaskOutcome
+from vibepiper.text import first_line
+
+if TYPE_CHECKING:
+    from vibepiper.graph.graph import Graph
+    from vibepiper.storage.parquet_store import ParquetStore
+
+EXECUTORS = ("inprocess", "threads", "processes", "dask")
+
+Work = Callable[[], TaskOutcome]  # the job, bound to this process's memory and definitions
+GraphLoader = Callable[[], "Graph"]  # imports the project in a worker (picklable)
+
+
+class Executor(Protocol):
+    name: str
+    workers: int  # how many assets it computes at once
+    local: bool  # computes in this process (so frames can be handed over in memory)
+
+    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]: ...
+
+    def kill(self, future: Future[TaskOutcome]) -> bool:
+        """Stop the job of `future` now; False if this executor cannot."""
+        ...
+
+    def interrupt(self, reason: str) -> None:
+        """From a signal handler: stop what runs in the scheduler's thread, if anything."""
+        ...
+
+    def shutdown(self, *, wait: bool) -> None: ...
+
+
+def make_executor(
+    name: str,
+    workers: int | None,
+    *,
+    loader: GraphLoader | None = None,
+    store: ParquetStore | None = None,
+    address: str | None = None,
+) -> Executor:
+    """The executor called `name`; `loader` and `store` are needed by out-of-process ones."""
+    if name not in EXECUTORS:
+        raise UsageError(f"unknown executor '{name}'", f"choose one of {', '.join(EXECUTORS)}")
+    if address and name != "dask":
+        raise UsageError(f"--address is for the dask executor, not '{name}'", "add --executor dask")
+    count = workers or (os.cpu_count() or 1)
+    if name == "inprocess":
+        if workers not in (None, 1):
+            raise UsageError(
+                f"the inprocess executor runs one asset at a time, not --workers {workers}",
+                "add --executor threads (or processes) to run several at once",
+            )
+        return InProcessExecutor()
+    if name == "threads":
+        return ThreadExecutor(count)
+    assert loader is not None and store is not None
+    if name == "processes":
+        return ProcessExecutor(count, loader, store)
+    from vibepiper.execution.dask_executor import DaskExecutor
+
+    return DaskExecutor(workers, loader, store, address)
+
+
+def outcome_of_failure(what: str, exc: BaseException | None = None) -> TaskOutcome:
+    """The outcome of a job that could not run to its end (killed, timed out, crashed)."""
+    if exc is None:
+        return TaskOutcome(message=what, error=what)
+    message = f"{what}: {type(exc).__name__}: {first_line(exc)}"
+    return TaskOutcome(message=message, error=traceback.format_exc())
+
+
+class InProcessExecutor:
+    """One asset at a time, in the calling thread; timeouts by SIGALRM when it can."""
+
+    name = "inprocess"
+    workers = 1
+    local = True
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+        future: Future[TaskOutcome] = Future()
+        self.running = True
+        try:
+            with _alarm(job.timeout):
+                outcome = work()
+        except Interrupted as exc:
+            outcome = outcome_of_failure(str(exc))
+        finally:
+            self.running = False
+        future.set_result(outcome)
+        return future
+
+    def kill(self, future: Future[TaskOutcome]) -> bool:
+        return False  # it has already finished by the time anyone could ask
+
+    def interrupt(self, reason: str) -> None:
+        if self.running:
+            raise Interrupted(reason)
+
+    def shutdown(self, *, wait: bool) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Raise `Interrupted` in this (main) thread after `seconds`."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise Interrupted(f"timed out after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class ThreadExecutor:
+    """A pool of threads; a thread cannot be killed, so `kill` says no."""
+
+    name = "threads"
+    local = True
+
+    def __init__(self, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="vibepiper")
+
+    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+        return self.pool.submit(_guarded, work)
+
+    def kill(self, future: Future[TaskOutcome]) -> bool:
+        return False
+
+    def interrupt(self, reason: str) -> None:
+        pass
+
+    def shutdown(self, *, wait: bool) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _guarded(work: Work) -> TaskOutcome:
+    try:
+        return work()
+    except BaseException as exc:  # a bug of ours, not the asset's: still one asset's failure
+        return outcome_of_failure("the task crashed", exc)
+
+
+class ProcessExecutor:
+    """Worker processes, each computing one asset at a time, killed when they must stop.
+
+    Workers are forked from a server process that has pandas and pyarrow imported, and
+    each imports the project's modules once, when it gets its first job.
+    """
+
+    name = "processes"
+    local = False
+
+    def __init__(self, workers: int, loader: GraphLoader, store: ParquetStore) -> None:
+        self.workers = workers
+        self.loader = loader
+        self.store = store
+        self.idle: list[_Worker] = []
+        self.busy: dict[Future[TaskOutcome], _Worker] = {}
+        self.guard = threading.Lock()
+
+    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+        with self.guard:
+            worker = self.idle.pop() if self.idle else _Worker(self.loader, self.store)
+            future: Future[TaskOutcome] = Future()
+            future.set_running_or_notify_cancel()
+            self.busy[future] = worker
+        worker.run(job, future, self._release)
+        return future
+
+    def _release(self, future: Future[TaskOutcome], worker: _Worker) -> None:
+        with self.guard:
+            self.busy.pop(future, None)
+            if worker.alive():
+                self.idle.append(worker)
+
+    def kill(self, future: Future[TaskOutcome]) -> bool:
+        with self.guard:
+            worker = self.busy.pop(future, None)
+        if worker is None:
+            return False
+        worker.kill()
+        return True
+
+    def interrupt(self, reason: str) -> None:
+        pass
+
+    def kill_all(self) -> None:
+        with self.guard:
+            workers = [*self.busy.values(), *self.idle]
+        for worker in workers:
+            worker.kill()
+
+    def shutdown(self, *, wait: bool) -> None:
+        with self.guard:
+            busy, idle = list(self.busy.values()), list(self.idle)
+            self.idle.clear()
+        for worker in busy:
+            worker.kill()
+        for worker in idle:
+            worker.stop()
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["vibepiper.execution.worker"])
+    return ctx
+
+
+class _Worker:
+    """One worker process and the thread that waits for its answers."""
+
+    def __init__(self, loader: GraphLoader, store: ParquetStore) -> None:
+        from vibepiper.execution.worker import process_main
+
+        ctx = _context()
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=process_main, args=(child, loader, store), daemon=True, name="vibepiper-worker"
+        )
+        self.process.start()
+        child.close()
+
+    def alive(self) -> bool:
+        return bool(self.process.is_alive())
+
+    def run(
+        self,
+        job: Job,
+        future: Future[TaskOutcome],
+        release: Callable[[Future[TaskOutcome], _Worker], None],
+    ) -> None:
+        self.conn.send(job)
+
+        def wait() -> None:
+            try:
+                outcome = self.conn.recv()
+            except (EOFError, OSError):
+                self.process.join(timeout=5)
+                code = self.process.exitcode
+                outcome = outcome_of_failure(f"its worker process died (exit code {code})")
+            release(future, self)
+            if not future.done():
+                future.set_result(outcome)
+
+        threading.Thread(target=wait, daemon=True, name="vibepiper-wait").start()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        self.process.join(timeout=5)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.send(None)
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.kill()

@@ -1,0 +1,86 @@
+"""Keeping each asset's log lines: whatever is logged in the thread that computes it
+(`context.log`, or any logger its code or its libraries use) while it computes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAX_LINES = 10_000  # per asset and run: a runaway loop cannot fill the catalog
+MAX_MESSAGE = 4_000  # characters kept of one message
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line an asset logged."""
+
+    created: float  # seconds since the epoch
+    level: str
+    logger: str
+    message: str
+
+
+class _Capture(logging.Handler):
+    """On the root logger: hands each record to the capture open in its thread, if any."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level and not _handled_elsewhere(record):
+            last.handle(record)  # as Python does when no handler is set up
+        lines: list[LogLine] | None = getattr(self.local, "lines", None)
+        if lines is None or len(lines) >= MAX_LINES:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[0] is not None:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+        except Exception:  # a bad format string in user code must not fail the asset
+            message = f"{record.msg!r} (could not format its arguments)"
+        lines.append(LogLine(record.created, record.levelname, record.name, message[:MAX_MESSAGE]))
+
+
+def _handled_elsewhere(record: logging.LogRecord) -> bool:
+    """Whether another handler on the record's way up to the root takes it."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(h is not _handler for h in logger.handlers):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
+_handler = _Capture()
+_install = threading.Lock()
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[list[LogLine]]:
+    """Collect the log lines of this thread into the yielded list until the block ends."""
+    with _install:
+        root = logging.getLogger()
+        if _handler not in root.handlers:
+            root.addHandler(_handler)
+    lines: list[LogLine] = []
+    _handler.local.lines = lines
+    try:
+        yield lines
+    finally:
+        _handler.local.lines = None
+
+
+def log_informative() -> None:
+    """Let INFO lines through when nobody configured logging (as in the CLI and workers).
+
+    Without it, a library's `logger.info(...)` stops at the root's default WARNING level
+    before any handler sees it. A level someone set on purpose is left alone.
+    """
+    root = logging.getLogger()
+    if root.level == logging.WARNING and all(h is _handler for h in root.handlers):
+        root.setLevel(logging.INFO)

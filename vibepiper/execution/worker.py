@@ -1,0 +1,67 @@
+"""The code that runs in a worker process (ours, or a Dask worker): import the project
+once, then compute jobs, reading inputs from the Parquet store and staging outputs there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+# Imported here so that the fork server has them loaded before it forks a worker.
+import pandas  # noqa: F401
+import pyarrow.parquet  # noqa: F401
+
+from vibepiper.execution.executors import outcome_of_failure
+from vibepiper.execution.logs import log_informative
+from vibepiper.execution.task import Job, TaskOutcome, run_job
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from vibepiper.execution.executors import GraphLoader
+    from vibepiper.graph.graph import Graph
+    from vibepiper.storage.parquet_store import ParquetStore
+
+_graphs: dict[Any, Graph] = {}  # loader (hashable) -> the project's graph, loaded once
+_loading = threading.Lock()
+
+
+def compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
+    """Compute one job in this worker; the outcome carries no frame."""
+    try:
+        with _loading:
+            graph = _graphs.get(loader)
+            if graph is None:
+                graph = _graphs[loader] = loader()
+        defn = graph.assets[job.asset]
+    except BaseException as exc:
+        return outcome_of_failure("the worker could not load the project", exc)
+
+    def read(asset: str, version: str) -> Any:
+        return store.read(store.path_for(asset, version), asset)
+
+    outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, read)
+    outcome.frame = None
+    return outcome
+
+
+def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> None:
+    """A worker process of the `processes` executor: jobs in, outcomes out, until None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides what Ctrl-C stops
+    os.environ.setdefault("VIBEPIPER_WORKER", "1")
+    log_informative()
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        conn.send(compute(job, loader, store))
+
+
+def dask_compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
+    """The task the `dask` executor submits (one per asset)."""
+    log_informative()
+    return compute(job, loader, store)
