@@ -12,6 +12,7 @@ from collections.abc import Iterable
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CANCELLED = 130  # Ctrl-C or SIGTERM stopped a run (128 + SIGINT)
 
 
 class VibePiperError(Exception):

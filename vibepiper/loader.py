@@ -72,7 +72,7 @@ def load_settings(
 
 def _execution(table: dict[str, Any]) -> dict[str, Any]:
     """`executor = "processes"`, `workers = 4` and `[tool.vibepiper.pools] name = N`."""
-    from vibepiper.execution.executors import EXECUTORS
+    from vibepiper.execution import EXECUTORS
 
     found: dict[str, Any] = {}
     executor = table.get("executor", "inprocess")

@@ -112,12 +112,14 @@ class Project:
         workers: int | None = None,
         address: str | None = None,
         cancel: threading.Event | None = None,
+        signals: bool = False,
     ) -> RunResult:
         """Run the selection (default: everything); `result.states` has each final state.
 
         `executor` is where assets compute: "inprocess" (the default, one at a time),
         "threads", "processes" or "dask" (at `address`, else on a local cluster), with
-        `workers` at once; setting `cancel` (a threading.Event) stops the run.
+        `workers` at once; setting `cancel` (a threading.Event) stops the run, and with
+        `signals` Ctrl-C and SIGTERM do (as the CLI does).
         """
         from vibepiper.execution.executors import make_executor
         from vibepiper.execution.scheduler import Scheduler
@@ -154,6 +156,7 @@ class Project:
                 executor=runner,
                 pools=self.settings.pools,
                 cancel=cancel,
+                signals=signals,
             )
         finally:
             runner.shutdown(wait=False)
@@ -242,6 +245,22 @@ class Project:
         from vibepiper.reporting.listing import history_rows
 
         return pd.DataFrame(history_rows(self, name, limit))
+
+    def runs(self, limit: int = 20) -> pd.DataFrame:
+        """The latest runs, newest first, with counts of their assets' final states."""
+        import pandas as pd
+
+        from vibepiper.reporting.listing import run_rows
+
+        return pd.DataFrame(run_rows(self, limit))
+
+    def logs(self, run_id: str = "latest", asset: str | None = None) -> pd.DataFrame:
+        """What the assets of a run logged (`run_id` may be a unique prefix, or "latest")."""
+        import pandas as pd
+
+        from vibepiper.reporting.listing import log_rows
+
+        return pd.DataFrame(log_rows(self, run_id, asset)[1])
 
     def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
         """Why `name` is stale or fresh (a tree of causes), and its last run's row."""

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vibepiper.errors import EXIT_FAILED
+from vibepiper.errors import EXIT_CANCELLED, EXIT_FAILED
+from vibepiper.execution import EXECUTORS
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
@@ -210,6 +211,24 @@ def explain(opts: Options, asset: str, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Recompute selected assets even if fresh.")
 @click.option("--dry-run", is_flag=True, help="Print what would run, and why; run nothing.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failure (the rest is blocked).")
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    help="Where assets compute: inprocess (default: one at a time), threads, processes, "
+    "or dask (vibepiper[dask]).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="How many assets compute at once (default: the number of CPUs); alone, it "
+    "means --executor threads.",
+)
+@click.option(
+    "--address",
+    metavar="tcp://HOST:PORT",
+    help="The Dask scheduler to use (default: a local cluster for the run).",
+)
 @click.pass_obj
 def materialize(
     opts: Options,
@@ -218,8 +237,16 @@ def materialize(
     force: bool,
     dry_run: bool,
     fail_fast: bool,
+    executor: str | None,
+    workers: int | None,
+    address: str | None,
 ) -> None:
-    """Compute the selected assets that are stale, validate and publish them."""
+    """Compute the selected assets that are stale, validate and publish them.
+
+    Ctrl-C (or SIGTERM) cancels: no new asset starts, running ones are stopped and recorded
+    as failed ("cancelled"), and the exit code is 130; a second Ctrl-C exits at once.
+    Nothing half-written is ever published.
+    """
     project = opts.load()
     if dry_run:
         _print_plan(project.plan(select, exclude=exclude, force=force))
@@ -230,7 +257,15 @@ def materialize(
     reporter = ConsoleReporter()
     try:
         run = project.materialize(
-            select, exclude=exclude, force=force, fail_fast=fail_fast, reporter=reporter
+            select,
+            exclude=exclude,
+            force=force,
+            fail_fast=fail_fast,
+            reporter=reporter,
+            executor=executor,
+            workers=workers,
+            address=address,
+            signals=True,
         )
     finally:
         reporter.close()
@@ -240,6 +275,8 @@ def materialize(
     for line in [*quality.report_lines(findings), *summary(run)]:
         click.echo(line)
     _annotate(findings)
+    if run.cancelled:
+        sys.exit(EXIT_CANCELLED)
     if not run.ok:
         sys.exit(EXIT_FAILED)
 
@@ -400,6 +437,63 @@ def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many runs to show.",
+)
+@json_option
+@click.pass_obj
+def runs(opts: Options, limit: int, as_json: bool) -> None:
+    """The latest runs, newest first: status, duration and how their assets ended."""
+    from vibepiper.reporting.listing import run_rows
+
+    rows = run_rows(opts.load(), limit)
+    if as_json:
+        _emit_json(rows)
+        return
+    from vibepiper.reporting.console import print_table
+
+    shown = [
+        {
+            **r,
+            "started": str(r["started_at"])[:19],
+            "seconds": "" if r["seconds"] is None else f"{r['seconds']:.2f}",
+        }
+        for r in rows
+    ]
+    columns = ["run_id", "kind", "status", "started", "seconds", "assets", "succeeded"]
+    print_table(shown, [*columns, "skipped", "failed", "blocked", "selection"])
+    if not rows:
+        click.echo("no runs yet", err=True)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN_ID")
+@click.argument("asset", required=False)
+@json_option
+@click.pass_obj
+def logs(opts: Options, run_id: str, asset: str | None, as_json: bool) -> None:
+    """What the assets of a run logged (RUN_ID: an id from `vibepiper runs`, a unique
+    prefix of one, or `latest`), or only ASSET's lines."""
+    from vibepiper.reporting.listing import log_rows
+
+    full, rows = log_rows(opts.load(), run_id, asset)
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        stamp = str(r["logged_at"])[11:23]
+        click.echo(f"{stamp} {r['level']:<7} {r['asset']} | {r['message']}")
+    if not rows:
+        click.echo(
+            f"run {full} logged nothing" + (f" for asset '{asset}'" if asset else ""), err=True
+        )
+
+
+@click.command()
 @click.argument("sql")
 @click.option("--json", "fmt", flag_value="json", help="Print an array of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")
@@ -447,6 +541,8 @@ COMMANDS = [
     lineage,
     show,
     history,
+    runs,
+    logs,
     query,
     docs,
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from vibepiper.errors import VibePiperError
+from vibepiper.errors import EXIT_CANCELLED, VibePiperError
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Group(click.Group):
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_CANCELLED)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical

@@ -1,1 +1,3 @@
-"""execution package."""
+"""Running assets: the scheduler, the executors it hands assets to, and what they record."""
+
+EXECUTORS = ("inprocess", "threads", "processes", "dask")  # see execution.executors

@@ -128,6 +128,9 @@ class DaskExecutor:
     def interrupt(self, reason: str) -> None:
         pass
 
+    def abort(self) -> None:
+        pass  # a local cluster's workers see this process die and stop by themselves
+
     def shutdown(self, *, wait: bool) -> None:
         with self.guard:
             tasks = list(self.tasks.values())

@@ -28,14 +28,13 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vibepiper.errors import UsageError
+from vibepiper.execution import EXECUTORS
 from vibepiper.execution.task import Interrupted, Job, TaskOutcome
 from vibepiper.text import first_line
 
 if TYPE_CHECKING:
     from vibepiper.graph.graph import Graph
     from vibepiper.storage.parquet_store import ParquetStore
-
-EXECUTORS = ("inprocess", "threads", "processes", "dask")
 
 Work = Callable[[], TaskOutcome]  # the job, bound to this process's memory and definitions
 GraphLoader = Callable[[], "Graph"]  # imports the project in a worker (picklable)
@@ -54,6 +53,10 @@ class Executor(Protocol):
 
     def interrupt(self, reason: str) -> None:
         """From a signal handler: stop what runs in the scheduler's thread, if anything."""
+        ...
+
+    def abort(self) -> None:
+        """Kill every worker at once, without waiting (a second Ctrl-C)."""
         ...
 
     def shutdown(self, *, wait: bool) -> None: ...
@@ -128,6 +131,9 @@ class InProcessExecutor:
         if self.running:
             raise Interrupted(reason)
 
+    def abort(self) -> None:
+        pass
+
     def shutdown(self, *, wait: bool) -> None:
         pass
 
@@ -170,6 +176,9 @@ class ThreadExecutor:
         return False
 
     def interrupt(self, reason: str) -> None:
+        pass
+
+    def abort(self) -> None:
         pass
 
     def shutdown(self, *, wait: bool) -> None:
@@ -227,11 +236,10 @@ class ProcessExecutor:
     def interrupt(self, reason: str) -> None:
         pass
 
-    def kill_all(self) -> None:
-        with self.guard:
-            workers = [*self.busy.values(), *self.idle]
-        for worker in workers:
-            worker.kill()
+    def abort(self) -> None:
+        for worker in [*self.busy.values(), *self.idle]:
+            with contextlib.suppress(Exception):
+                worker.process.kill()
 
     def shutdown(self, *, wait: bool) -> None:
         with self.guard:

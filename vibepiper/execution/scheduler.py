@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,12 +130,14 @@ class Scheduler:
         executor: Executor | None = None,
         pools: Mapping[str, int] | None = None,
         cancel: threading.Event | None = None,
+        signals: bool = False,
     ) -> RunResult:
         """Run `names` (in dependency order): each asset starts once everything it depends
         on has finished, on `executor` (default: in this thread, one at a time), with at
         most `pools[p]` assets of pool `p` computing at once. Setting `cancel` stops the
         run: nothing more starts, what runs is stopped (or, on threads, left to end) and
-        recorded as failed, "cancelled"."""
+        recorded as failed, "cancelled". With `signals`, Ctrl-C and SIGTERM set it (a second
+        one exits at once, with code 130)."""
         ws = self.ws
         pools = dict(pools or {})
         _check_pools(ws.graph, names, pools)
@@ -146,8 +149,10 @@ class Scheduler:
         current = recorder.start()
         self.reporter.run_started(run.run_id, names)
         loop = _Loop(self, run, names, current, recorder, executor, pools, force, fail_fast)
+        cancel = cancel or threading.Event()
         try:
-            loop.drive(cancel or threading.Event())
+            with _cancelled_by_signals(cancel, executor) if signals else contextlib.nullcontext():
+                loop.drive(cancel)
         finally:
             loop.close()
             recorder.add(
@@ -423,6 +428,40 @@ def _started_at(result: AssetResult, now: datetime) -> datetime:
     if result.started_at is not None:
         return datetime.fromtimestamp(result.started_at, UTC).replace(tzinfo=None)
     return now
+
+
+@contextlib.contextmanager
+def _cancelled_by_signals(cancel: threading.Event, executor: Executor) -> Iterator[None]:
+    """Ctrl-C or SIGTERM cancels the run; a second one exits at once.
+
+    Exiting at once is safe: a catalog transaction not committed is rolled back when the
+    catalog is next opened, files are published by an atomic rename, and the next run marks
+    this one abandoned and removes the temporary files it left.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            executor.abort()
+            os._exit(130)
+        cancel.set()
+        with contextlib.suppress(Exception):
+            print(
+                "cancelling: no new asset starts and running ones stop; "
+                "press Ctrl-C again to exit at once",
+                file=sys.stderr,
+                flush=True,
+            )
+        executor.interrupt("cancelled")
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _check_pools(graph: Graph, names: Iterable[str], pools: Mapping[str, int]) -> None:

@@ -55,6 +55,7 @@ class ConsoleReporter:
         self.width = 0
         self._progress: Any = None
         self._task: Any = None
+        self.running: dict[str, str] = {}  # asset -> its state, while it computes
 
     def run_started(self, run_id: str, names: list[str]) -> None:
         self.total = len(names)
@@ -76,12 +77,24 @@ class ConsoleReporter:
             self._progress.start()
 
     def asset_started(self, name: str, state: str) -> None:
+        """`name` is now `state` (running, retrying, validating); several may run at once."""
+        self.running[name] = state
         if self._progress is not None:
-            self._progress.update(self._task, description=f"{state} {name}")
+            self._progress.update(self._task, description=self._running_text())
         elif state == states.RETRYING:
             self._echo(f"           {name} failed, retrying")
 
+    def _running_text(self) -> str:
+        """'running orders' or, with parallel executors, 'running orders, stg_x +3 more'."""
+        if not self.running:
+            return ""
+        now = list(self.running.items())  # workers may add to it meanwhile
+        names = [f"{n} ({s})" if s != states.RUNNING else n for n, s in now]
+        shown = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+        return _escape(f"running {shown}")
+
     def asset_finished(self, result: AssetResult) -> None:
+        self.running.pop(result.asset, None)
         self.done += 1
         counter = f"[{self.done:>{len(str(self.total))}}/{self.total}]"
         text = f"{result.asset:<{self.width}}  {result.state:<12} {describe(result)}"
@@ -91,7 +104,7 @@ class ConsoleReporter:
             self._progress.console.print(
                 f"{counter} [{style}]{mark} {_escape(text)}[/]", highlight=False
             )
-            self._progress.advance(self._task)
+            self._progress.update(self._task, advance=1, description=self._running_text())
         else:
             self._echo(f"{counter} {text}")
         if self.done == self.total:
