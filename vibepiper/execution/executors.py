@@ -158,19 +158,33 @@ def _alarm(seconds: float | None) -> Iterator[None]:
 
 
 class ThreadExecutor:
-    """A pool of threads; a thread cannot be killed, so `kill` says no."""
+    """A pool of daemon threads. A thread cannot be killed, so `kill` says no; being
+    daemons, a timed-out asset's thread does not keep the command from exiting."""
 
     name = "threads"
     local = True
 
     def __init__(self, workers: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
 
         self.workers = workers
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="vibepiper")
+        self.queue: queue.SimpleQueue[tuple[Future[TaskOutcome], Work] | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
 
     def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
-        return self.pool.submit(_guarded, work)
+        if len(self.threads) < self.workers:
+            thread = threading.Thread(target=self._serve, daemon=True, name="vibepiper-thread")
+            thread.start()
+            self.threads.append(thread)
+        future: Future[TaskOutcome] = Future()
+        self.queue.put((future, work))
+        return future
+
+    def _serve(self) -> None:
+        while (item := self.queue.get()) is not None:
+            future, work = item
+            if future.set_running_or_notify_cancel():
+                future.set_result(_guarded(work))
 
     def kill(self, future: Future[TaskOutcome]) -> bool:
         return False
@@ -182,7 +196,12 @@ class ThreadExecutor:
         pass
 
     def shutdown(self, *, wait: bool) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+        for _ in self.threads:
+            self.queue.put(None)
+        if wait:
+            for thread in self.threads:
+                thread.join()
+        self.threads.clear()
 
 
 def _guarded(work: Work) -> TaskOutcome:

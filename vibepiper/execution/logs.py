@@ -29,12 +29,18 @@ class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.NOTSET)
         self.local = threading.local()
+        self.in_worker = False  # captured lines are shown by the scheduler, not here
 
     def emit(self, record: logging.LogRecord) -> None:
-        last = logging.lastResort
-        if last is not None and record.levelno >= last.level and not _handled_elsewhere(record):
-            last.handle(record)  # as Python does when no handler is set up
         lines: list[LogLine] | None = getattr(self.local, "lines", None)
+        last = logging.lastResort
+        if (
+            last is not None
+            and record.levelno >= last.level
+            and not (self.in_worker and lines is not None)
+            and not _handled_elsewhere(record)
+        ):
+            last.handle(record)  # as Python does when no handler is set up
         if lines is None or len(lines) >= MAX_LINES:
             return
         try:
@@ -73,6 +79,12 @@ def capture() -> Iterator[list[LogLine]]:
         yield lines
     finally:
         _handler.local.lines = None
+
+
+def in_worker() -> None:
+    """This process is a worker: the scheduler shows what its assets log."""
+    _handler.in_worker = True
+    log_informative()
 
 
 def log_informative() -> None:

@@ -13,7 +13,7 @@ import pandas  # noqa: F401
 import pyarrow.parquet  # noqa: F401
 
 from vibepiper.execution.executors import outcome_of_failure
-from vibepiper.execution.logs import log_informative
+from vibepiper.execution.logs import in_worker
 from vibepiper.execution.task import Job, TaskOutcome, run_job
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> 
     """A worker process of the `processes` executor: jobs in, outcomes out, until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides what Ctrl-C stops
     os.environ.setdefault("VIBEPIPER_WORKER", "1")
-    log_informative()
+    in_worker()
     while True:
         try:
             job = conn.recv()
@@ -63,5 +63,5 @@ def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> 
 
 def dask_compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
     """The task the `dask` executor submits (one per asset)."""
-    log_informative()
+    in_worker()
     return compute(job, loader, store)

@@ -142,7 +142,11 @@ def summary(run: RunResult) -> list[str]:
             f" and {len(blocked) - 8} more" if len(blocked) > 8 else ""
         )
         lines.append(f"  blocked: {shown}")
-    if failed:
+    if run.cancelled:
+        lines.append(
+            "cancelled: run `vibepiper materialize` again to finish (what is fresh is skipped)"
+        )
+    elif failed:
         resume = " ".join(f"{r.asset}+" for r in failed)
         lines.append(f"fix the failures, then resume with: vibepiper materialize '{resume}'")
         if any(r.state == states.FAILED and r.error for r in failed):
