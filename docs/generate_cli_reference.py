@@ -29,8 +29,8 @@ Exit codes, for every command: `0` success (everything selected succeeded or was
 (for example it stayed locked by another process for longer than `VIBEPIPER_LOCK_TIMEOUT`
 seconds, default 60); `2` a usage or definition error: unknown asset or option, bad
 selector, dependency cycle, an asset module that does not import, a SQL error in
-`query`. Errors are one line on stderr, starting with `error:`, naming the culprit and
-the fix.
+`query`; `130` a `materialize` cancelled by Ctrl-C or SIGTERM. Errors are one line on
+stderr, starting with `error:`, naming the culprit and the fix.
 
 Environment: `VIBEPIPER_HOME` (where the store and catalog live, like `--home`),
 `VIBEPIPER_LOCK_TIMEOUT` (seconds to wait for the catalog lock).
