@@ -270,6 +270,8 @@ class Scheduler:
             versions=readable,
             data_version=self.judge.source_version(name) if defn.is_source else None,
             timeout=defn.timeout,
+            code_version=code.version,
+            code_parts=code.parts,
         )
         return _Launch(job, code, versions, verdict.reasons or ("--force",))
 
@@ -528,6 +530,7 @@ class _Loop:
         self.zombies: set[Future[TaskOutcome]] = set()  # timed out, still running (threads)
         self.in_pool: Counter[str] = Counter()
         self.stop_reason = ""
+        self.killed = False  # a worker was killed: it may have left a temporary file
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -634,7 +637,9 @@ class _Loop:
             del self.running[future]
             self._release(name)
             message = f"timed out after {self.graph.assets[name].timeout:g} s"
-            if not self.executor.kill(future):
+            if self.executor.kill(future):
+                self.killed = True
+            else:
                 self.zombies.add(future)
                 future.add_done_callback(self._discard)
                 message += " (its thread runs on until the function returns; output discarded)"
@@ -680,7 +685,9 @@ class _Loop:
         """Stop what runs (or, for threads, wait for it), recording it as cancelled."""
         self.run.cancelled = True
         for future, name in list(self.running.items()):
-            if not self.executor.kill(future):
+            if self.executor.kill(future):
+                self.killed = True
+            else:
                 wait([future])
                 self._discard(future)
             del self.running[future]
@@ -693,6 +700,8 @@ class _Loop:
                 future.add_done_callback(self._discard)
             self.run.results.setdefault(name, self._stopped(self.launches[name], "cancelled"))
         self.executor.shutdown(wait=False)
+        if self.killed:
+            self.s.ws.store.clean_temp_files()  # what killed workers were writing
         for name in self.names:
             if name not in self.run.results:
                 self._complete(

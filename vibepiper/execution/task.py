@@ -55,6 +55,8 @@ class Job:
     versions: dict[str, str]  # every upstream asset that has data -> the version this run reads
     data_version: str | None = None  # a source's file hash
     timeout: float | None = None
+    code_version: str | None = None  # what the scheduler recorded (a worker checks it)
+    code_parts: dict[str, str] | None = None
 
 
 @dataclass
@@ -111,17 +113,20 @@ def run_job(
         except VibePiperError as exc:
             return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
         context = Context(job.run_id, job.asset, job.project_dir, dict(defn.config))
-        outcome = run_task(
-            defn,
-            inputs,
-            context,
-            store,
-            materialization_id=job.materialization_id,
-            checks=checks,
-            upstream=upstream,
-            data_version=job.data_version,
-            on_state=on_state,
-        )
+        try:
+            outcome = run_task(
+                defn,
+                inputs,
+                context,
+                store,
+                materialization_id=job.materialization_id,
+                checks=checks,
+                upstream=upstream,
+                data_version=job.data_version,
+                on_state=on_state,
+            )
+        except Interrupted as exc:  # timed out or cancelled: keep what it logged until then
+            return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
     outcome.logs = lines
     return outcome
 

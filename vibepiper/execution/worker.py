@@ -37,6 +37,9 @@ def compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
         defn = graph.assets[job.asset]
     except BaseException as exc:
         return outcome_of_failure("the worker could not load the project", exc)
+    differs = _code_differs(job, graph, loader)
+    if differs:
+        return outcome_of_failure(differs)
 
     def read(asset: str, version: str) -> Any:
         return store.read(store.path_for(asset, version), asset)
@@ -44,6 +47,31 @@ def compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
     outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, read)
     outcome.frame = None
     return outcome
+
+
+_checked: dict[tuple[Any, str, str], str] = {}  # (loader, asset, code version) -> what differed
+
+
+def _code_differs(job: Job, graph: Graph, loader: GraphLoader) -> str:
+    """Why the worker's code of the asset is not the code the scheduler recorded, if it is
+    not: a module edited during the run, or another library version on a Dask worker."""
+    if job.code_version is None:
+        return ""
+    key = (loader, job.asset, job.code_version)
+    if key not in _checked:
+        from vibepiper.versioning.fingerprint import Fingerprinter, describe_changes
+
+        name = job.asset
+        code = Fingerprinter().code_version(graph.assets[name], graph.checks.get(name, ()))
+        _checked[key] = ""
+        if code.version != job.code_version:
+            what = "; ".join(describe_changes(job.code_parts or {}, code.parts))
+            _checked[key] = (
+                f"the worker's code of asset '{name}' differs from what this run recorded "
+                f"({what}): was a module edited during the run, or does the worker have "
+                "other library versions? Run again"
+            )
+    return _checked[key]
 
 
 def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> None:
