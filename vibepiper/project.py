@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from vibepiper.execution.audit import AuditResult
+    from vibepiper.execution.doctor import Examination
     from vibepiper.execution.scheduler import Reporter, RunResult, Workspace
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import Made, Neighbourhood
@@ -261,6 +262,13 @@ class Project:
         from vibepiper.reporting.listing import log_rows
 
         return pd.DataFrame(log_rows(self, run_id, asset)[1])
+
+    def doctor(self, *, repair: bool = False, verify: bool = True) -> Examination:
+        """Check the store and the catalog against each other; repair what can be."""
+        from vibepiper.execution.doctor import examine
+
+        self.catalog.ensure()
+        return examine(self.graph, self.store, self.catalog, repair=repair, verify=verify)
 
     def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
         """Why `name` is stale or fresh (a tree of causes), and its last run's row."""

@@ -102,6 +102,11 @@ class Catalog:
             _write(con, batch)
             return _current(con)
 
+    def abandon_dead_runs(self) -> list[str]:
+        """Mark `abandoned` the runs of this machine whose process is gone; their ids."""
+        with self.connect(write=True) as con:
+            return _abandon_dead_runs(con)
+
     def current(self, assets: Iterable[str] | None = None) -> dict[str, Current]:
         """The current materialization of each asset that has one."""
         with self.connect() as con:
@@ -177,7 +182,7 @@ def _write(con: Any, batch: Batch) -> None:
     con.execute("COMMIT")
 
 
-def _abandon_dead_runs(con: Any) -> None:
+def _abandon_dead_runs(con: Any) -> list[str]:
     """Mark `abandoned` the runs still `running` whose process on this machine is gone
     (killed, or the machine restarted): they will never finish by themselves."""
     import socket
@@ -192,6 +197,7 @@ def _abandon_dead_runs(con: Any) -> None:
             "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE list_contains(?, run_id)",
             [datetime.now(UTC).replace(tzinfo=None), dead],
         )
+    return dead
 
 
 def _current(con: Any) -> dict[str, Current]:

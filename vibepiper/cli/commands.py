@@ -494,6 +494,59 @@ def logs(opts: Options, run_id: str, asset: str | None, as_json: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fix what can be: mark unfinished runs abandoned, move corrupt files aside (their "
+    "assets become stale), remove orphan and temporary files. Valid data is never touched.",
+)
+@click.option("--quick", is_flag=True, help="Read only each file's footer, not all of its data.")
+@json_option
+@click.pass_obj
+def doctor(opts: Options, repair: bool, quick: bool, as_json: bool) -> None:
+    """Check the store and the catalog against each other: missing or corrupt files,
+    orphan files, temporary files and unfinished runs left by a crash.
+
+    Exits 1 when a problem is left (without --repair, or one it could not fix), else 0.
+    """
+    exam = opts.load().doctor(repair=repair, verify=not quick)
+    if as_json:
+        _emit_json(
+            {
+                "healthy": exam.healthy,
+                "files_checked": exam.files_checked,
+                "findings": [f.as_dict() for f in exam.findings],
+                "note": exam.note,
+            }
+        )
+    else:
+        for f in exam.findings:
+            where = f" {f.path}" if f.path else ""
+            done = f" -> {f.repaired}" if f.repaired else ""
+            click.echo(f"{f.kind:<10} {f.detail}{where}{done}")
+        if exam.note:
+            click.echo(f"note: {exam.note}", err=True)
+        from vibepiper.text import plural
+
+        left = [f for f in exam.findings if not f.repaired]
+        fixed = len(exam.findings) - len(left)
+        verdict = f"{plural(exam.files_checked, 'published file')} checked: "
+        if not exam.findings:
+            verdict += "no problem found"
+        else:
+            verdict += plural(len(exam.findings), "problem") + (
+                f", {fixed} repaired" if fixed else ""
+            )
+            if any(f.kind != "missing" for f in left) and not repair:
+                verdict += "; run `vibepiper doctor --repair` to fix them"
+            elif any(f.kind in ("missing", "corrupt") for f in exam.findings):
+                verdict += "; run `vibepiper materialize` to recompute what is missing"
+        click.echo(verdict, err=True)
+    if not exam.healthy:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
 @click.argument("sql")
 @click.option("--json", "fmt", flag_value="json", help="Print an array of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")
@@ -544,5 +597,6 @@ COMMANDS = [
     runs,
     logs,
     query,
+    doctor,
     docs,
 ]
