@@ -152,7 +152,9 @@ def _tool_table(pyproject: Path) -> dict[str, Any]:
 def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]]:
     """Import the project's modules (and their submodules) and collect their definitions."""
     root = str(settings.root)
-    if root not in sys.path:
+    if sys.path[:1] != [root]:  # first, even if another project was loaded before
+        while root in sys.path:
+            sys.path.remove(root)
         sys.path.insert(0, root)
     importlib.invalidate_caches()
     _forget_project_modules(settings)

@@ -126,10 +126,7 @@ class Project:
         from vibepiper.execution.scheduler import Scheduler
 
         names = self.select(select, exclude)
-        if executor is None:
-            executor = "threads" if workers and workers > 1 and not address else None
-            executor = executor or ("dask" if address else self.settings.executor)
-        workers = workers or self.settings.workers
+        executor, workers = self._executor(executor, workers, address)
         if self.settings.openlineage is not None:
             from vibepiper.reporting.openlineage import Fanout, OpenLineageReporter
 
@@ -162,6 +159,25 @@ class Project:
         finally:
             runner.shutdown(wait=False)
 
+    def _executor(
+        self, executor: str | None, workers: int | None, address: str | None
+    ) -> tuple[str, int | None]:
+        """The executor and worker count a run uses: what was asked, else the project's
+        settings; `workers` > 1 with no executor named anywhere means threads."""
+        settings = self.settings
+        if executor is None:
+            if address:
+                executor = "dask"
+            elif settings.executor != "inprocess":
+                executor = settings.executor
+            elif (workers or settings.workers or 1) > 1:
+                executor = "threads"
+            else:
+                executor = "inprocess"
+        if workers is None and executor != "inprocess":
+            workers = settings.workers
+        return executor, workers
+
     def plan(
         self,
         select: str | Iterable[str] | None = None,
@@ -170,9 +186,11 @@ class Project:
         exclude: str | Iterable[str] | None = None,
     ) -> dict[str, Verdict]:
         """Each selected asset's verdict as a run would see it now (fresh ones are skipped)."""
-        from vibepiper.execution.scheduler import Scheduler
+        from vibepiper.execution.scheduler import Scheduler, check_pools
 
-        return Scheduler(self.workspace()).plan(self.select(select, exclude), force=force)
+        names = self.select(select, exclude)
+        check_pools(self.graph, names, self.settings.pools)
+        return Scheduler(self.workspace()).plan(names, force=force)
 
     def status(self, select: str | Iterable[str] | None = None) -> dict[str, Verdict]:
         """Whether each selected asset is fresh; stale also when any ancestor is stale."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import UsageError
 from vibepiper.execution.executors import GraphLoader, Work, outcome_of_failure
+from vibepiper.execution.logs import LogLine
 from vibepiper.execution.task import Job, TaskOutcome
 from vibepiper.text import first_line
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 class DaskExecutor:
     name = "dask"
     local = False
+    live_logs = False
 
     def __init__(
         self,
@@ -46,15 +49,17 @@ class DaskExecutor:
         self.cluster: Any = None
         self.client: Any = None
         self.tasks: dict[Future[TaskOutcome], Any] = {}
+        self.begun: dict[Future[TaskOutcome], float] = {}
         self.guard = threading.Lock()
         if address:  # connect now: a wrong address is a usage error before anything runs
             try:
-                self.client = distributed.Client(address, timeout="10s")
-            except OSError as exc:
+                self.client = distributed.Client(address, timeout="5s")
+            except Exception as exc:  # OSError, TimeoutError, ValueError for a bad address
                 raise UsageError(
                     f"cannot reach the Dask scheduler at {address}: {first_line(exc)}",
                     "check --address (tcp://HOST:PORT) and that the scheduler is running",
                 ) from None
+            self._warm()
             info = self.client.scheduler_info()["workers"].values()
             self.workers = workers or max(sum(w["nthreads"] for w in info), 1)
         else:  # a local cluster, started when the first asset needs computing
@@ -72,9 +77,18 @@ class DaskExecutor:
                 silence_logs=40,  # errors only
             )
             self.client = distributed.Client(self.cluster)
+            self._warm()
         return self.client
 
-    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+    def _warm(self) -> None:
+        """Have every worker import the project now, so that it does not count against the
+        first asset's timeout."""
+        from vibepiper.execution.worker import warm
+
+        with contextlib.suppress(Exception):
+            self.client.run(warm, self.loader)
+
+    def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         from vibepiper.execution.worker import dask_compute
 
         future: Future[TaskOutcome] = Future()
@@ -90,10 +104,12 @@ class DaskExecutor:
         )
         with self.guard:
             self.tasks[future] = task
+            self.begun[future] = time.monotonic()  # after the local cluster has started
 
         def done(task: Any) -> None:
             with self.guard:
                 self.tasks.pop(future, None)
+                self.begun.pop(future, None)
             if future.done():
                 return
             try:
@@ -104,6 +120,9 @@ class DaskExecutor:
 
         task.add_done_callback(done)
         return future
+
+    def started(self, future: Future[TaskOutcome]) -> float | None:
+        return self.begun.get(future)
 
     def kill(self, future: Future[TaskOutcome]) -> bool:
         with self.guard:

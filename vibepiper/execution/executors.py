@@ -22,6 +22,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from vibepiper.errors import UsageError
 from vibepiper.execution import EXECUTORS
+from vibepiper.execution.logs import LogLine, echo
 from vibepiper.execution.task import Interrupted, Job, TaskOutcome
 from vibepiper.text import first_line
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from vibepiper.graph.graph import Graph
     from vibepiper.storage.parquet_store import ParquetStore
 
+STARTED = "started"  # what a worker process says when it begins computing a job
 Work = Callable[[], TaskOutcome]  # the job, bound to this process's memory and definitions
 GraphLoader = Callable[[], "Graph"]  # imports the project in a worker (picklable)
 
@@ -44,11 +47,19 @@ class Executor(Protocol):
     name: str
     workers: int  # how many assets it computes at once
     local: bool  # computes in this process (so frames can be handed over in memory)
+    live_logs: bool  # log lines are shown as they come (else when the asset ends)
 
-    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]: ...
+    def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
+        """Start `job` (`work` is the job bound to this process: for local executors). The
+        asset's log lines are appended to `lines` as they come, where the executor can."""
+        ...
 
     def kill(self, future: Future[TaskOutcome]) -> bool:
         """Stop the job of `future` now; False if this executor cannot."""
+        ...
+
+    def started(self, future: Future[TaskOutcome]) -> float | None:
+        """When (time.monotonic()) the job of `future` began computing; None if not yet."""
         ...
 
     def interrupt(self, reason: str) -> None:
@@ -107,11 +118,12 @@ class InProcessExecutor:
     name = "inprocess"
     workers = 1
     local = True
+    live_logs = True
 
     def __init__(self) -> None:
         self.running = False
 
-    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+    def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         future: Future[TaskOutcome] = Future()
         self.running = True
         try:
@@ -126,6 +138,9 @@ class InProcessExecutor:
 
     def kill(self, future: Future[TaskOutcome]) -> bool:
         return False  # it has already finished by the time anyone could ask
+
+    def started(self, future: Future[TaskOutcome]) -> float | None:
+        return None  # its timeout is an alarm set when it starts
 
     def interrupt(self, reason: str) -> None:
         if self.running:
@@ -163,6 +178,7 @@ class ThreadExecutor:
 
     name = "threads"
     local = True
+    live_logs = True
 
     def __init__(self, workers: int) -> None:
         import queue
@@ -170,8 +186,9 @@ class ThreadExecutor:
         self.workers = workers
         self.queue: queue.SimpleQueue[tuple[Future[TaskOutcome], Work] | None] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
+        self.begun: dict[Future[TaskOutcome], float] = {}
 
-    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+    def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         if len(self.threads) < self.workers:
             thread = threading.Thread(target=self._serve, daemon=True, name="vibepiper-thread")
             thread.start()
@@ -184,10 +201,16 @@ class ThreadExecutor:
         while (item := self.queue.get()) is not None:
             future, work = item
             if future.set_running_or_notify_cancel():
-                future.set_result(_guarded(work))
+                self.begun[future] = time.monotonic()
+                outcome = _guarded(work)
+                self.begun.pop(future, None)
+                future.set_result(outcome)
 
     def kill(self, future: Future[TaskOutcome]) -> bool:
         return False
+
+    def started(self, future: Future[TaskOutcome]) -> float | None:
+        return self.begun.get(future)
 
     def interrupt(self, reason: str) -> None:
         pass
@@ -220,6 +243,7 @@ class ProcessExecutor:
 
     name = "processes"
     local = False
+    live_logs = True
 
     def __init__(self, workers: int, loader: GraphLoader, store: ParquetStore) -> None:
         self.workers = workers
@@ -229,13 +253,13 @@ class ProcessExecutor:
         self.busy: dict[Future[TaskOutcome], _Worker] = {}
         self.guard = threading.Lock()
 
-    def submit(self, job: Job, work: Work) -> Future[TaskOutcome]:
+    def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         with self.guard:
             worker = self.idle.pop() if self.idle else _Worker(self.loader, self.store)
             future: Future[TaskOutcome] = Future()
             future.set_running_or_notify_cancel()
             self.busy[future] = worker
-        worker.run(job, future, self._release)
+        worker.run(job, future, self._release, lines)
         return future
 
     def _release(self, future: Future[TaskOutcome], worker: _Worker) -> None:
@@ -251,6 +275,10 @@ class ProcessExecutor:
             return False
         worker.kill()
         return True
+
+    def started(self, future: Future[TaskOutcome]) -> float | None:
+        worker = self.busy.get(future)
+        return None if worker is None else worker.begun
 
     def interrupt(self, reason: str) -> None:
         pass
@@ -286,6 +314,7 @@ class _Worker:
 
         ctx = _context()
         self.conn, child = ctx.Pipe()
+        self.begun: float | None = None  # when its current job began computing
         self.process = ctx.Process(
             target=process_main, args=(child, loader, store), daemon=True, name="vibepiper-worker"
         )
@@ -300,12 +329,23 @@ class _Worker:
         job: Job,
         future: Future[TaskOutcome],
         release: Callable[[Future[TaskOutcome], _Worker], None],
+        lines: list[LogLine],
     ) -> None:
+        self.begun = None
         self.conn.send(job)
 
         def wait() -> None:
             try:
-                outcome = self.conn.recv()
+                while True:
+                    message = self.conn.recv()
+                    if message == STARTED:  # the project is imported; the asset computes now
+                        self.begun = time.monotonic()
+                    elif isinstance(message, LogLine):
+                        lines.append(message)
+                        echo(message)
+                    else:
+                        outcome = message
+                        break
             except (EOFError, OSError):
                 self.process.join(timeout=5)
                 code = self.process.exitcode

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MAX_LINES = 10_000  # per asset and run: a runaway loop cannot fill the catalog
@@ -28,7 +28,7 @@ class _Capture(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.NOTSET)
-        self.local = threading.local()
+        self.local = threading.local()  # .lines: the open capture's list; .sink: its sink
         self.in_worker = False  # captured lines are shown by the scheduler, not here
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -49,7 +49,12 @@ class _Capture(logging.Handler):
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
         except Exception:  # a bad format string in user code must not fail the asset
             message = f"{record.msg!r} (could not format its arguments)"
-        lines.append(LogLine(record.created, record.levelname, record.name, message[:MAX_MESSAGE]))
+        line = LogLine(record.created, record.levelname, record.name, message[:MAX_MESSAGE])
+        lines.append(line)
+        sink = getattr(self.local, "sink", None)
+        if sink is not None:
+            with contextlib.suppress(Exception):  # the scheduler is gone: keep computing
+                sink(line)
 
 
 def _handled_elsewhere(record: logging.LogRecord) -> bool:
@@ -67,18 +72,31 @@ _install = threading.Lock()
 
 
 @contextlib.contextmanager
-def capture() -> Iterator[list[LogLine]]:
-    """Collect the log lines of this thread into the yielded list until the block ends."""
+def capture(
+    into: list[LogLine] | None = None, sink: Callable[[LogLine], None] | None = None
+) -> Iterator[list[LogLine]]:
+    """Collect the log lines of this thread into the yielded list (`into`, if given, so
+    that someone else can see the lines so far) until the block ends; `sink` is also
+    handed each line as it comes (a worker process sends it to the scheduler)."""
     with _install:
         root = logging.getLogger()
         if _handler not in root.handlers:
             root.addHandler(_handler)
-    lines: list[LogLine] = []
-    _handler.local.lines = lines
+            assets = logging.getLogger("vibepiper.asset")
+            if assets.level == logging.NOTSET:  # context.log.info is kept, whatever the root's
+                assets.setLevel(logging.INFO)
+    lines: list[LogLine] = [] if into is None else into
+    _handler.local.lines, _handler.local.sink = lines, sink
     try:
         yield lines
     finally:
-        _handler.local.lines = None
+        _handler.local.lines = _handler.local.sink = None
+
+
+def echo(line: LogLine) -> None:
+    """Show a line an asset logged elsewhere (a worker) as if it had been logged here."""
+    if line.logger.startswith("vibepiper.asset."):
+        logging.getLogger(line.logger).log(logging.getLevelName(line.level), line.message)
 
 
 def in_worker() -> None:

@@ -9,7 +9,6 @@ transactions rather than one per asset, while readers still see its progress.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import socket
@@ -28,6 +27,7 @@ from vibepiper.catalog.catalog import Catalog
 from vibepiper.errors import AssetNotMaterializedError, UsageError, VibePiperError
 from vibepiper.execution import states
 from vibepiper.execution.executors import Executor, InProcessExecutor
+from vibepiper.execution.logs import LogLine, echo
 from vibepiper.execution.recorder import Recorder
 from vibepiper.execution.states import AssetResult, RunResult
 from vibepiper.execution.task import Job, TaskOutcome, run_job
@@ -140,7 +140,7 @@ class Scheduler:
         one exits at once, with code 130)."""
         ws = self.ws
         pools = dict(pools or {})
-        _check_pools(ws.graph, names, pools)
+        check_pools(ws.graph, names, pools)
         executor = executor or InProcessExecutor()
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
@@ -338,6 +338,11 @@ class Scheduler:
                 versions[up] = current[up].data_version if up in current else None
         return versions
 
+    def _record_logs(
+        self, recorder: Recorder, run_id: str, asset: str, mid: str, lines: Iterable[Any]
+    ) -> None:
+        recorder.add("logs", _log_rows(run_id, asset, mid, lines))
+
     def _record(self, recorder: Recorder, run_id: str, result: AssetResult) -> None:
         import json
 
@@ -371,22 +376,7 @@ class Scheduler:
             "check_results",
             [outcome_row(o, result.materialization_id, run_id, now) for o in result.checks],
         )
-        recorder.add(
-            "logs",
-            [
-                {
-                    "run_id": run_id,
-                    "materialization_id": result.materialization_id,
-                    "asset": result.asset,
-                    "seq": seq,
-                    "logged_at": datetime.fromtimestamp(line.created, UTC).replace(tzinfo=None),
-                    "level": line.level,
-                    "logger": line.logger,
-                    "message": line.message,
-                }
-                for seq, line in enumerate(result.logs)
-            ],
-        )
+        self._record_logs(recorder, run_id, result.asset, result.materialization_id, result.logs)
         if result.state == states.SUCCEEDED:
             recorder.add(
                 "lineage",
@@ -399,6 +389,24 @@ class Scheduler:
                     for up, version in result.inputs.items()
                 ],
             )
+
+
+def _log_rows(
+    run_id: str, asset: str, materialization_id: str, lines: Iterable[Any], first: int = 0
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id,
+            "materialization_id": materialization_id,
+            "asset": asset,
+            "seq": seq,
+            "logged_at": datetime.fromtimestamp(line.created, UTC).replace(tzinfo=None),
+            "level": line.level,
+            "logger": line.logger,
+            "message": line.message,
+        }
+        for seq, line in enumerate(lines, start=first)
+    ]
 
 
 def _config_json(config: Mapping[str, Any]) -> str:
@@ -466,7 +474,7 @@ def _cancelled_by_signals(cancel: threading.Event, executor: Executor) -> Iterat
             signal.signal(number, handler)
 
 
-def _check_pools(graph: Graph, names: Iterable[str], pools: Mapping[str, int]) -> None:
+def check_pools(graph: Graph, names: Iterable[str], pools: Mapping[str, int]) -> None:
     for name in names:
         pool = graph.assets[name].pool
         if pool is not None and pool not in pools:
@@ -485,9 +493,10 @@ class _Launch:
     code: CodeVersion
     versions: dict[str, str | None]
     reasons: tuple[str, ...]
-    started: float = 0.0  # time.monotonic()
-    started_at: float = 0.0  # time.time()
-    deadline: float | None = None  # time.monotonic() after which it has timed out
+    lines: list[LogLine] = field(default_factory=list)  # what it has logged so far
+    shown: int = 0  # how many of them were recorded when it timed out
+    started: float = 0.0  # time.monotonic() when it was handed to the executor
+    started_at: float = 0.0  # time.time(), the same moment
 
 
 POLL = 0.2  # seconds between looks at the cancel flag while assets compute
@@ -527,25 +536,29 @@ class _Loop:
         self.ready = [n for n in names if not self.blockers[n]]
         self.launches: dict[str, _Launch] = {}
         self.running: dict[Future[TaskOutcome], str] = {}
-        self.zombies: set[Future[TaskOutcome]] = set()  # timed out, still running (threads)
+        # Timed out but still running (a thread cannot be stopped): each keeps its worker
+        # and its pool's slot until it returns.
+        self.zombies: dict[Future[TaskOutcome], str] = {}
         self.in_pool: Counter[str] = Counter()
         self.stop_reason = ""
+        self.cancel = threading.Event()
         self.killed = False  # a worker was killed: it may have left a temporary file
 
     # -- the loop ----------------------------------------------------------------------
 
     def drive(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
         while len(self.run.results) < len(self.names) and not cancel.is_set():
+            self._bury()
             self._start_ready(cancel)
             if not self.running:
-                if not self.ready or cancel.is_set():
+                if cancel.is_set() or not (self.ready or self.zombies):
                     break
+                if not self.ready or self.zombies:  # waiting for a zombie to free its slot
+                    wait(list(self.zombies), timeout=POLL, return_when=FIRST_COMPLETED)
                 continue
-            deadline = min(
-                (self.launches[n].deadline or float("inf") for n in self.running.values()),
-                default=float("inf"),
-            )
-            pause = max(0.0, min(POLL, deadline - time.monotonic()))
+            deadlines = [d for f in self.running if (d := self._deadline(f)) is not None]
+            pause = max(0.0, min([POLL, *(d - time.monotonic() for d in deadlines)]))
             done, _ = wait(list(self.running), timeout=pause, return_when=FIRST_COMPLETED)
             for future in done:
                 name = self.running.pop(future)
@@ -554,6 +567,27 @@ class _Loop:
             self._expire()
         if cancel.is_set():
             self._cancel()
+
+    def _deadline(self, future: Future[TaskOutcome]) -> float | None:
+        """When the asset of `future` times out: its timeout after it began computing
+        (a worker's start and its import of the project do not count)."""
+        timeout = self.graph.assets[self.running[future]].timeout
+        if timeout is None:
+            return None
+        begun = self.executor.started(future)
+        return None if begun is None else begun + timeout
+
+    def _bury(self) -> None:
+        """Zombies that have returned free their slots; what they logged is kept."""
+        for future, name in list(self.zombies.items()):
+            if future.done():
+                del self.zombies[future]
+                self._release(name)
+                with contextlib.suppress(Exception):
+                    shown = self.launches[name].shown  # lines recorded when it timed out
+                    late = future.result().logs[shown:]
+                    rows = _log_rows(self.run.run_id, name, self.mids[name], late, shown)
+                    self.recorder.add("logs", rows)
 
     def _start_ready(self, cancel: threading.Event) -> None:
         """Start (or settle) every ready asset there is room for, in dependency order."""
@@ -590,8 +624,7 @@ class _Loop:
                     return
 
     def _room_for(self, name: str) -> bool:
-        busy = len(self.running) + sum(1 for z in self.zombies if not z.done())
-        if busy >= self.executor.workers:
+        if len(self.running) + len(self.zombies) >= self.executor.workers:
             return False
         pool = self.graph.assets[name].pool
         return pool is None or self.in_pool[pool] < self.pools[pool]
@@ -601,19 +634,18 @@ class _Loop:
         if defn.pool is not None:
             self.in_pool[defn.pool] += 1
         launch.started, launch.started_at = time.monotonic(), time.time()
-        if defn.timeout is not None:
-            launch.deadline = launch.started + defn.timeout
         self.s.reporter.asset_started(name, states.RUNNING)
         job = launch.job
         checks = self.graph.checks.get(name, ())
         reporter, store, memory = self.s.reporter, self.s.ws.store, self.memory
 
         def work() -> TaskOutcome:
-            return run_job(
-                job, defn, checks, store, memory.get, lambda st: reporter.asset_started(name, st)
-            )
+            def on_state(state: str) -> None:
+                reporter.asset_started(name, state)
 
-        future = self.executor.submit(job, work)
+            return run_job(job, defn, checks, store, memory.get, on_state, launch.lines)
+
+        future = self.executor.submit(job, work, launch.lines)
         self.running[future] = name
 
     def _release(self, name: str) -> None:
@@ -623,27 +655,33 @@ class _Loop:
 
     def _outcome(self, name: str, future: Future[TaskOutcome]) -> AssetResult:
         outcome = future.result()
-        if not self.executor.local:
-            _echo_logs(outcome)
+        if not self.executor.live_logs:
+            for line in outcome.logs:
+                echo(line)
+        if self.cancel.is_set():  # it ended after the run was cancelled: publish nothing
+            self._discard(future)
+            return self._stopped(self.launches[name], "cancelled", outcome.logs)
         return self.s._finish(self.launches[name], outcome, self.memory)
 
     def _expire(self) -> None:
         """Fail the running assets whose timeout has passed; stop them if the executor can."""
         now = time.monotonic()
         for future, name in list(self.running.items()):
-            launch = self.launches[name]
-            if launch.deadline is None or now < launch.deadline or future.done():
+            deadline = self._deadline(future)
+            if deadline is None or now < deadline or future.done():
                 continue
             del self.running[future]
-            self._release(name)
             message = f"timed out after {self.graph.assets[name].timeout:g} s"
             if self.executor.kill(future):
                 self.killed = True
+                self._release(name)
             else:
-                self.zombies.add(future)
+                self.zombies[future] = name
                 future.add_done_callback(self._discard)
                 message += " (its thread runs on until the function returns; output discarded)"
-            self._complete(name, self._stopped(launch, message))
+            launch = self.launches[name]
+            launch.shown = len(launch.lines)
+            self._complete(name, self._stopped(launch, message, launch.lines[: launch.shown]))
 
     def _discard(self, future: Future[TaskOutcome]) -> None:
         """Throw away what a timed-out or cancelled asset staged after it was given up."""
@@ -652,7 +690,7 @@ class _Loop:
             if staged is not None:
                 self.s.ws.store.discard(staged)
 
-    def _stopped(self, launch: _Launch, message: str) -> AssetResult:
+    def _stopped(self, launch: _Launch, message: str, logs: Iterable[Any] = ()) -> AssetResult:
         return AssetResult(
             launch.job.asset,
             states.FAILED,
@@ -665,6 +703,7 @@ class _Loop:
             inputs=dict(launch.versions),
             message=message,
             error=message,
+            logs=tuple(logs),
         )
 
     def _complete(self, name: str, result: AssetResult) -> None:
@@ -687,11 +726,13 @@ class _Loop:
         for future, name in list(self.running.items()):
             if self.executor.kill(future):
                 self.killed = True
+                logs: Iterable[Any] = list(self.launches[name].lines)
             else:
                 wait([future])
                 self._discard(future)
+                logs = future.result().logs
             del self.running[future]
-            self._complete(name, self._stopped(self.launches[name], "cancelled"))
+            self._complete(name, self._stopped(self.launches[name], "cancelled", logs))
 
     def close(self) -> None:
         """Whatever has no final state now (cancelled, or an error of ours) gets one."""
@@ -713,13 +754,6 @@ class _Loop:
                         message="not run: the run was cancelled",
                     ),
                 )
-
-
-def _echo_logs(outcome: TaskOutcome) -> None:
-    """Show what an asset logged in a worker as if it had logged it here."""
-    for line in outcome.logs:
-        if line.logger.startswith("vibepiper.asset."):
-            logging.getLogger(line.logger).log(logging.getLevelName(line.level), line.message)
 
 
 class _Memory:

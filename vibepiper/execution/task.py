@@ -95,9 +95,12 @@ def run_job(
     store: ParquetStore,
     read: Reader,
     on_state: Callable[[str], None] | None = None,
+    lines: list[LogLine] | None = None,
+    sink: Callable[[LogLine], None] | None = None,
 ) -> TaskOutcome:
     """Read the job's inputs, then compute, validate and stage the asset, keeping what it
-    logs. Never raises for a failure of the asset (only `Interrupted` passes through)."""
+    logs (in `lines`, if given, as it comes; and handed to `sink`). Never raises for a
+    failure of the asset."""
 
     def upstream(other: str) -> pd.DataFrame:
         if other not in job.versions:
@@ -107,7 +110,7 @@ def run_job(
             )
         return read(other, job.versions[other])
 
-    with capture() as lines:
+    with capture(lines, sink) as lines:
         try:
             inputs = {param: read(up, version) for param, (up, version) in job.inputs.items()}
         except VibePiperError as exc:

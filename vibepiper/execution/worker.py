@@ -3,17 +3,19 @@ once, then compute jobs, reading inputs from the Parquet store and staging outpu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 # Imported here so that the fork server has them loaded before it forks a worker.
 import pandas  # noqa: F401
 import pyarrow.parquet  # noqa: F401
 
-from vibepiper.execution.executors import outcome_of_failure
-from vibepiper.execution.logs import in_worker
+from vibepiper.execution.executors import STARTED, outcome_of_failure
+from vibepiper.execution.logs import LogLine, in_worker
 from vibepiper.execution.task import Job, TaskOutcome, run_job
 
 if TYPE_CHECKING:
@@ -27,13 +29,23 @@ _graphs: dict[Any, Graph] = {}  # loader (hashable) -> the project's graph, load
 _loading = threading.Lock()
 
 
-def compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
+def _graph(loader: GraphLoader) -> Graph:
+    with _loading:
+        graph = _graphs.get(loader)
+        if graph is None:
+            graph = _graphs[loader] = loader()
+    return graph
+
+
+def compute(
+    job: Job,
+    loader: GraphLoader,
+    store: ParquetStore,
+    sink: Callable[[LogLine], None] | None = None,
+) -> TaskOutcome:
     """Compute one job in this worker; the outcome carries no frame."""
     try:
-        with _loading:
-            graph = _graphs.get(loader)
-            if graph is None:
-                graph = _graphs[loader] = loader()
+        graph = _graph(loader)
         defn = graph.assets[job.asset]
     except BaseException as exc:
         return outcome_of_failure("the worker could not load the project", exc)
@@ -44,7 +56,7 @@ def compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
     def read(asset: str, version: str) -> Any:
         return store.read(store.path_for(asset, version), asset)
 
-    outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, read)
+    outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, read, sink=sink)
     outcome.frame = None
     return outcome
 
@@ -76,7 +88,9 @@ def _code_differs(job: Job, graph: Graph, loader: GraphLoader) -> str:
 
 def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> None:
     """A worker process of the `processes` executor: jobs in, outcomes out, until None."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scheduler decides what Ctrl-C stops
+    # The scheduler decides what Ctrl-C or a SIGTERM to the whole group stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("VIBEPIPER_WORKER", "1")
     in_worker()
     while True:
@@ -86,7 +100,17 @@ def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> 
             return
         if job is None:
             return
-        conn.send(compute(job, loader, store))
+        with contextlib.suppress(BaseException):  # a failure to load is reported by compute
+            _graph(loader)
+        conn.send(STARTED)
+        conn.send(compute(job, loader, store, conn.send))  # log lines go as they come
+
+
+def warm(loader: GraphLoader) -> None:
+    """Import the project now (on each Dask worker, before the first task)."""
+    in_worker()
+    with contextlib.suppress(BaseException):  # a failure to load is reported by compute
+        _graph(loader)
 
 
 def dask_compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:

@@ -197,6 +197,10 @@ class EchoHandler(logging.Handler):
 
 
 def install_log_handler() -> None:
+    """Show asset log lines on stderr, and let INFO lines through if nobody set a level."""
+    from vibepiper.execution.logs import log_informative
+
+    log_informative()
     logger = logging.getLogger("vibepiper.asset")
     if not any(isinstance(h, EchoHandler) for h in logger.handlers):
         logger.addHandler(EchoHandler())

@@ -94,10 +94,10 @@ def run_rows(project: Project, limit: int) -> list[dict[str, Any]]:
             "SELECT r.run_id, r.kind, r.status, r.started_at, r.finished_at, "
             "date_diff('millisecond', r.started_at, r.finished_at) / 1000.0 AS seconds, "
             "r.selection, count(m.asset) AS assets, "
-            "count_if(m.status = 'succeeded') AS succeeded, "
-            "count_if(m.status = 'skipped') AS skipped, "
-            "count_if(m.status IN ('failed', 'check_failed')) AS failed, "
-            "count_if(m.status = 'blocked') AS blocked, r.pid, r.host, r.command "
+            "count(*) FILTER (m.status = 'succeeded') AS succeeded, "
+            "count(*) FILTER (m.status = 'skipped') AS skipped, "
+            "count(*) FILTER (m.status IN ('failed', 'check_failed')) AS failed, "
+            "count(*) FILTER (m.status = 'blocked') AS blocked, r.pid, r.host, r.command "
             "FROM runs r LEFT JOIN materializations m ON m.run_id = r.run_id "
             "GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?",
             [limit],
