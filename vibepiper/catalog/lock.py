@@ -14,7 +14,7 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vibepiper.errors import CatalogBusyError
@@ -32,12 +32,20 @@ def lock_timeout() -> float:
 
 
 @contextlib.contextmanager
-def hold(path: Path, *, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
-    """Hold the lock on `path` (created if needed) for the duration of the block."""
+def hold(
+    path: Path,
+    *,
+    exclusive: bool,
+    timeout: float | None = None,
+    what: str = "the catalog",
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold the lock on `path` (created if needed) for the duration of the block; if it is
+    taken, `on_wait` is told by whom, once, and we wait up to `timeout` seconds."""
     limit = lock_timeout() if timeout is None else timeout
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, path, exclusive, limit)
+        _acquire(fd, path, exclusive, limit, what, on_wait)
         if exclusive:
             _write_owner(fd)
         yield
@@ -45,7 +53,14 @@ def hold(path: Path, *, exclusive: bool, timeout: float | None = None) -> Iterat
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _acquire(fd: int, path: Path, exclusive: bool, limit: float) -> None:
+def _acquire(
+    fd: int,
+    path: Path,
+    exclusive: bool,
+    limit: float,
+    what: str,
+    on_wait: Callable[[str], None] | None,
+) -> None:
     mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
     deadline = time.monotonic() + limit
     pause = _POLL[0]
@@ -54,9 +69,12 @@ def _acquire(fd: int, path: Path, exclusive: bool, limit: float) -> None:
             fcntl.flock(fd, mode)
             return
         except BlockingIOError:
+            if on_wait is not None:
+                on_wait(describe_holder(path))
+                on_wait = None
             if time.monotonic() >= deadline:
                 raise CatalogBusyError(
-                    f"the catalog is locked by {describe_holder(path)} and stayed locked for "
+                    f"{what} is locked by {describe_holder(path)} and stayed locked for "
                     f"{limit:g} s ({path})",
                     "wait for that process to finish, or raise VIBEPIPER_LOCK_TIMEOUT",
                 ) from None

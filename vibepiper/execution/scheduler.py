@@ -142,6 +142,43 @@ class Scheduler:
         pools = dict(pools or {})
         check_pools(ws.graph, names, pools)
         executor = executor or InProcessExecutor()
+        with self._turn():
+            return self._run(names, force, fail_fast, selection, executor, pools, cancel, signals)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Runs of one project take turns: a second `materialize` waits for the first to
+        finish, then skips as fresh what the first published. So one asset is never
+        computed and published by two runs at once. (Readers never wait for a run.)"""
+        from vibepiper.catalog import lock
+
+        home = self.ws.catalog.home
+        home.mkdir(parents=True, exist_ok=True)
+
+        def waiting(holder: str) -> None:
+            print(f"waiting for the run of {holder} to finish", file=sys.stderr, flush=True)
+
+        with lock.hold(
+            home / "run.lock",
+            exclusive=True,
+            timeout=_run_wait(),
+            what="the project's runs",
+            on_wait=waiting,
+        ):
+            yield
+
+    def _run(
+        self,
+        names: list[str],
+        force: bool,
+        fail_fast: bool,
+        selection: str,
+        executor: Executor,
+        pools: dict[str, int],
+        cancel: threading.Event | None,
+        signals: bool,
+    ) -> RunResult:
+        ws = self.ws
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
         recorder = Recorder(ws.catalog)
@@ -472,6 +509,16 @@ def _cancelled_by_signals(cancel: threading.Event, executor: Executor) -> Iterat
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _run_wait() -> float:
+    """How long a run waits for another run of the project (VIBEPIPER_RUN_TIMEOUT seconds;
+    by default a day: a run waits for the one before it, however long it takes)."""
+    value = os.environ.get("VIBEPIPER_RUN_TIMEOUT")
+    try:
+        return float(value) if value else 86_400.0
+    except ValueError:
+        return 86_400.0
 
 
 def check_pools(graph: Graph, names: Iterable[str], pools: Mapping[str, int]) -> None:
