@@ -70,7 +70,7 @@ class Judge:
             cur,
             code=self.code(name),
             inputs=inputs,
-            file_present=cur is not None and self.store.exists(name, cur.data_version),
+            file_problem=self.store.damage(name, cur.data_version) if cur else "missing",
             source=source,
             max_age=defn.max_age,
             now=now,

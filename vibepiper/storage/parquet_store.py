@@ -67,6 +67,28 @@ class ParquetStore:
     def exists(self, asset: str, data_version: str) -> bool:
         return self.path_for(asset, data_version).is_file()
 
+    def damage(self, asset: str, data_version: str) -> str:
+        """What is visibly wrong with a stored file ("missing", "damaged"), or "".
+
+        A cheap look (its size and the magic bytes a Parquet file starts and ends with)
+        that catches a missing, truncated or overwritten file; bytes flipped inside it are
+        caught by the page checksums when it is read.
+        """
+        path = self.path_for(asset, data_version)
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
+                size = handle.seek(0, os.SEEK_END)
+                if size < 12:
+                    return "damaged"
+                handle.seek(size - 4)
+                tail = handle.read(4)
+        except FileNotFoundError:
+            return "missing"
+        except OSError:
+            return "damaged"
+        return "" if head == tail == b"PAR1" else "damaged"
+
     def stage(self, asset: str, data_version: str, table: pa.Table) -> StagedFile:
         """Write `table` to a temporary file next to its final place, flushed to disk."""
         folder = self.root / asset
@@ -76,9 +98,10 @@ class ParquetStore:
         return StagedFile(asset, data_version, temp)
 
     def publish(self, staged: StagedFile) -> Path:
-        """Move a staged file to its final name; content-addressed, so it may exist already."""
+        """Move a staged file to its final name. Content-addressed, so it may exist already:
+        then the staged copy is dropped, unless the existing file is damaged (replaced)."""
         final = self.path_for(staged.asset, staged.data_version)
-        if final.is_file():
+        if not self.damage(staged.asset, staged.data_version):
             staged.temp_path.unlink(missing_ok=True)
         else:
             os.replace(staged.temp_path, final)

@@ -42,7 +42,7 @@ def judge(
     *,
     code: CodeVersion,
     inputs: Mapping[str, str | None],
-    file_present: bool,
+    file_problem: str = "",
     source: tuple[str, str | None] | None = None,
     max_age: timedelta | None = None,
     now: datetime | None = None,
@@ -50,13 +50,14 @@ def judge(
     """The verdict for one asset.
 
     `inputs` maps each data input to its current data version (None: never made);
-    `source` is (path, current file hash) for a source file asset.
+    `source` is (path, current file hash) for a source file asset; `file_problem` says
+    what is wrong with its stored file ("missing", "damaged"), if anything.
     """
     if current is None:
         return Verdict(False, ("never materialized",))
     reasons: list[str] = []
-    if not file_present:
-        reasons.append("its stored file is missing")
+    if file_problem:
+        reasons.append(f"its stored file is {file_problem}")
     if current.code_version != code.version:
         reasons += describe_changes(current.code_parts, code.parts)
     if source is not None and source[1] != current.data_version:
