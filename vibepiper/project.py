@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from vibepiper.errors import AssetNotMaterializedError, SelectionError, did_you_mean
 from vibepiper.graph.graph import Graph
 from vibepiper.loader import load_definitions, load_settings, project_files
+from vibepiper.text import quoted
 
 if TYPE_CHECKING:
     import threading
@@ -402,7 +403,7 @@ class Project:
         """Raise a SelectionError (with "did you mean") unless `name` is an asset."""
         if name not in self.graph.assets:
             raise SelectionError(
-                f"unknown asset '{name}'{did_you_mean(name, self.graph.assets)}",
+                f"unknown asset {quoted(name)}{did_you_mean(name, self.graph.assets)}",
                 "run `vibepiper list` to see the assets",
             )
 

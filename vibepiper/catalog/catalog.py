@@ -68,7 +68,7 @@ class Catalog:
         import duckdb
 
         if write:
-            self.home.mkdir(parents=True, exist_ok=True)
+            self.make_home()
         elif not self._ready and not self.path.is_file():
             self.ensure()  # nothing to read yet: create it
         for _ in range(2):
@@ -98,9 +98,10 @@ class Catalog:
         """Write a run's first rows and read every asset's current materialization in one
         connection: a run then opens the catalog twice (now and for its last rows)."""
         with self.connect(write=True) as con:
+            current = _current(con)  # first: if the catalog is broken, no run row is left
             _abandon_dead_runs(con)
             _write(con, batch)
-            return _current(con)
+            return current
 
     def abandon_dead_runs(self) -> list[str]:
         """Mark `abandoned` the runs of this machine whose process is gone; their ids."""
@@ -136,7 +137,7 @@ class Catalog:
         """Create the catalog or migrate it, once per process; refuse a newer one."""
         if self._ready:
             return
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.make_home()
         with lock.hold(self.lock_path, exclusive=True):
             con = self._open(read_only=False)
             try:
@@ -144,13 +145,35 @@ class Catalog:
             finally:
                 con.close()
 
+    def make_home(self) -> None:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(
+                f"cannot create the folder {self.home} for the store and catalog: "
+                f"{exc.strerror or exc}",
+                "pass --home DIR (or VIBEPIPER_HOME) with a folder that can be created",
+            ) from None
+
     def _adopt(self, con: Any, write: bool) -> bool:
         """Check the schema version on `con`; create or migrate it if we may write.
 
         Returns whether the catalog is ready to use on this connection.
         """
-        version = _schema_version(con)
+        try:
+            version = _schema_version(con)
+        except (TypeError, ValueError):
+            raise CatalogError(
+                f"the schema version recorded in {self.path} is not a number",
+                "it was changed by hand or is not a VibePiper catalog; restore it or move it away",
+            ) from None
         self._refuse_newer(version)
+        if version is None and _foreign_tables(con):
+            raise CatalogError(
+                f"{self.path} is a DuckDB database but not a VibePiper catalog (it has tables "
+                f"{', '.join(_foreign_tables(con)[:3])})",
+                "move it away, or pass --home DIR to keep VibePiper's data elsewhere",
+            )
         if version != SCHEMA_VERSION:
             if not write:
                 return False
@@ -245,7 +268,19 @@ def _schema_version(con: Any) -> int | None:
     if not exists:
         return None
     row = con.execute("SELECT value FROM vibepiper_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else None
+    if row is None:
+        return None
+    return int(row[0])  # a ValueError for a value changed by hand: see Catalog._adopt
+
+
+def _foreign_tables(con: Any) -> list[str]:
+    """Tables of a database that has no `vibepiper_meta`: someone else's database."""
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+    ]
 
 
 def _create(con: Any) -> None:

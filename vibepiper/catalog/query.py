@@ -9,6 +9,7 @@ other files, no extensions), not by inspecting the SQL text.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,20 @@ def sandbox(
                 )
             )
             for name, path in asset_files.items():
-                con.register(f"_vp_asset_{name}", ds.dataset(str(path), format=fmt))
-                con.execute(
-                    f'CREATE VIEW {ASSET_SCHEMA}."{name}" AS SELECT * FROM "_vp_asset_{name}"'
-                )
-                if name not in WRITTEN_TABLES and name not in VIEWS:
-                    con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_vp_asset_{name}"')
+                try:
+                    con.register(f"_vp_asset_{name}", ds.dataset(str(path), format=fmt))
+                    con.execute(
+                        f'CREATE VIEW {ASSET_SCHEMA}."{name}" AS SELECT * FROM "_vp_asset_{name}"'
+                    )
+                    if name not in WRITTEN_TABLES and name not in VIEWS:
+                        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_vp_asset_{name}"')
+                except Exception as exc:  # a damaged file: the other assets still answer
+                    print(
+                        f"warning: asset '{name}' is left out: its stored file {path} is "
+                        f"unreadable ({type(exc).__name__}); rebuild it with "
+                        f"`vibepiper materialize {name} --force`",
+                        file=sys.stderr,
+                    )
             con.execute(f"CREATE SCHEMA {QUARANTINE_SCHEMA}")
             for name, path in (quarantine_files or {}).items():
                 con.register(f"_vp_quarantine_{name}", ds.dataset(str(path), format=fmt))
@@ -82,12 +91,14 @@ def run_query(
 
     with sandbox(catalog, asset_files, quarantine_files) as con:
         try:
-            cursor = con.execute(sql)
+            cursor = None if not sql.strip().strip(";").strip() else con.execute(sql)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise UsageError(
                 f"query failed: {first}", "the catalog is read-only; see `vibepiper query --help`"
             ) from None
+        if cursor is None:
+            raise UsageError("the query has no statement", "give a SELECT statement")
         if cursor.description is None:
             return [], []
         names = [d[0] for d in cursor.description]

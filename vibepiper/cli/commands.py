@@ -104,7 +104,10 @@ def status(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
 @click.option("--upstream", is_flag=True, help="Only what ASSET is made from.")
 @click.option("--downstream", is_flag=True, help="Only what is made from ASSET.")
 @click.option(
-    "--depth", type=click.IntRange(min=1), metavar="N", help="At most N levels away (default: all)."
+    "--depth",
+    type=click.IntRange(min=1, max=1_000_000),
+    metavar="N",
+    help="At most N levels away (default: all).",
 )
 @click.option(
     "--format",
@@ -219,7 +222,7 @@ def explain(opts: Options, asset: str, as_json: bool) -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1_000_000),
     metavar="N",
     help="How many assets compute at once (default: the number of CPUs); alone, it "
     "means --executor threads.",
@@ -357,7 +360,7 @@ def _print_plan(verdicts: dict[str, Any]) -> None:
     "--limit",
     default=10,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1_000_000),
     help="How many rows to show.",
 )
 @click.option(
@@ -402,7 +405,7 @@ def show(
     "--limit",
     default=20,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1_000_000),
     help="How many materializations to show.",
 )
 @json_option
@@ -441,7 +444,7 @@ def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
     "--limit",
     default=20,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1_000_000),
     help="How many runs to show.",
 )
 @json_option

@@ -3,6 +3,7 @@ it needs (pandas, DuckDB, rich...) when it runs, so `vibepiper --help` stays ins
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,26 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_CANCELLED)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """As click's, but its usage errors are one line too: `error: ...; see --help`."""
+        base: Any = super()  # click types main() with overloads on standalone_mode
+        if not standalone_mode:
+            return base.main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = base.main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "vibepiper"
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            click.echo(f"error: {message}; see `{where} --help`", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_CANCELLED)
+        sys.exit(code if isinstance(code, int) else 0)  # ctx.exit(n) comes back as n
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical

@@ -19,7 +19,8 @@ from typing import Any, TypeVar, overload
 
 from vibepiper.errors import DefinitionError
 
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")  # the whole name: see fullmatch below
+MAX_NAME = 100  # characters: a name is a folder of the store and part of file names
 CONTEXT_PARAM = "context"
 SOURCE_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
 
@@ -28,11 +29,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def check_name(name: object, what: str = "asset") -> str:
     """Return `name` if it is a valid asset name, else raise a DefinitionError naming it."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or len(name) > MAX_NAME or not NAME_RE.fullmatch(name):
         raise DefinitionError(
             f"{what} name {name!r} is not valid",
-            "use lowercase letters, digits and underscores, not starting with a digit "
-            "(e.g. 'daily_orders')",
+            "use lowercase letters, digits and underscores, not starting with a digit, "
+            f"at most {MAX_NAME} characters (e.g. 'daily_orders')",
         )
     return name
 

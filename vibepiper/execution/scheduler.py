@@ -153,7 +153,7 @@ class Scheduler:
         from vibepiper.catalog import lock
 
         home = self.ws.catalog.home
-        home.mkdir(parents=True, exist_ok=True)
+        self.ws.catalog.make_home()
 
         def waiting(holder: str) -> None:
             print(f"waiting for the run of {holder} to finish", file=sys.stderr, flush=True)

@@ -36,6 +36,10 @@ class OutputError(Exception):
     """The asset function returned something that cannot be stored as a table."""
 
 
+class SourceReadError(Exception):
+    """A source file exists but cannot be read as a table (names the asset and the file)."""
+
+
 class Interrupted(BaseException):
     """Raised into a task that must stop now: its timeout passed, or the run was cancelled.
 
@@ -197,7 +201,8 @@ def _compute_with_retries(
             outcome.message, outcome.error = str(exc), str(exc)
             return None  # the same code returns the same wrong type: no retry
         except Exception as exc:
-            outcome.message = f"{type(exc).__name__}: {first_line(exc)}"
+            own = isinstance(exc, SourceReadError)  # already names the asset and the file
+            outcome.message = str(exc) if own else f"{type(exc).__name__}: {first_line(exc)}"
             outcome.error = traceback.format_exc()
             if attempt <= defn.retries:
                 delay = defn.retry_delay * 2 ** (attempt - 1)
@@ -217,7 +222,13 @@ def _compute_with_retries(
 def _call(defn: AssetDef, inputs: Mapping[str, Any], context: Context, attempt: int) -> Any:
     if defn.source_reader is not None:
         path = context.project_dir / str(defn.source_path)
-        return defn.source_reader(str(path))
+        try:
+            return defn.source_reader(str(path))
+        except Exception as exc:
+            raise SourceReadError(
+                f"cannot read source file {defn.source_path} of asset '{defn.name}': "
+                f"{type(exc).__name__}: {first_line(exc)}"
+            ) from exc
     kwargs = dict(inputs)
     if defn.takes_context:
         kwargs["context"] = Context(
@@ -247,6 +258,10 @@ def _normalize(defn: AssetDef, result: Any) -> pd.DataFrame:
         raise OutputError(
             f"asset '{defn.name}' returned non-string column names {bad[:5]}; "
             "name every column with a string (df.columns = [...])"
+        )
+    if len(result.columns) == 0:
+        raise OutputError(
+            f"asset '{defn.name}' returned a frame with no columns; return at least one column"
         )
     duplicated = sorted(set(result.columns[result.columns.duplicated()]))
     if duplicated:

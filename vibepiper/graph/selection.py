@@ -67,6 +67,11 @@ def parse_atom(text: str) -> Atom:
 def _depth(group: str | None) -> int | None:
     if group is None:
         return 0
+    if len(group) > 6:
+        raise SelectionError(
+            f"a depth of {len(group)} digits in a selector is not valid",
+            "give how many levels, e.g. 2+orders",
+        )
     return int(group) if group else None
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.graph.graph import Graph
+from vibepiper.text import quoted
 
 if TYPE_CHECKING:
     from vibepiper.project import Project
@@ -124,9 +125,9 @@ def log_rows(project: Project, run_id: str, asset: str | None) -> tuple[str, lis
                 [run_id],
             )
         if len(found) != 1:
-            what = "no run" if not found else "more than one run"
+            what = "no run" if not found else "more than one run"  # noqa: RUF100
             raise SelectionError(
-                f"{what} matches '{run_id}'",
+                f"{what} matches {quoted(run_id)}",
                 "give a run id (or a unique prefix, or `latest`) from `vibepiper runs`",
             )
         full = found[0]["run_id"]

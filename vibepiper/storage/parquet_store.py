@@ -118,11 +118,14 @@ class ParquetStore:
     def discard(self, staged: StagedFile) -> None:
         staged.temp_path.unlink(missing_ok=True)
 
-    def read_table(self, path: Path, asset: str) -> pa.Table:
+    def read_table(self, path: Path, asset: str, *, frame: bool = False) -> Any:
+        """The table stored at `path` (as a pandas DataFrame with `frame`); any damage is
+        a StoreError naming the asset and the file."""
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path, page_checksum_verification=True)
+            table = pq.read_table(path, page_checksum_verification=True)
+            return table.to_pandas() if frame else table
         except FileNotFoundError:
             raise StoreError(
                 f"the stored data of asset '{asset}' is missing ({path})",
@@ -136,7 +139,8 @@ class ParquetStore:
             ) from exc
 
     def read(self, path: Path, asset: str) -> pd.DataFrame:
-        return self.read_table(path, asset).to_pandas()
+        frame: pd.DataFrame = self.read_table(path, asset, frame=True)
+        return frame
 
     def clean_temp_files(self) -> list[Path]:
         """Remove temporary files whose writing process is gone; return what was removed."""
