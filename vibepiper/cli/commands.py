@@ -28,6 +28,16 @@ json_option = click.option(
 )
 
 
+def limit_option(what: str) -> Any:
+    return click.option(
+        "--limit",
+        default=20,
+        show_default=True,
+        type=click.IntRange(min=1, max=1_000_000),
+        help=f"How many {what} to show.",
+    )
+
+
 def _emit_json(value: Any) -> None:
     click.echo(json.dumps(value, default=_json_default, indent=2))
 
@@ -401,13 +411,7 @@ def show(
 
 @click.command()
 @click.argument("asset")
-@click.option(
-    "--limit",
-    default=20,
-    show_default=True,
-    type=click.IntRange(min=1, max=1_000_000),
-    help="How many materializations to show.",
-)
+@limit_option("materializations")
 @json_option
 @click.pass_obj
 def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
@@ -440,13 +444,7 @@ def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
 
 
 @click.command()
-@click.option(
-    "--limit",
-    default=20,
-    show_default=True,
-    type=click.IntRange(min=1, max=1_000_000),
-    help="How many runs to show.",
-)
+@limit_option("runs")
 @json_option
 @click.pass_obj
 def runs(opts: Options, limit: int, as_json: bool) -> None:
