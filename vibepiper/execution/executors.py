@@ -252,6 +252,9 @@ class ProcessExecutor:
         self.idle: list[_Worker] = []
         self.busy: dict[Future[TaskOutcome], _Worker] = {}
         self.guard = threading.Lock()
+        # Start the fork server (which imports pandas and pyarrow) now, in the background,
+        # while the scheduler reads the catalog and judges the first assets.
+        threading.Thread(target=_start_fork_server, daemon=True).start()
 
     def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         with self.guard:
@@ -304,6 +307,14 @@ def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["vibepiper.execution.worker"])
     return ctx
+
+
+def _start_fork_server() -> None:
+    from multiprocessing import forkserver
+
+    _context()
+    with contextlib.suppress(Exception):  # the first worker's start will say what is wrong
+        forkserver.ensure_running()
 
 
 class _Worker:

@@ -4,6 +4,7 @@ once, then compute jobs, reading inputs from the Parquet store and staging outpu
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -71,10 +72,10 @@ def _code_differs(job: Job, graph: Graph, loader: GraphLoader) -> str:
         return ""
     key = (loader, job.asset, job.code_version)
     if key not in _checked:
-        from vibepiper.versioning.fingerprint import Fingerprinter, describe_changes
+        from vibepiper.versioning.fingerprint import describe_changes
 
         name = job.asset
-        code = Fingerprinter().code_version(graph.assets[name], graph.checks.get(name, ()))
+        code = _fingerprinter().code_version(graph.assets[name], graph.checks.get(name, ()))
         _checked[key] = ""
         if code.version != job.code_version:
             what = "; ".join(describe_changes(job.code_parts or {}, code.parts))
@@ -84,6 +85,15 @@ def _code_differs(job: Job, graph: Graph, loader: GraphLoader) -> str:
                 "other library versions? Run again"
             )
     return _checked[key]
+
+
+@functools.cache
+def _fingerprinter() -> Any:
+    """One per worker: it caches what it parsed (a new one per job would parse each
+    module again, a cost that grows with the square of the assets in a module)."""
+    from vibepiper.versioning.fingerprint import Fingerprinter
+
+    return Fingerprinter()
 
 
 def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> None:
