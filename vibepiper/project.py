@@ -285,9 +285,13 @@ class Project:
     def doctor(self, *, repair: bool = False, verify: bool = True) -> Examination:
         """Check the store and the catalog against each other; repair what can be."""
         from vibepiper.execution.doctor import examine
+        from vibepiper.execution.scheduler import run_turn
 
         self.catalog.ensure()
-        return examine(self.graph, self.store, self.catalog, repair=repair, verify=verify)
+        if not repair:
+            return examine(self.graph, self.store, self.catalog, repair=False, verify=verify)
+        with run_turn(self.catalog):  # no run publishes while files are judged and removed
+            return examine(self.graph, self.store, self.catalog, repair=True, verify=verify)
 
     def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
         """Why `name` is stale or fresh (a tree of causes), and its last run's row."""

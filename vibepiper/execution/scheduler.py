@@ -142,30 +142,8 @@ class Scheduler:
         pools = dict(pools or {})
         check_pools(ws.graph, names, pools)
         executor = executor or InProcessExecutor()
-        with self._turn():
+        with run_turn(self.ws.catalog):
             return self._run(names, force, fail_fast, selection, executor, pools, cancel, signals)
-
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Runs of one project take turns: a second `materialize` waits for the first to
-        finish, then skips as fresh what the first published. So one asset is never
-        computed and published by two runs at once. (Readers never wait for a run.)"""
-        from vibepiper.catalog import lock
-
-        home = self.ws.catalog.home
-        self.ws.catalog.make_home()
-
-        def waiting(holder: str) -> None:
-            print(f"waiting for the run of {holder} to finish", file=sys.stderr, flush=True)
-
-        with lock.hold(
-            home / "run.lock",
-            exclusive=True,
-            timeout=_run_wait(),
-            what="the project's runs",
-            on_wait=waiting,
-        ):
-            yield
 
     def _run(
         self,
@@ -312,7 +290,9 @@ class Scheduler:
         )
         return _Launch(job, code, versions, verdict.reasons or ("--force",))
 
-    def _finish(self, launch: _Launch, outcome: TaskOutcome, memory: _Memory) -> AssetResult:
+    def _finish(
+        self, launch: _Launch, outcome: TaskOutcome, memory: _Memory, replace: bool = False
+    ) -> AssetResult:
         """Publish a computed asset, or keep its output as rejected, and say how it ended."""
         name, mid = launch.job.asset, launch.job.materialization_id
         common: dict[str, Any] = {
@@ -346,7 +326,7 @@ class Scheduler:
                 message=outcome.check_error or _failed_checks(blocking),
                 **common,
             )
-        self.ws.store.publish(outcome.staged)
+        self.ws.store.publish(outcome.staged, replace=replace)
         if outcome.frame is not None:
             memory.keep(name, outcome.frame)
         return AssetResult(name, states.SUCCEEDED, mid, message=", ".join(launch.reasons), **common)
@@ -509,6 +489,29 @@ def _cancelled_by_signals(cancel: threading.Event, executor: Executor) -> Iterat
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def run_turn(catalog: Catalog) -> Iterator[None]:
+    """Runs of one project take turns: a second `materialize` waits for the first to
+    finish, then skips as fresh what the first published. So one asset is never computed
+    and published by two runs at once. (`doctor --repair` takes a turn too; readers never
+    wait for a run.)"""
+    from vibepiper.catalog import lock
+
+    catalog.make_home()
+
+    def waiting(holder: str) -> None:
+        print(f"waiting for the run of {holder} to finish", file=sys.stderr, flush=True)
+
+    with lock.hold(
+        catalog.home / "run.lock",
+        exclusive=True,
+        timeout=_run_wait(),
+        what="the project's runs",
+        on_wait=waiting,
+    ):
+        yield
 
 
 def _run_wait() -> float:
@@ -708,7 +711,7 @@ class _Loop:
         if self.cancel.is_set():  # it ended after the run was cancelled: publish nothing
             self._discard(future)
             return self._stopped(self.launches[name], "cancelled", outcome.logs)
-        return self.s._finish(self.launches[name], outcome, self.memory)
+        return self.s._finish(self.launches[name], outcome, self.memory, replace=self.force)
 
     def _expire(self) -> None:
         """Fail the running assets whose timeout has passed; stop them if the executor can."""

@@ -112,8 +112,11 @@ def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> 
             return
         with contextlib.suppress(BaseException):  # a failure to load is reported by compute
             _graph(loader)
-        conn.send(STARTED)
-        conn.send(compute(job, loader, store, conn.send))  # log lines go as they come
+        try:
+            conn.send(STARTED)
+            conn.send(compute(job, loader, store, conn.send))  # log lines go as they come
+        except OSError:  # the scheduler is gone (killed): so is the point of going on
+            return
 
 
 def warm(loader: GraphLoader) -> None:

@@ -97,11 +97,14 @@ class ParquetStore:
         _write(table, temp)
         return StagedFile(asset, data_version, temp)
 
-    def publish(self, staged: StagedFile) -> Path:
-        """Move a staged file to its final name. Content-addressed, so it may exist already:
-        then the staged copy is dropped, unless the existing file is damaged (replaced)."""
+    def publish(self, staged: StagedFile, *, replace: bool = False) -> Path:
+        """Move a staged file to its final name, atomically. Content-addressed: a file of
+        the same version may exist already. It is kept (and the staged copy dropped) unless
+        it is visibly damaged or `replace` is asked (`--force`: the user suspects it), in
+        which case the fresh copy of the same data replaces it (readers that have it open
+        keep reading the old one)."""
         final = self.path_for(staged.asset, staged.data_version)
-        if not self.damage(staged.asset, staged.data_version):
+        if not replace and not self.damage(staged.asset, staged.data_version):
             staged.temp_path.unlink(missing_ok=True)
         else:
             os.replace(staged.temp_path, final)
