@@ -12,8 +12,10 @@ Problems it finds:
 With `repair`: unfinished runs are marked `abandoned`; corrupt files are moved aside to
 `<asset>/corrupt/` (so the asset is stale and the next run recomputes it, and the bytes are
 still there to look at); orphans and dead writers' temporary files are removed. A file
-that reads and matches its version is never touched. While another run is in progress,
-orphans are only reported: that run may have published a file it has not recorded yet.
+that reads and matches its version is never touched. `--repair` waits for a run of the
+project in progress to finish (it takes the run turn), since that run may have published
+files it has not recorded yet; should a run of another machine still be marked running,
+orphans are only reported.
 """
 
 from __future__ import annotations
