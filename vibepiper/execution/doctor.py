@@ -29,7 +29,7 @@ from typing import Any
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.graph.graph import Graph
 from vibepiper.processes import pid_alive
-from vibepiper.storage.parquet_store import TMP_SUFFIX, ParquetStore
+from vibepiper.storage.parquet_store import ParquetStore
 from vibepiper.text import first_line
 
 
@@ -125,9 +125,7 @@ def examine(
             for path in sorted((folder / kind).glob("*.parquet")):
                 if path.stem not in known_ids:
                     found.append(_orphan(name, path, may_remove))
-        for temp in [*folder.glob(f".*{TMP_SUFFIX}"), *folder.glob(f"*/.*{TMP_SUFFIX}")]:
-            if pid_alive(_writer(temp)):
-                continue  # being written right now
+        for temp in store.dead_temp_files(folder):  # not those being written right now
             if repair:
                 temp.unlink(missing_ok=True)
             found.append(
@@ -144,13 +142,6 @@ def examine(
 
 def _children(root: Path) -> list[Path]:
     return list(root.iterdir()) if root.is_dir() else []
-
-
-def _writer(temp: Path) -> int:
-    try:
-        return int(temp.name.removesuffix(TMP_SUFFIX).rsplit(".", 1)[1])
-    except (IndexError, ValueError):
-        return -1
 
 
 def _problem(path: Path, version: str, source: bool, verify: bool) -> str:

@@ -355,11 +355,6 @@ class Scheduler:
                 versions[up] = current[up].data_version if up in current else None
         return versions
 
-    def _record_logs(
-        self, recorder: Recorder, run_id: str, asset: str, mid: str, lines: Iterable[Any]
-    ) -> None:
-        recorder.add("logs", _log_rows(run_id, asset, mid, lines))
-
     def _record(self, recorder: Recorder, run_id: str, result: AssetResult) -> None:
         import json
 
@@ -393,7 +388,9 @@ class Scheduler:
             "check_results",
             [outcome_row(o, result.materialization_id, run_id, now) for o in result.checks],
         )
-        self._record_logs(recorder, run_id, result.asset, result.materialization_id, result.logs)
+        recorder.add(
+            "logs", _log_rows(run_id, result.asset, result.materialization_id, result.logs)
+        )
         if result.state == states.SUCCEEDED:
             recorder.add(
                 "lineage",

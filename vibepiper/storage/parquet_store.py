@@ -145,18 +145,24 @@ class ParquetStore:
         frame: pd.DataFrame = self.read_table(path, asset, frame=True)
         return frame
 
+    def dead_temp_files(self, folder: Path | None = None) -> list[Path]:
+        """Temporary files whose writing process is gone, in one asset's folder or all."""
+        if folder is None:
+            folders = [f for f in self.root.iterdir() if f.is_dir()] if self.root.is_dir() else []
+        else:
+            folders = [folder]
+        return [
+            temp
+            for f in folders
+            for temp in [*f.glob(f".*{TMP_SUFFIX}"), *f.glob(f"*/.*{TMP_SUFFIX}")]
+            if not pid_alive(_writer_pid(temp))
+        ]
+
     def clean_temp_files(self) -> list[Path]:
         """Remove temporary files whose writing process is gone; return what was removed."""
-        removed: list[Path] = []
-        if not self.root.is_dir():
-            return removed
-        for folder in self.root.iterdir():
-            if not folder.is_dir():
-                continue
-            for temp in [*folder.glob(f".*{TMP_SUFFIX}"), *folder.glob(f"*/.*{TMP_SUFFIX}")]:
-                if not pid_alive(_writer_pid(temp)):
-                    temp.unlink(missing_ok=True)
-                    removed.append(temp)
+        removed = self.dead_temp_files()
+        for temp in removed:
+            temp.unlink(missing_ok=True)
         return removed
 
 
