@@ -259,13 +259,6 @@ def test_show_of_a_file_with_damaged_pandas_metadata_is_one_line_not_a_traceback
     assert "'clean'" in line and str(path) in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG storage/parquet_store.py:121-139: page checksums cover page data, not page "
-    "headers; one bit flipped in the data page header (its type) makes the page skipped and `show` "
-    "prints 0 rows (exit 0) for an asset of 3 rows. The file name is its data version: "
-    "hashing what was read (doctor does) would catch it",
-)
 def test_show_never_prints_wrong_values_when_a_page_header_bit_is_flipped(
     built_shop: Path,
 ) -> None:
@@ -285,12 +278,6 @@ def test_show_never_prints_wrong_values_when_a_page_header_bit_is_flipped(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG storage/parquet_store.py:121-139: of the single-bit flips of a small stored file, "
-    "some make ParquetStore.read raise a non-StoreError (a traceback in `show`) and some "
-    "return wrong data without error (0 rows, a renamed column)",
-)
 def test_every_single_bit_flip_is_a_store_error_or_the_right_data(built_shop: Path) -> None:
     from vibepiper.errors import StoreError
 

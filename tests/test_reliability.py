@@ -1182,6 +1182,7 @@ def test_a_disk_too_full_for_the_catalog_fails_the_run_cleanly_and_loses_nothing
     errors = [line for line in full.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error:"), full.stderr
     assert "No space left on device" in errors[0]
+    assert "free some disk space" in errors[0] and "by hand" not in errors[0]
     assert digests(store) == before
 
     full_disk.give_back()
@@ -1585,19 +1586,13 @@ def stop_when_it_opens(proc: subprocess.Popen[str], paths: set[str], timeout: fl
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dead writer's temporary file survives doctor --repair (unreported) while its pid "
-    "belongs to another process: liveness is judged by the pid alone (processes.pid_alive, "
-    "used by execution/doctor.py and ParquetStore.clean_temp_files), and pid_max is 32768",
-)
 def test_doctor_repair_removes_a_dead_writers_temp_whose_pid_was_reused(
     doctor_project: Path, tmp_path: Path
 ) -> None:
     store = doctor_project / ".vibepiper" / "store"
     written = store / "clean" / ".x.0.tmp"
-    written.write_bytes(b"half a parquet file")  # its writer died; then, later...
-    time.sleep(0.05)
+    written.write_bytes(b"half a parquet file")  # its writer died a minute ago; then...
+    os.utime(written, (time.time() - 60, time.time() - 60))
     other = subprocess.Popen(["sleep", "60"])  # ...another process was given its pid
     try:
         temp = written.rename(store / "clean" / f".x.{other.pid}.tmp")  # (mtime kept)
@@ -1607,6 +1602,51 @@ def test_doctor_repair_removes_a_dead_writers_temp_whose_pid_was_reused(
         other.wait()
     assert report["healthy"]
     assert not temp.exists(), f"left in place, and reported as {report['findings']}"
+
+
+def test_doctor_repair_abandons_a_dead_run_whose_pid_was_reused(doctor_project: Path) -> None:
+    import duckdb
+
+    home = doctor_project / ".vibepiper"
+    killed = start_sleeper(doctor_project, 120)
+    (run_id,) = running_runs(home)
+    killed.kill()
+    killed.wait(timeout=30)
+    other = subprocess.Popen(["sleep", "60"])  # a process given the dead run's pid, later
+    try:
+        with duckdb.connect(str(home / "catalog.duckdb")) as con:
+            con.execute(
+                "UPDATE runs SET pid = ?, started_at = started_at - INTERVAL 60 SECOND "
+                "WHERE run_id = ?",
+                [other.pid, run_id],
+            )
+        found = json.loads(vp(doctor_project, "doctor", "--json").stdout)["findings"]
+        report = ok_json(vp(doctor_project, "doctor", "--repair", "--json"))
+    finally:
+        other.kill()
+        other.wait()
+    assert [(f["kind"], run_id in f["detail"]) for f in found] == [("unfinished", True)]
+    assert report["healthy"] and len(report["findings"]) == 1
+    status = Catalog(home).fetch("SELECT status FROM runs WHERE run_id = ?", [run_id])
+    assert status == [{"status": "abandoned"}]
+
+
+def test_a_live_writer_is_alive_however_long_ago_it_started() -> None:
+    """The other side of pid reuse: a process that started before the moment it is known
+    to have existed (its file written, its run started) is the same process."""
+    from vibepiper.processes import pid_alive
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.05)
+        assert pid_alive(other.pid, since=time.time())
+        assert pid_alive(other.pid, since=time.time() - 1)  # within the clocks' margin
+        assert not pid_alive(other.pid, since=time.time() - 60)  # started after: reused
+        assert pid_alive(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+    assert not pid_alive(other.pid, since=time.time())
 
 
 ZOMBIE_MAKER = """

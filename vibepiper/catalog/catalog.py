@@ -81,7 +81,7 @@ class Catalog:
                 except duckdb.Error as exc:
                     raise CatalogError(
                         f"a catalog operation failed on {self.path}: {first_line(exc)}",
-                        "if the file was changed by hand, restore it; `vibepiper query` reads it",
+                        _hint_for(exc),
                     ) from exc
                 finally:
                     con.close()
@@ -205,6 +205,23 @@ def _write(con: Any, batch: Batch) -> None:
     con.execute("COMMIT")
 
 
+def _hint_for(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "no space left" in text or "disk quota" in text or "disk full" in text:
+        return (
+            "free some disk space and run again: the change was not committed, and nothing "
+            "committed or published before it was changed"
+        )
+    return "if the file was changed by hand, restore it; `vibepiper query` reads it"
+
+
+def run_alive(pid: int | None, started_at: datetime | None) -> bool:
+    """Whether the process of a run (on this machine) that started at `started_at` (naive
+    UTC, as recorded) is still running."""
+    since = started_at.replace(tzinfo=UTC).timestamp() if started_at is not None else None
+    return pid_alive(pid, since=since)
+
+
 def _abandon_dead_runs(con: Any) -> list[str]:
     """Mark `abandoned` the runs still `running` whose process on this machine is gone
     (killed, or the machine restarted): they will never finish by themselves."""
@@ -212,9 +229,9 @@ def _abandon_dead_runs(con: Any) -> list[str]:
 
     host = socket.gethostname()
     running = con.execute(
-        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+        "SELECT run_id, pid, started_at FROM runs WHERE status = 'running' AND host = ?", [host]
     ).fetchall()
-    dead = [run_id for run_id, pid in running if not pid_alive(pid)]
+    dead = [run_id for run_id, pid, started in running if not run_alive(pid, started)]
     if dead:
         con.execute(
             "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE list_contains(?, run_id)",

@@ -84,8 +84,11 @@ def _acquire(
 
 def _write_owner(fd: int) -> None:
     command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {command[:200]}\n".encode(), 0)
+    try:  # who holds the lock, for the message of whoever waits: a courtesy, not a need
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {command[:200]}\n".encode(), 0)
+    except OSError:  # a full disk, say: the lock itself is held all the same
+        pass
 
 
 def describe_holder(path: Path) -> str:

@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vibepiper.catalog.catalog import Catalog
+from vibepiper.catalog.catalog import Catalog, run_alive
 from vibepiper.graph.graph import Graph
-from vibepiper.processes import pid_alive
-from vibepiper.storage.parquet_store import ParquetStore
+from vibepiper.storage.parquet_store import ParquetStore, content_problem
 from vibepiper.text import first_line
 
 
@@ -63,9 +62,11 @@ def examine(
     """Check every file of the store against the catalog (reading each published file
     in full with `verify`, else only its footer); repair what can be, if asked."""
     found: list[Finding] = []
-    runs = catalog.fetch("SELECT run_id, pid, host FROM runs WHERE status = 'running'")
+    runs = catalog.fetch("SELECT run_id, pid, host, started_at FROM runs WHERE status = 'running'")
     here = socket.gethostname()
-    dead = [r["run_id"] for r in runs if r["host"] == here and not pid_alive(r["pid"])]
+    dead = [
+        r["run_id"] for r in runs if r["host"] == here and not run_alive(r["pid"], r["started_at"])
+    ]
     live = [r for r in runs if r["run_id"] not in dead]
     if dead:
         abandoned = set(catalog.abandon_dead_runs()) if repair else set()
@@ -155,14 +156,9 @@ def _problem(path: Path, version: str, source: bool, verify: bool) -> str:
         table = pq.read_table(path, page_checksum_verification=True)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         return f"unreadable: {type(exc).__name__}: {first_line(exc)}"
-    if source:  # named after the source file's hash, not its content's: reading is the test
-        return ""
-    from vibepiper.versioning.data_version import table_version
-
-    actual = table_version(table)
-    if actual != version:
-        return f"its content hashes to {actual[:12]}, not to the version it is named after"
-    return ""
+    # a source's file is named after the source file's hash, not its content's: without
+    # the content recorded in the file (older files), reading it is the test
+    return content_problem(table, None if source else version)
 
 
 def _orphan(name: str, path: Path, remove: bool) -> Finding:

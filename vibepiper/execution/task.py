@@ -171,8 +171,9 @@ def run_task(
             store.keep_quarantine(defn.name, materialization_id, validation.quarantined)
     try:
         table = to_arrow(frame)
-        version = data_version or table_version(table)
-        outcome.staged = store.stage(defn.name, version, table)
+        content = table_version(table)
+        version = data_version or content
+        outcome.staged = store.stage(defn.name, version, table, content=content)
     except Exception as exc:
         outcome.message = f"cannot store the output: {type(exc).__name__}: {first_line(exc)}"
         outcome.error = traceback.format_exc()

@@ -9,11 +9,15 @@ Layout under the store folder (an internal detail, not a contract):
 
 A file is written under a temporary name in the same folder, flushed to disk, then
 renamed into place, so a reader sees either nothing or the whole file. Files carry page
-checksums and are read with verification, so a corrupted file is an error, not wrong data.
+checksums and are read with verification; each also records the hash of its content
+(`vibepiper.content` in its metadata), and every read hashes what it got against it, which
+catches what the checksums do not cover (a flipped bit in a page header). A corrupted
+file is an error, never wrong data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 TMP_SUFFIX = ".tmp"
+CONTENT_KEY = b"vibepiper.content"  # the table_version of the data, in the file's metadata
+PANDAS_KEY = b"vibepiper.pandas"  # a hash of the pandas metadata (column names, index, dtypes)
 
 
 @dataclass(frozen=True)
@@ -89,12 +95,21 @@ class ParquetStore:
             return "damaged"
         return "" if head == tail == b"PAR1" else "damaged"
 
-    def stage(self, asset: str, data_version: str, table: pa.Table) -> StagedFile:
-        """Write `table` to a temporary file next to its final place, flushed to disk."""
+    def stage(
+        self, asset: str, data_version: str, table: pa.Table, *, content: str | None = None
+    ) -> StagedFile:
+        """Write `table` to a temporary file next to its final place, flushed to disk.
+
+        `content` is the table's own version when the data version is something else (a
+        source's is its file's hash); reads check the data against it.
+        """
         folder = self.root / asset
         folder.mkdir(parents=True, exist_ok=True)
         temp = folder / f".{data_version[:16]}.{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
-        _write(table, temp)
+        metadata = dict(table.schema.metadata or {})
+        metadata[CONTENT_KEY] = (content or data_version).encode()
+        metadata[PANDAS_KEY] = _digest(metadata.get(b"pandas", b"")).encode()
+        _write(table.replace_schema_metadata(metadata), temp)
         return StagedFile(asset, data_version, temp)
 
     def publish(self, staged: StagedFile, *, replace: bool = False) -> Path:
@@ -128,7 +143,9 @@ class ParquetStore:
 
         try:
             table = pq.read_table(path, page_checksum_verification=True)
-            return table.to_pandas() if frame else table
+            wrong = content_problem(table)
+            if not wrong:
+                return table.to_pandas() if frame else table
         except FileNotFoundError:
             raise StoreError(
                 f"the stored data of asset '{asset}' is missing ({path})",
@@ -140,6 +157,10 @@ class ParquetStore:
                 f"{type(exc).__name__}: {first_line(exc)})",
                 f"re-create it with `vibepiper materialize {asset} --force`",
             ) from exc
+        raise StoreError(
+            f"the stored data of asset '{asset}' is corrupt ({path}: {wrong})",
+            f"re-create it with `vibepiper materialize {asset} --force`",
+        )
 
     def read(self, path: Path, asset: str) -> pd.DataFrame:
         frame: pd.DataFrame = self.read_table(path, asset, frame=True)
@@ -155,7 +176,7 @@ class ParquetStore:
             temp
             for f in folders
             for temp in [*f.glob(f".*{TMP_SUFFIX}"), *f.glob(f"*/.*{TMP_SUFFIX}")]
-            if not pid_alive(_writer_pid(temp))
+            if not pid_alive(_writer_pid(temp), since=_mtime(temp))
         ]
 
     def clean_temp_files(self) -> list[Path]:
@@ -164,6 +185,29 @@ class ParquetStore:
         for temp in removed:
             temp.unlink(missing_ok=True)
         return removed
+
+
+def content_problem(table: pa.Table, expected: str | None = None) -> str:
+    """How the data read from a stored file differs from the content it was written with,
+    or "" (also for files written before the content was recorded, unless `expected`)."""
+    from vibepiper.versioning.data_version import table_version
+
+    metadata = table.schema.metadata or {}
+    pandas = metadata.get(PANDAS_KEY)
+    if pandas is not None and pandas != _digest(metadata.get(b"pandas", b"")).encode():
+        return "its pandas metadata (column names, index, types) differs from what was written"
+    recorded = metadata.get(CONTENT_KEY)
+    expected = recorded.decode(errors="replace") if recorded is not None else expected
+    if expected is None:
+        return ""
+    actual = table_version(table)
+    if actual == expected:
+        return ""
+    return f"its content hashes to {actual[:12]}, not to the {expected[:12]} it was written with"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -185,6 +229,14 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _mtime(path: Path) -> float | None:
+    """When the file was last written (its writer was alive then), or None if it is gone."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _writer_pid(temp: Path) -> int:
