@@ -3,7 +3,9 @@
 The connection is an in-memory DuckDB that attaches the catalog read-only and sees each
 asset's current Parquet file through Arrow, then gives up all file access and locks its
 configuration. What a query can touch is enforced by DuckDB's own settings (no writes, no
-other files, no extensions), not by inspecting the SQL text.
+other files, no extensions), not by inspecting the SQL text. Statements that would only
+change the throwaway in-memory database (`CREATE TABLE`, `DROP VIEW`) are refused too,
+by the type DuckDB's parser gives each statement, so that `query` reads and nothing else.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from vibepiper.catalog.schema import VIEWS, WRITTEN_TABLES
 from vibepiper.errors import UsageError
 
 ASSET_SCHEMA = "assets"
+# Statement types that only read; PIVOT parses as MULTI. CALL runs table functions.
+READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
 QUARANTINE_SCHEMA = "quarantine"
 
 
@@ -91,7 +95,10 @@ def run_query(
 
     with sandbox(catalog, asset_files, quarantine_files) as con:
         try:
-            cursor = None if not sql.strip().strip(";").strip() else con.execute(sql)
+            cursor = None
+            if sql.strip().strip(";").strip():
+                _refuse_writes(con, sql)
+                cursor = con.execute(sql)
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise UsageError(
@@ -103,3 +110,13 @@ def run_query(
             return [], []
         names = [d[0] for d in cursor.description]
         return names, cursor.fetchall()
+
+
+def _refuse_writes(con: Any, sql: str) -> None:
+    for statement in con.extract_statements(sql):
+        kind = statement.type.name
+        if kind not in READING:
+            raise UsageError(
+                f"query failed: {kind} statements are refused: the query is read-only",
+                "use SELECT (or WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, PRAGMA)",
+            )
