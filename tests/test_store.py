@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -325,6 +326,59 @@ def test_materialize_removes_a_dead_writers_temp_file(shop: Path) -> None:
 
     assert not temp.exists()
     assert not list((shop / ".vibepiper" / "store").glob("*/.*.tmp"))
+
+
+class SyncNotingStore(ParquetStore):
+    """The real store, noting which files each sync() made durable."""
+
+    def __init__(self, root: Path, synced: set[Path]) -> None:
+        super().__init__(root)
+        self.synced = synced
+
+    def sync(self) -> None:
+        with self._guard:
+            pending = set(self._unsynced)
+        super().sync()
+        self.synced |= pending
+
+
+def test_the_catalog_never_records_a_file_before_it_was_flushed_to_disk(shop: Path) -> None:
+    """Publishing does not fsync each file at once (that is batched), so the batch must be
+    made durable before every catalog write that could refer to one of its files."""
+    from vibepiper import Project
+    from vibepiper.catalog.catalog import Catalog
+
+    synced: set[Path] = set()
+    unsynced_at_write: list[set[Path]] = []
+
+    class NotingCatalog(Catalog):
+        def write(self, batch: Any) -> None:
+            published = set(store_root.glob("*/*.parquet")) | set(store_root.glob("*/*/*.parquet"))
+            unsynced_at_write.append({p for p in published if p not in synced})
+            super().write(batch)
+
+    project = Project(shop)
+    store_root = project.store.root
+    project.store = SyncNotingStore(store_root, synced)
+    project.catalog = NotingCatalog(project.home)
+    first = project.materialize()
+    second = project.materialize(force=True)
+
+    assert first.status == second.status == "succeeded"
+    assert len(unsynced_at_write) >= 2 and unsynced_at_write == [set()] * len(unsynced_at_write)
+    data_files = {p for p in synced if p.suffix == ".parquet"}
+    assert len(data_files) >= 4  # every published file was synced, and its folder
+    assert {p.parent for p in data_files} <= synced
+
+
+def test_a_store_sent_to_a_worker_process_is_only_where_it_is(store: ParquetStore) -> None:
+    import pickle
+
+    store.publish(store.stage("clean", frame_version(orders()), to_arrow(orders())))
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.root == store.root
+    copy.sync()  # owes nothing: what the original published is the original's to sync
+    store.sync()
 
 
 # -- data versions -------------------------------------------------------------------------

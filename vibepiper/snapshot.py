@@ -56,15 +56,18 @@ def save(
     if any(UNKNOWN in code.parts for code in codes.values()):
         target.unlink(missing_ok=True)  # such an asset must be judged from its code each time
         return
+    names = {
+        label.removeprefix("library ")
+        for code in codes.values()
+        for label in code.parts
+        if label.startswith("library ")
+    }
     libraries = {}
-    for code in codes.values():
-        for label in code.parts:
-            if label.startswith("library "):
-                name = label.removeprefix("library ")
-                found = _installed(name)
-                if found is None:
-                    return
-                libraries[name] = found
+    for name in sorted(names):
+        found = _installed(name)
+        if found is None:
+            return
+        libraries[name] = found
     data = {
         "format": FORMAT,
         "key": key,

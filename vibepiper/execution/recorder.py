@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from vibepiper.catalog.catalog import Batch, Catalog
@@ -19,8 +19,10 @@ class Recorder:
     second or so even while a long asset is computing.
     """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, before_write: Callable[[], None] | None = None) -> None:
         self.catalog = catalog
+        # called before each write: the store makes the files the rows refer to durable
+        self.before_write = before_write
         self.pending = Batch()
         self.guard = threading.Lock()  # protects `pending` and `timer`
         self.writing = threading.Lock()  # one write at a time, in order
@@ -65,6 +67,8 @@ class Recorder:
             with self.guard:
                 batch, self.pending = self.pending, Batch()
             try:
+                if self.before_write is not None:
+                    self.before_write()
                 self.catalog.write(batch)
             except BaseException:
                 with self.guard:  # keep the rows for the next attempt

@@ -159,7 +159,7 @@ class Scheduler:
         ws = self.ws
         ws.store.clean_temp_files()
         run = RunResult(new_run_id())
-        recorder = Recorder(ws.catalog)
+        recorder = Recorder(ws.catalog, before_write=ws.store.sync)
         recorder.add("runs", [run_row(run.run_id, selection, status="running")])
         current = recorder.start()
         self.reporter.run_started(run.run_id, names)

@@ -244,6 +244,11 @@ class Fingerprinter:
         return _digest(text)
 
 
+# What a def or class can be nested in: statements (their bodies), except handlers and
+# match cases (whose bodies are statements too).
+_HOLDS_DEFS = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
 def _index_file(filename: str) -> dict[int | str, ast.AST]:
     """Every function (by first line, decorators included) and class (by qualname)."""
     try:
@@ -254,6 +259,8 @@ def _index_file(filename: str) -> dict[int | str, ast.AST]:
 
     def visit(node: ast.AST, prefix: str) -> None:
         for child in ast.iter_child_nodes(node):
+            if not isinstance(child, _HOLDS_DEFS):  # expressions hold no def or class
+                continue
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
                 qualname = f"{prefix}{child.name}"
