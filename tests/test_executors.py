@@ -1193,3 +1193,61 @@ def test_a_worker_process_that_dies_fails_only_its_asset(tmp_path: Path) -> None
     assert found["fine"] == ("succeeded", None)  # on a new worker
     assert found["also_fine"] == ("succeeded", None)
     assert_store_matches_catalog(root)
+
+
+# -- 9. in-process: an output is written while the next asset computes ---------------------
+
+WRITE_BEHIND = """
+from pathlib import Path
+
+import pandas as pd
+from vibepiper import asset
+
+STORE = Path(__file__).parent / ".vibepiper" / "store"
+
+
+def published(name):
+    return [p.name for p in (STORE / name).glob("*.parquet")]
+
+
+@asset
+def a0() -> pd.DataFrame:
+    return pd.DataFrame({"x": range(200_000)})
+"""
+WRITE_BEHIND += "".join(
+    f"""
+
+@asset
+def a{i}(a{i - 1}: pd.DataFrame) -> pd.DataFrame:
+    assert published("a{i - 1}"), "a{i - 1} is not published yet"
+    return a{i - 1}.assign(x=a{i - 1}["x"] + 1)
+
+
+@asset
+def side{i}() -> pd.DataFrame:
+    return pd.DataFrame({{"y": range({i} * 1000)}})
+"""
+    for i in range(1, 8)
+)
+
+
+def test_inprocess_starts_a_dependent_only_once_its_input_is_published(tmp_path: Path) -> None:
+    """The in-process executor writes an output in a thread of its own while the next
+    (independent) asset computes; a dependent still starts only after its input's file
+    is published, and the catalog records the same as without the overlap."""
+    from vibepiper import Project
+
+    root = project(tmp_path / "proj", WRITE_BEHIND)
+    result = Project(root).materialize(executor="inprocess")
+
+    assert result.status == "succeeded", {n: r.message for n, r in result.results.items()}
+    assert len(result.states) == 15
+    found = catalog_rows(
+        root, "SELECT asset, started_at, finished_at FROM materializations ORDER BY started_at"
+    )
+    spans = [(started, finished) for _, started, finished in found]
+    assert max_overlap(spans) <= 2  # one computing, one being written
+    assert [name for name, _, _ in found] == Project(root).assets  # in dependency order
+    assert_store_matches_catalog(root)
+    again = Project(root).materialize(executor="inprocess")
+    assert set(again.states.values()) == {"skipped"}

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 class DaskExecutor:
     name = "dask"
     local = False
+    write_behind = False
     live_logs = False
 
     def __init__(

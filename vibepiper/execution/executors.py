@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vibepiper.errors import UsageError
@@ -48,6 +48,9 @@ class Executor(Protocol):
     workers: int  # how many assets it computes at once
     local: bool  # computes in this process (so frames can be handed over in memory)
     live_logs: bool  # log lines are shown as they come (else when the asset ends)
+    # Its jobs stage their output after they are handed back (`TaskOutcome.write`): one
+    # more job may then be submitted while an output is still being written.
+    write_behind: bool
 
     def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         """Start `job` (`work` is the job bound to this process: for local executors). The
@@ -113,18 +116,24 @@ def outcome_of_failure(what: str, exc: BaseException | None = None) -> TaskOutco
 
 
 class InProcessExecutor:
-    """One asset at a time, in the calling thread; timeouts by SIGALRM when it can."""
+    """One asset at a time, in the calling thread; timeouts by SIGALRM when it can.
+
+    Its output is written to the store by a thread of its own, while the next asset
+    computes (writing Parquet is C++ that does not hold the GIL): the asset's future is
+    done, and its dependents can start, once the file is written.
+    """
 
     name = "inprocess"
     workers = 1
     local = True
     live_logs = True
+    write_behind = True
 
     def __init__(self) -> None:
         self.running = False
+        self.writer: ThreadPoolExecutor | None = None
 
     def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
-        future: Future[TaskOutcome] = Future()
         self.running = True
         try:
             with _alarm(job.timeout):
@@ -133,11 +142,16 @@ class InProcessExecutor:
             outcome = outcome_of_failure(str(exc))
         finally:
             self.running = False
-        future.set_result(outcome)
-        return future
+        if outcome.write is None:
+            future: Future[TaskOutcome] = Future()
+            future.set_result(outcome)
+            return future
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(1, thread_name_prefix="vibepiper-writer")
+        return self.writer.submit(_written, outcome)
 
     def kill(self, future: Future[TaskOutcome]) -> bool:
-        return False  # it has already finished by the time anyone could ask
+        return False  # computed by the time anyone could ask; at most its file is written
 
     def started(self, future: Future[TaskOutcome]) -> float | None:
         return None  # its timeout is an alarm set when it starts
@@ -150,7 +164,14 @@ class InProcessExecutor:
         pass
 
     def shutdown(self, *, wait: bool) -> None:
-        pass
+        if self.writer is not None:
+            self.writer.shutdown(wait=wait)
+
+
+def _written(outcome: TaskOutcome) -> TaskOutcome:
+    if outcome.write is not None:
+        outcome.write()  # never raises: a failure to write is in the outcome
+    return outcome
 
 
 @contextlib.contextmanager
@@ -178,6 +199,7 @@ class ThreadExecutor:
 
     name = "threads"
     local = True
+    write_behind = False
     live_logs = True
 
     def __init__(self, workers: int) -> None:
@@ -243,6 +265,7 @@ class ProcessExecutor:
 
     name = "processes"
     local = False
+    write_behind = False
     live_logs = True
 
     def __init__(self, workers: int, loader: GraphLoader, store: ParquetStore) -> None:

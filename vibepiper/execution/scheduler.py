@@ -587,6 +587,8 @@ class _Loop:
         # and its pool's slot until it returns.
         self.zombies: dict[Future[TaskOutcome], str] = {}
         self.in_pool: Counter[str] = Counter()
+        self.submitted: set[str] = set()
+        self.line = 0  # names[:line] have been started or settled
         self.stop_reason = ""
         self.cancel = threading.Event()
         self.killed = False  # a worker was killed: it may have left a temporary file
@@ -671,12 +673,32 @@ class _Loop:
                     return
 
     def _room_for(self, name: str) -> bool:
-        if len(self.running) + len(self.zombies) >= self.executor.workers:
+        if self.executor.write_behind and self.running:
+            # one more while an output is written, if it is the next in dependency order:
+            # assets still start in the order they would one at a time
+            # (and not before a finished one is settled: it may stop the run, --fail-fast)
+            if (
+                len(self.running) + len(self.zombies) > 1
+                or any(f.done() for f in self.running)
+                or name != self._next_in_line()
+            ):
+                return False
+        elif len(self.running) + len(self.zombies) >= self.executor.workers:
             return False
         pool = self.graph.assets[name].pool
         return pool is None or self.in_pool[pool] < self.pools[pool]
 
+    def _next_in_line(self) -> str | None:
+        """The first asset, in dependency order, that has not been started or settled."""
+        names, results = self.names, self.run.results
+        while self.line < len(names) and (
+            names[self.line] in results or names[self.line] in self.submitted
+        ):
+            self.line += 1
+        return names[self.line] if self.line < len(names) else None
+
     def _submit(self, name: str, launch: _Launch) -> None:
+        self.submitted.add(name)
         defn = self.graph.assets[name]
         if defn.pool is not None:
             self.in_pool[defn.pool] += 1
@@ -685,12 +707,22 @@ class _Loop:
         job = launch.job
         checks = self.graph.checks.get(name, ())
         reporter, store, memory = self.s.reporter, self.s.ws.store, self.memory
+        write_behind = self.executor.write_behind
 
         def work() -> TaskOutcome:
             def on_state(state: str) -> None:
                 reporter.asset_started(name, state)
 
-            return run_job(job, defn, checks, store, memory.get, on_state, launch.lines)
+            return run_job(
+                job,
+                defn,
+                checks,
+                store,
+                memory.get,
+                on_state,
+                launch.lines,
+                write_behind=write_behind,
+            )
 
         future = self.executor.submit(job, work, launch.lines)
         self.running[future] = name

@@ -83,6 +83,9 @@ class TaskOutcome:
     quarantined: int | None = None  # rows removed by quarantine
     columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
     logs: list[LogLine] = field(default_factory=list)
+    # In this process only (`write_behind`): writes the output, which is not staged yet;
+    # the executor calls it (in another thread) before handing the outcome over.
+    write: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def rejected(self) -> bool:
@@ -101,10 +104,12 @@ def run_job(
     on_state: Callable[[str], None] | None = None,
     lines: list[LogLine] | None = None,
     sink: Callable[[LogLine], None] | None = None,
+    *,
+    write_behind: bool = False,
 ) -> TaskOutcome:
     """Read the job's inputs, then compute, validate and stage the asset, keeping what it
     logs (in `lines`, if given, as it comes; and handed to `sink`). Never raises for a
-    failure of the asset."""
+    failure of the asset. With `write_behind`, the output is left for `outcome.write`."""
 
     def upstream(other: str) -> pd.DataFrame:
         if other not in job.versions:
@@ -131,6 +136,7 @@ def run_job(
                 upstream=upstream,
                 data_version=job.data_version,
                 on_state=on_state,
+                write_behind=write_behind,
             )
         except Interrupted as exc:  # timed out or cancelled: keep what it logged until then
             return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
@@ -149,12 +155,15 @@ def run_task(
     upstream: UpstreamReader | None = None,
     data_version: str | None = None,
     on_state: Callable[[str], None] | None = None,
+    write_behind: bool = False,
 ) -> TaskOutcome:
     """Compute `defn` from `inputs` (parameter name -> DataFrame), validate and stage it.
 
     The output is staged whether or not it passed its checks: the scheduler publishes it
     or keeps it as rejected. `data_version` is given for sources (the file's hash). Rows
-    removed by quarantine are kept under the materialization's id.
+    removed by quarantine are kept under the materialization's id. With `write_behind`,
+    staging is left to `outcome.write()`, so that the caller can write one output while
+    the next asset computes.
     """
     outcome = TaskOutcome()
     frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
@@ -173,13 +182,29 @@ def run_task(
         table = to_arrow(frame)
         content = table_version(table)
         version = data_version or content
-        outcome.staged = store.stage(defn.name, version, table, content=content)
     except Exception as exc:
-        outcome.message = f"cannot store the output: {type(exc).__name__}: {first_line(exc)}"
-        outcome.error = traceback.format_exc()
-        return outcome
+        return _not_stored(outcome, exc)
+
+    def write() -> None:
+        outcome.write = None
+        try:
+            outcome.staged = store.stage(defn.name, version, table, content=content)
+        except Exception as exc:
+            _not_stored(outcome, exc)
+
     outcome.frame, outcome.data_version, outcome.row_count = frame, version, len(frame)
     outcome.columns = tuple((str(c), str(t)) for c, t in frame.dtypes.items())
+    outcome.write = write
+    if not write_behind:
+        write()
+    return outcome
+
+
+def _not_stored(outcome: TaskOutcome, exc: Exception) -> TaskOutcome:
+    outcome.message = f"cannot store the output: {type(exc).__name__}: {first_line(exc)}"
+    outcome.error = traceback.format_exc()
+    outcome.frame = outcome.data_version = outcome.row_count = None
+    outcome.columns = ()
     return outcome
 
 
