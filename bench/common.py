@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: CPU accounting, the git state, the machine, timing, saving.
+"""What the benchmark scripts share: CPU accounting, the git state, the machine, timing in
+process and of whole processes (a run made again when other processes disturbed it), saving.
 
 The scripts run as `python bench/<name>.py`, which puts this folder on `sys.path`, so they
 import it as `common`.
@@ -7,13 +8,18 @@ import it as `common`.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,3 +122,203 @@ def save_report(report: dict[str, Any], name: str, path: Path | None, started: d
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return out
+
+
+# -- running and timing whole processes --------------------------------------------------
+
+BIN_DIR = Path(sys.executable).parent  # the venv's bin: its python and its `vibepiper`
+PYTHON = sys.executable
+VIBEPIPER = str(BIN_DIR / "vibepiper")
+BUSY_SLACK_S = 0.05  # ... plus this many CPU seconds (/proc/stat counts in 10 ms ticks)
+ATTEMPTS = 3  # tries per timed run before a disturbed one is kept (and flagged)
+TIMEOUT_S = 600.0  # one process
+QUIET_WAIT_S = 60.0  # how long to wait for a quiet machine before a (re)run
+
+
+@dataclass
+class Run:
+    wall_s: float
+    cpu_s: float  # the child's user + system time (its threads and waited-for children too)
+    peak_rss_mib: float  # the child's (or its largest waited-for descendant's), from wait4
+    other_cpu_s: float | None  # CPU seconds other processes used meanwhile
+    attempts: int = 1
+
+    @property
+    def other_share(self) -> float | None:
+        if self.other_cpu_s is None:
+            return None
+        return self.other_cpu_s / (self.wall_s * cpu_count())
+
+    @property
+    def disturbed(self) -> bool:
+        if self.other_cpu_s is None:
+            return False
+        allowed = BUSY_SHARE * self.wall_s * cpu_count() + BUSY_SLACK_S
+        return self.other_cpu_s > allowed
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def package_dir() -> Path:
+    """The folder of the `vibepiper` package these benchmarks measure (not imported)."""
+    spec = importlib.util.find_spec("vibepiper")
+    if spec is None or spec.origin is None:
+        raise SystemExit("vibepiper is not importable from this Python")
+    return Path(spec.origin).resolve().parent
+
+
+def child_env() -> dict[str, str]:
+    """The environment of every command: ours, as a user's shell would have it."""
+    env = dict(os.environ)
+    env.pop("VIBEPIPER_HOME", None)  # the project's own .vibepiper, always
+    # Cache bytecode as a user's Python does: with PYTHONDONTWRITEBYTECODE set (as in some
+    # sandboxes and CI images), every run would compile vibepiper and the assets module.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["COLUMNS"] = "120"
+    return env
+
+
+def query_catalog(root: Path, sql: str) -> list[dict[str, Any]]:
+    """The rows of read-only SQL over the catalog of the project in `root` (`vibepiper query`)."""
+    done = subprocess.run(
+        [VIBEPIPER, "query", "--json", sql],
+        cwd=root,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise CommandFailed(f"vibepiper query exited {done.returncode}: {done.stderr}")
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
+def wait_quiet(limit_s: float = QUIET_WAIT_S) -> float | None:
+    """Wait (up to `limit_s`) until other processes use less than BUSY_SHARE of the machine
+    over half a second; return the last share seen."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        cpu = OtherCpu()
+        time.sleep(0.5)
+        share = cpu.share()
+        if share is None or share < BUSY_SHARE or time.monotonic() > deadline:
+            return share
+
+
+def run_process(
+    cmd: list[str], cwd: Path, log: Path, reap: Callable[[], float] | None = None
+) -> Run:
+    """Run `cmd` to its end (its output to `log`): its wall time, CPU time and peak RSS (from
+    wait4). `reap`, called once the command has exited, waits for what it left behind and
+    returns their CPU seconds, which count as the command's."""
+    others = OtherCpu()  # the child, once waited for, counts as ours
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+        killer = threading.Timer(TIMEOUT_S, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    left_behind_cpu = reap() if reap is not None else 0.0
+    other_cpu_s = others.seconds()
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise CommandFailed(f"{' '.join(cmd)} exited {proc.returncode} in {cwd}:\n{tail}")
+    cpu = usage.ru_utime + usage.ru_stime + left_behind_cpu
+    return Run(wall, cpu, usage.ru_maxrss / 1024, other_cpu_s)  # ru_maxrss: KiB on Linux
+
+
+@dataclass
+class Measure:
+    """One named figure: timed runs of one command (each prepared the same way).
+
+    A run during which other processes used the machine is made again, up to `tries` runs in
+    all; one still disturbed is kept and flagged.
+    """
+
+    name: str
+    cmd: list[str]
+    cwd: Path
+    prepare: Callable[[], None] | None = None
+    after: Callable[[], Any] | None = None  # untimed, after each kept run; its value is kept
+    reap: Callable[[], float] | None = None  # see run_process
+    tries: int = ATTEMPTS
+    runs: list[Run] = field(default_factory=list)
+    extras: list[Any] = field(default_factory=list)
+
+    def once(self, log: Path, timed: bool = True) -> None:
+        for attempt in range(1, self.tries + 1):
+            if self.prepare is not None:
+                self.prepare()
+            run = run_process(self.cmd, self.cwd, log, self.reap)
+            run.attempts = attempt
+            if not run.disturbed or not timed:
+                break
+            share = run.other_share or 0.0
+            if self.tries == 1:  # no second try wanted: the summary counts it as disturbed
+                break
+            if attempt < self.tries:
+                print(
+                    f"    {self.name}: other processes used {share:.0%} of the machine "
+                    f"during the run ({run.wall_s:.3f} s): running it again",
+                    file=sys.stderr,
+                )
+                wait_quiet()
+            else:
+                print(
+                    f"WARNING: {self.name}: disturbed in {self.tries} tries "
+                    f"({share:.0%} of the machine used by others): kept, and flagged",
+                    file=sys.stderr,
+                )
+        extra = self.after() if self.after is not None else None
+        if timed:
+            self.runs.append(run)
+            if self.after is not None:
+                self.extras.append(extra)
+
+    def summary(self) -> dict[str, Any]:
+        times = [r.wall_s for r in self.runs]
+        return {
+            "command": " ".join(self.cmd),
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "max_s": max(times),
+            "times_s": times,
+            "cpu_s": [r.cpu_s for r in self.runs],
+            "peak_rss_mib": max(r.peak_rss_mib for r in self.runs),
+            "peak_rss_mib_runs": [r.peak_rss_mib for r in self.runs],
+            "other_cpu_share": [r.other_share for r in self.runs],
+            "attempts": [r.attempts for r in self.runs],
+            "disturbed_runs": sum(1 for r in self.runs if r.disturbed),
+        }
+
+
+def interleaved(measures: list[Measure], repeat: int, log: Path, quick: bool = False) -> None:
+    """One untimed warm-up of each, then `repeat` rounds of one run of each, in turn, so
+    that a slow spell of the machine hits every figure of a comparison alike.
+
+    `quick` (a smoke test, not figures): only the first measure warms up, no waiting for a
+    quiet machine, no second try of a disturbed run.
+    """
+    for m in measures[:1] if quick else measures:
+        print(f"  {m.name} (warm-up) ...", file=sys.stderr, flush=True)
+        m.once(log, timed=False)
+    if quick:
+        for m in measures:
+            m.tries = 1
+    else:
+        wait_quiet()
+    for round_ in range(repeat):
+        names = ", ".join(m.name for m in measures)
+        print(f"  round {round_ + 1}/{repeat}: {names}", file=sys.stderr)
+        for m in measures:
+            m.once(log)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from common import save_report, time_runs
+from common import OtherCpu, save_report, time_runs
 
 from vibepiper.versioning.data_version import table_version
 
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    others = OtherCpu()
     table = pa.Table.from_pandas(frame(args.rows), preserve_index=None)
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "t.parquet"
@@ -58,6 +59,9 @@ def main() -> None:
         "machine": platform.platform(),
         "parquet_write_s": statistics.median(write),
         "data_version_s": statistics.median(version),
+        "parquet_write_times_s": write,
+        "data_version_times_s": version,
+        "other_processes_cpu_share": others.share(),
     }
     result["ratio"] = result["data_version_s"] / result["parquet_write_s"]
     print(

@@ -37,33 +37,31 @@ import dataclasses
 import datetime as dt
 import importlib.metadata
 import importlib.util
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import BUSY_SHARE, OtherCpu, cpu_count, git_state, machine, save_report
-from graph import (
-    ATTEMPTS,
-    FLOOR_MAIN,
+from common import (
+    BUSY_SHARE,
     PYTHON,
-    TIMEOUT_S,
     VIBEPIPER,
-    CommandFailed,
     Measure,
-    Run,
-    _env,
-    _package_dir,
-    wait_quiet,
+    OtherCpu,
+    cpu_count,
+    git_state,
+    interleaved,
+    machine,
+    package_dir,
+    query_catalog,
+    save_report,
 )
+from graph import FLOOR_MAIN
 
 EXECUTORS = ("inprocess", "threads", "processes", "dask")
 ONE_ASSET = "(1 asset)"  # the start-up measure: `--force` of one root of the trivial project
@@ -255,7 +253,7 @@ def adopt_orphans() -> bool:
     The `processes` executor forks its workers from a multiprocessing fork server that
     `vibepiper` never waits for: without this, their CPU time would count neither as the
     command's nor (by /proc/stat) as ours, so every such run would look disturbed by other
-    processes. Reparented to us instead, they are reaped (and counted) by `run_tree`.
+    processes. Reparented to us instead, they are reaped (and counted) by `reap_orphans`.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -264,107 +262,38 @@ def adopt_orphans() -> bool:
         return False
 
 
-def reap_orphans() -> tuple[float, int]:
+def reap_orphans() -> float:
     """Wait for the processes reparented to us (see `adopt_orphans`): their CPU seconds
-    (with their own waited-for children's) and how many there were."""
-    cpu, count = 0.0, 0
+    (with their own waited-for children's), which count as the command's."""
+    cpu = 0.0
     deadline = time.monotonic() + ORPHAN_WAIT_S
     while True:
         try:
             pid, _, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
-            return cpu, count
+            return cpu
         if pid:
-            cpu, count = cpu + usage.ru_utime + usage.ru_stime, count + 1
+            cpu += usage.ru_utime + usage.ru_stime
         elif time.monotonic() > deadline:
             print("WARNING: a process the command started is still running", file=sys.stderr)
-            return cpu, count
+            return cpu
         else:
             time.sleep(0.005)
 
 
-def run_tree(cmd: list[str], cwd: Path, log: Path) -> Run:
-    """graph.run_process, also counting the CPU of the processes the command started and
-    left behind (a fork server and its workers): wall time is until the command exits."""
-    others = OtherCpu()
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-        killer = threading.Timer(TIMEOUT_S, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    orphans_cpu, _ = reap_orphans()
-    other_cpu_s = others.seconds()
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise CommandFailed(f"{' '.join(cmd)} exited {proc.returncode} in {cwd}:\n{tail}")
-    cpu = usage.ru_utime + usage.ru_stime + orphans_cpu
-    return Run(wall, cpu, usage.ru_maxrss / 1024, other_cpu_s)
+@dataclass
+class AssetsMeasure(Measure):
+    """A `materialize` command; `after` reads the states of its run from the catalog."""
 
-
-class TreeMeasure(Measure):
-    """graph.Measure, its runs made by `run_tree`; a disturbed run is made again up to
-    `tries` times in all."""
-
-    tries: int = ATTEMPTS
     expected: int = 0  # how many assets each run must compute
-
-    def expecting(self, assets: int) -> TreeMeasure:
-        self.expected = assets
-        return self
-
-    def once(self, log: Path, timed: bool = True) -> None:
-        for attempt in range(1, self.tries + 1):
-            if self.prepare is not None:
-                self.prepare()
-            run = run_tree(self.cmd, self.cwd, log)
-            run.attempts = attempt
-            if not run.disturbed or not timed:
-                break
-            share = run.other_share or 0.0
-            if attempt < self.tries:
-                print(
-                    f"    {self.name}: other processes used {share:.0%} of the machine "
-                    f"during the run ({run.wall_s:.3f} s): running it again",
-                    file=sys.stderr,
-                )
-                wait_quiet()
-            else:
-                print(
-                    f"WARNING: {self.name}: still disturbed after {self.tries} tries "
-                    f"({share:.0%} of the machine used by others): kept, and flagged",
-                    file=sys.stderr,
-                )
-        extra = self.after() if self.after is not None else None
-        if timed:
-            self.runs.append(run)
-            if self.after is not None:
-                self.extras.append(extra)
 
 
 def latest_run(project: Project) -> dict[str, dict[str, float]]:
     """Per state of the latest materialize run: how many assets, and their total seconds
     from started_at to finished_at (from the catalog, with `vibepiper query`)."""
-    done = subprocess.run(
-        [VIBEPIPER, "query", "--json", LATEST_RUN_SQL],
-        cwd=project.root,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise CommandFailed(f"vibepiper query exited {done.returncode}: {done.stderr}")
     return {
         row["status"]: {"assets": int(row["n"]), "seconds": float(row["s"] or 0.0)}
-        for row in json.loads(done.stdout)
+        for row in query_catalog(project.root, LATEST_RUN_SQL)
     }
 
 
@@ -374,7 +303,7 @@ def label(executor: str, workers: int) -> str:
 
 def materialize(
     project: Project, executor: str, workers: int, one: str | None = None
-) -> TreeMeasure:
+) -> AssetsMeasure:
     """`vibepiper materialize --force` of every asset, or of the asset `one` only."""
     cmd = [VIBEPIPER, "materialize", "--force", "--executor", executor]
     if executor != "inprocess":
@@ -383,53 +312,38 @@ def materialize(
     if one is not None:
         cmd.append(one)
         name = f"{name} {ONE_ASSET}"
-    expected = 1 if one else project.n
-    return TreeMeasure(name, cmd, project.root, after=lambda: latest_run(project)).expecting(
-        expected
+    return AssetsMeasure(
+        name,
+        cmd,
+        project.root,
+        after=lambda: latest_run(project),
+        reap=reap_orphans,
+        expected=1 if one else project.n,
     )
 
 
-def floor(project: Project) -> TreeMeasure:
+def floor(project: Project) -> Measure:
     out = project.root / "floor-out"
-    return TreeMeasure(
+    return Measure(
         "floor",
         [PYTHON, "floor.py", str(out)],
         project.root,
         prepare=lambda: shutil.rmtree(out, ignore_errors=True),
+        reap=reap_orphans,
     )
 
 
-def rounds(measures: list[TreeMeasure], runs: int, log: Path, quick: bool) -> None:
-    """Warm up each measure once, untimed, then make `runs` rounds of one run of each, in
-    turn, so that a slow spell of the machine hits every figure of a comparison alike (as
-    graph.py's `interleaved`). `quick`: only the first measure warms up (the run that makes
-    the catalog), no waiting for a quiet machine and no second try of a disturbed run."""
-    for m in measures[:1] if quick else measures:
-        print(f"  {m.name} (warm-up) ...", file=sys.stderr, flush=True)
-        m.once(log, timed=False)
-    if quick:
-        for m in measures:
-            m.tries = 1
-    else:
-        wait_quiet()
-    for round_ in range(runs):
-        names = ", ".join(m.name for m in measures)
-        print(f"  round {round_ + 1}/{runs}: {names}", file=sys.stderr)
-        for m in measures:
-            m.once(log)
-
-
 def bench(
-    project: Project, measures: list[TreeMeasure], runs: int, log: Path, quick: bool
+    project: Project, measures: list[Measure], runs: int, log: Path, quick: bool
 ) -> dict[str, dict[str, Any]]:
     """Time `measures` (the first one is inprocess: with --quick it is the only warm-up, the
     run that makes the catalog); check that every run computed what it should."""
     print(f"{project.kind}: {project.n} assets", file=sys.stderr, flush=True)
-    rounds(measures, runs, log, quick)
+    interleaved(measures, runs, log, quick)
     found = {}
     for m in measures:
         s = m.summary()
-        if m.after is not None:
+        if isinstance(m, AssetsMeasure):
             n = m.expected
             s["states"] = m.extras
             s["all_succeeded"] = all(
@@ -575,7 +489,7 @@ def main() -> None:
     if not adopted:
         print("note: cannot adopt orphaned workers: CPU figures miss them", file=sys.stderr)
     started = dt.datetime.now(dt.UTC)
-    git_before = git_state(_package_dir())
+    git_before = git_state(package_dir())
     cpu_share = OtherCpu()
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vp-executors-") as tmp:
@@ -585,7 +499,7 @@ def main() -> None:
         log = Path(tmp) / "last-command.log"
         cpu_project, trivial_project = write_projects(base, shape)
         w = args.workers
-        measures = [materialize(cpu_project, e, w) for e in executors]
+        measures: list[Measure] = [materialize(cpu_project, e, w) for e in executors]
         cpu = bench(cpu_project, [*measures, floor(cpu_project)], args.runs, log, args.quick)
         measures = [materialize(trivial_project, e, w) for e in executors]
         if not args.quick:  # start-up: the same command for one root asset
@@ -595,7 +509,7 @@ def main() -> None:
         trivial = bench(trivial_project, measures, args.runs, log, args.quick)
     others = cpu_share.share()
     elapsed = time.perf_counter() - wall
-    git_after = git_state(_package_dir())
+    git_after = git_state(package_dir())
     derived = derive(cpu, trivial, trivial_project.n)
     print_tables(cpu, trivial, derived, cpu_project, trivial_project, shape, args.runs)
     goal_name = label(GOAL_EXECUTOR, args.workers)

@@ -1,6 +1,7 @@
 """Benchmark: whole `vibepiper` processes on a synthetic layered graph, against plain scripts.
 
     .venv/bin/python bench/graph.py [--assets 50,200] [--repeat 5] [--json PATH] [--profile DIR]
+    .venv/bin/python bench/graph.py --quick              # a smoke test: 50 assets, 1 run
 
 For each N it writes a project of N assets (10,000-row frames merged and transformed layer
 by layer) and a plain pandas + pyarrow "floor" script doing the same work, then times whole
@@ -15,38 +16,38 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
-import importlib.util
-import json
 import os
 import random
 import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import BUSY_SHARE, OtherCpu, cpu_count, git_state, machine, save_report
+from common import (
+    BUSY_SHARE,
+    PYTHON,
+    VIBEPIPER,
+    Measure,
+    OtherCpu,
+    git_state,
+    interleaved,
+    machine,
+    package_dir,
+    query_catalog,
+    run_process,
+    save_report,
+)
 
-BIN_DIR = Path(sys.executable).parent  # the venv's bin: its python and its `vibepiper`
-PYTHON = sys.executable
-VIBEPIPER = str(BIN_DIR / "vibepiper")
 ROWS = 10_000
 ROOT_SHARE = 0.10  # the first layer's share of the assets; every layer has that width
 CATEGORIES = ("north", "south", "east", "west", "centre")
 CHANGED_ROOT = "l0_0"  # the root whose code the "changed" measurement edits
 SCALE_LITERAL = re.compile(r"\* [0-9.]+,  # scale")
-BUSY_SLACK_S = 0.05  # ... plus this many CPU seconds (/proc/stat counts in 10 ms ticks)
-ATTEMPTS = 3  # tries per timed run before a disturbed one is kept (and flagged)
-TIMEOUT_S = 600.0  # one process
-QUIET_WAIT_S = 60.0  # how long to wait for a quiet machine before a (re)run
 GOAL_NOOP_MINUS_IMPORT_S = 0.3  # for 200 assets
 GOAL_NOOP_OVER_COLD = 0.1
 IMPORT_FLOOR = "import pandas, pyarrow.parquet, duckdb"
@@ -233,175 +234,15 @@ def write_project(root: Path, n: int) -> Project:
     return Project(n, root, nodes)
 
 
-# -- running and timing processes --------------------------------------------------------
-
-
-@dataclass
-class Run:
-    wall_s: float
-    cpu_s: float  # the child's user + system time (its threads and waited-for children too)
-    peak_rss_mib: float
-    other_cpu_s: float | None  # CPU seconds other processes used meanwhile
-    attempts: int = 1
-
-    @property
-    def other_share(self) -> float | None:
-        if self.other_cpu_s is None:
-            return None
-        return self.other_cpu_s / (self.wall_s * cpu_count())
-
-    @property
-    def disturbed(self) -> bool:
-        if self.other_cpu_s is None:
-            return False
-        allowed = BUSY_SHARE * self.wall_s * cpu_count() + BUSY_SLACK_S
-        return self.other_cpu_s > allowed
-
-
-class CommandFailed(RuntimeError):
-    pass
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("VIBEPIPER_HOME", None)  # the project's own .vibepiper, always
-    # Cache bytecode as a user's Python does: with PYTHONDONTWRITEBYTECODE set (as in some
-    # sandboxes and CI images), every run would compile vibepiper and the assets module.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["COLUMNS"] = "120"
-    return env
-
-
-def wait_quiet(limit_s: float = QUIET_WAIT_S) -> float | None:
-    """Wait (up to `limit_s`) until other processes use less than BUSY_SHARE of the machine
-    over half a second; return the last share seen."""
-    deadline = time.monotonic() + limit_s
-    share = None
-    while True:
-        cpu = OtherCpu()
-        time.sleep(0.5)
-        share = cpu.share()
-        if share is None:
-            return None
-        if share < BUSY_SHARE or time.monotonic() > deadline:
-            return share
-
-
-def run_process(cmd: list[str], cwd: Path, log: Path) -> Run:
-    """Run `cmd` to its end; its wall time, CPU time and peak RSS (from wait4)."""
-    others = OtherCpu()  # the child, once waited for, counts as ours
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-        killer = threading.Timer(TIMEOUT_S, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    other_cpu_s = others.seconds()
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise CommandFailed(f"{' '.join(cmd)} exited {proc.returncode} in {cwd}:\n{tail}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return Run(wall, cpu, usage.ru_maxrss / 1024, other_cpu_s)
-
-
-@dataclass
-class Measure:
-    """One named figure: K timed runs of one command (each prepared the same way)."""
-
-    name: str
-    cmd: list[str]
-    cwd: Path
-    prepare: Callable[[], None] | None = None
-    after: Callable[[], Any] | None = None  # untimed, after each kept run; its value is kept
-    runs: list[Run] = field(default_factory=list)
-    extras: list[Any] = field(default_factory=list)
-
-    def once(self, log: Path, timed: bool = True) -> None:
-        for attempt in range(1, ATTEMPTS + 1):
-            if self.prepare is not None:
-                self.prepare()
-            run = run_process(self.cmd, self.cwd, log)
-            run.attempts = attempt
-            if not run.disturbed or not timed:
-                break
-            share = run.other_share or 0.0
-            if attempt < ATTEMPTS:
-                print(
-                    f"    {self.name}: other processes used {share:.0%} of the machine "
-                    f"during the run ({run.wall_s:.3f} s): running it again",
-                    file=sys.stderr,
-                )
-                wait_quiet()
-            else:
-                print(
-                    f"WARNING: {self.name}: still disturbed after {ATTEMPTS} tries "
-                    f"({share:.0%} of the machine used by others): kept, and flagged",
-                    file=sys.stderr,
-                )
-        extra = self.after() if self.after is not None else None
-        if timed:
-            self.runs.append(run)
-            if self.after is not None:
-                self.extras.append(extra)
-
-    def summary(self) -> dict[str, Any]:
-        times = [r.wall_s for r in self.runs]
-        shares = [r.other_share for r in self.runs]
-        return {
-            "command": " ".join(self.cmd),
-            "median_s": statistics.median(times),
-            "min_s": min(times),
-            "max_s": max(times),
-            "times_s": times,
-            "cpu_s": [r.cpu_s for r in self.runs],
-            "peak_rss_mib": max(r.peak_rss_mib for r in self.runs),
-            "other_cpu_share": shares,
-            "attempts": [r.attempts for r in self.runs],
-            "disturbed_runs": sum(1 for r in self.runs if r.disturbed),
-        }
-
-
-def interleaved(measures: list[Measure], repeat: int, log: Path) -> None:
-    """One untimed warm-up of each, then `repeat` rounds of one run of each, in turn, so
-    that a slow spell of the machine hits every figure of a comparison alike."""
-    for m in measures:
-        print(f"  {m.name} (warm-up) ...", file=sys.stderr, flush=True)
-        m.once(log, timed=False)
-    wait_quiet()
-    for round_ in range(repeat):
-        print(
-            f"  round {round_ + 1}/{repeat}: {', '.join(m.name for m in measures)}", file=sys.stderr
-        )
-        for m in measures:
-            m.once(log)
-
-
 # -- one project -------------------------------------------------------------------------
 
 
-def status_counts(project: Project) -> dict[str, int]:
+def status_counts(root: Path) -> dict[str, int]:
     """How many assets of the latest run ended in each state, from the catalog."""
-    done = subprocess.run(
-        [VIBEPIPER, "query", "--json", STATUS_SQL],
-        cwd=project.root,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise CommandFailed(f"vibepiper query exited {done.returncode}: {done.stderr}")
-    return {row["status"]: int(row["n"]) for row in json.loads(done.stdout)}
+    return {row["status"]: int(row["n"]) for row in query_catalog(root, STATUS_SQL)}
 
 
-def bench_project(project: Project, repeat: int, log: Path) -> dict[str, Any]:
+def bench_project(project: Project, repeat: int, log: Path, quick: bool) -> dict[str, Any]:
     n, root = project.n, project.root
     results: dict[str, Measure] = {}
 
@@ -420,16 +261,14 @@ def bench_project(project: Project, repeat: int, log: Path) -> dict[str, Any]:
         [VIBEPIPER, "materialize"],
         root,
         prepare=clear_home,
-        after=lambda: status_counts(project),
+        after=lambda: status_counts(root),
     )
-    interleaved([floor, durable, cold], repeat, log)
+    interleaved([floor, durable, cold], repeat, log, quick)
     results.update({m.name: m for m in (floor, durable, cold)})
 
     import_floor = Measure(f"import@{n}", [PYTHON, "-c", IMPORT_FLOOR], root)
-    noop = Measure(
-        f"noop@{n}", [VIBEPIPER, "materialize"], root, after=lambda: status_counts(project)
-    )
-    interleaved([import_floor, noop], repeat, log)
+    noop = Measure(f"noop@{n}", [VIBEPIPER, "materialize"], root, after=lambda: status_counts(root))
+    interleaved([import_floor, noop], repeat, log, quick)
     results.update({m.name: m for m in (import_floor, noop)})
 
     changed = Measure(
@@ -437,9 +276,9 @@ def bench_project(project: Project, repeat: int, log: Path) -> dict[str, Any]:
         [VIBEPIPER, "materialize"],
         root,
         prepare=project.change_root,
-        after=lambda: status_counts(project),
+        after=lambda: status_counts(root),
     )
-    interleaved([changed], repeat, log)
+    interleaved([changed], repeat, log, quick)
     results[changed.name] = changed
 
     startup = [
@@ -448,7 +287,7 @@ def bench_project(project: Project, repeat: int, log: Path) -> dict[str, Any]:
         Measure(f"list@{n}", [VIBEPIPER, "list"], root),
         Measure(f"status@{n}", [VIBEPIPER, "status"], root),
     ]
-    interleaved(startup, repeat, log)
+    interleaved(startup, repeat, log, quick)
     results.update({m.name: m for m in startup})
 
     summaries = {name: m.summary() for name, m in results.items()}
@@ -525,7 +364,7 @@ def profile(project: Project, out: Path, log: Path) -> dict[str, Any]:
 
     out.mkdir(parents=True, exist_ok=True)
     found: dict[str, Any] = {}
-    package = str(_package_dir())
+    package = str(package_dir())
     for kind in ("cold", "noop"):
         if kind == "cold":
             shutil.rmtree(project.home, ignore_errors=True)
@@ -590,13 +429,6 @@ def print_profile(found: dict[str, Any]) -> None:
 # -- report ------------------------------------------------------------------------------
 
 
-def _package_dir() -> Path:
-    spec = importlib.util.find_spec("vibepiper")  # without importing it
-    if spec is None or spec.origin is None:
-        raise SystemExit("vibepiper is not importable from this Python")
-    return Path(spec.origin).resolve().parent
-
-
 def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -657,11 +489,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--assets",
-        default="50,200",
         type=lambda s: [int(v) for v in s.split(",") if v.strip()],
-        help="comma-separated graph sizes (default 50,200)",
+        help="comma-separated graph sizes (default 50,200; 50 with --quick)",
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, help="timed runs of each (default 5; 1 with --quick)")
     parser.add_argument("--json", type=Path, help="default: bench/results/graph-<time>.json")
     parser.add_argument(
         "--profile",
@@ -673,7 +504,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="write the projects in DIR and keep them"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test: one warm-up per group, no waiting for a quiet machine, no second "
+        "try of a disturbed run",
+    )
     args = parser.parse_args()
+    args.assets = args.assets or ([50] if args.quick else [50, 200])
+    args.repeat = args.repeat or (1 if args.quick else 5)
     if args.repeat < 1 or not args.assets or min(args.assets) < 1:
         parser.error("need --repeat >= 1 and --assets sizes >= 1")
     return args
@@ -682,7 +521,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     started = dt.datetime.now(dt.UTC)
-    git_before = git_state(_package_dir())
+    git_before = git_state(package_dir())
     cpu = OtherCpu()  # the children waited for count as ours
     wall = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
@@ -697,14 +536,14 @@ def main() -> None:
             if args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
             project = write_project(folder, n)
-            done = bench_project(project, args.repeat, log)
+            done = bench_project(project, args.repeat, log, args.quick)
             results.update(done["results"])
             derived.append(done["derived"])
             if args.profile and n == max(args.assets):
                 profiled = profile(project, args.profile, log)
     others = cpu.share()
     elapsed = time.perf_counter() - wall
-    git_after = git_state(_package_dir())
+    git_after = git_state(package_dir())
     print_table(results, derived)
     if profiled:
         print_profile(profiled)
@@ -720,6 +559,7 @@ def main() -> None:
         "elapsed_s": elapsed,
         "assets": args.assets,
         "repeat": args.repeat,
+        "quick": args.quick,
         "rows_per_frame": ROWS,
         "environment": environment(),
         "git": git_before,

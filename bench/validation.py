@@ -29,15 +29,13 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.parquet as pq
 from common import BUSY_SHARE, OtherCpu, git_state, machine, save_report, time_runs
+from orders import AMOUNT_MAX, AMOUNT_MIN, STATUSES, build_frame, checks
 
 import vibepiper
-from vibepiper import engine, expect
+from vibepiper import engine
 from vibepiper.validation.validate import validate
 
 PACKAGE_DIR = Path(vibepiper.__file__).resolve().parent  # the code measured (see PYTHONPATH)
-STATUSES = ["placed", "shipped", "completed", "returned"]
-AMOUNT_MIN, AMOUNT_MAX = 0, 100
-NAN_SHARE = 0.01  # share of `amount` left missing (allowed: the range check skips nulls)
 BENCHMARKS = ("vibepiper", "duckdb_pandas", "duckdb_arrow", "duckdb_parquet", "pandera")
 FLOOR = "duckdb_pandas"
 Runner = Callable[[], dict[str, int]]  # one timed run; returns the five answers
@@ -56,33 +54,8 @@ FROM data
 """
 
 
-def build_frame(rows: int, violations: int) -> pd.DataFrame:
-    """id int64 unique, amount float64 with some NaN, status of 4 values, customer int64."""
-    rng = np.random.default_rng(0)
-    ids = rng.permutation(rows).astype(np.int64)
-    amount = rng.uniform(AMOUNT_MIN, AMOUNT_MAX, rows)
-    amount[rng.random(rows) < NAN_SHARE] = np.nan
-    status = np.array(STATUSES, dtype=object)[rng.integers(0, len(STATUSES), rows)]
-    customer = rng.integers(0, max(rows // 10, 1), rows, dtype=np.int64)
-    if violations:  # rows that break unique, in_range and accepted_values
-        at = rng.choice(rows, size=3 * violations, replace=False)
-        dup, low, bad = at[:violations], at[violations : 2 * violations], at[2 * violations :]
-        ids[dup] = ids[(dup + 1) % rows]
-        amount[low] = -1.0
-        status[bad] = "unknown"
-    return pd.DataFrame({"id": ids, "amount": amount, "status": status, "customer": customer})
-
-
 def _vibepiper_runner(frame: pd.DataFrame) -> Runner:
-    @vibepiper.asset(
-        checks=[
-            expect.not_null("id"),
-            expect.unique("id"),
-            expect.in_range("amount", min=AMOUNT_MIN, max=AMOUNT_MAX),
-            expect.accepted_values("status", STATUSES),
-            expect.row_count(min=1),
-        ]
-    )
+    @vibepiper.asset(checks=checks())
     def orders() -> pd.DataFrame:
         return frame
 

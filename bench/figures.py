@@ -1,0 +1,299 @@
+"""The rows of run.py's table: each benchmark's JSON report turned into figures, each with
+its median, min-max, floor, ratio to the floor and goal; and the table itself.
+
+A figure's ratio is always its median divided by its floor's median. A goal is judged
+("met" / "NOT met") only on the configuration the issue sets it for (200 assets, 5,000,000
+rows, the full executors graph); on a smaller one (`--quick`) the goal is applied to the
+largest configuration measured and its verdict is shown in parentheses: indicative only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+GOAL_ASSETS = 200
+GOAL_ROWS = 5_000_000
+IMPORT_FLOOR = "import floor"  # python -c "import pandas, pyarrow.parquet, duckdb"
+PASS_FLOOR = "python -c pass"
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    test: Callable[[float, float], bool]  # (median, floor) -> met
+
+
+# The goals of issue 8 (and of the scripts).
+COLD = Goal("<= 1.3x floor", lambda m, f: m <= 1.3 * f)
+NOOP = Goal("<= floor + 0.3 s", lambda m, f: m <= f + 0.3)
+HELP = Goal("<= 0.3 s", lambda m, f: m <= 0.3)
+STATUS = Goal("<= floor + 0.5 s", lambda m, f: m <= f + 0.5)
+VALIDATION = Goal("<= 2x floor", lambda m, f: m <= 2 * f)
+MEMORY = Goal("<= 2.5x frame", lambda m, f: m <= 2.5 * f)
+DATA_VERSION = Goal("< 1x floor (well below)", lambda m, f: m < f)
+PROCESSES = Goal("<= 0.625x floor (1.6x faster)", lambda m, f: f >= 1.6 * m)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure of the table."""
+
+    key: str  # the figure and its size, stable across runs: what --compare matches
+    label: str
+    unit: str  # "s" or "MiB"
+    median: float
+    low: float
+    high: float
+    floor_label: str = ""
+    floor: float | None = None
+    goal: str = ""
+    met: bool | None = None
+    judged: bool = True  # False: not the goal's configuration, the verdict is indicative
+
+    @property
+    def ratio(self) -> float | None:
+        return self.median / self.floor if self.floor else None
+
+    @property
+    def verdict(self) -> str:
+        if self.met is None:
+            return ""
+        word = "met" if self.met else "NOT met"
+        return word if self.judged else f"({word.lower()})"
+
+    def as_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "ratio": self.ratio, "verdict": self.verdict}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Row:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def row(
+    key: str,
+    label: str,
+    values: tuple[float, float, float],  # median, min, max
+    floor: tuple[float, str],  # its median, what it is
+    goal: Goal | None = None,
+    judged: bool = True,
+    unit: str = "s",
+) -> Row:
+    median, low, high = values
+    if goal is None:
+        return Row(key, label, unit, median, low, high, floor[1], floor[0])
+    met = goal.test(median, floor[0])
+    return Row(key, label, unit, median, low, high, floor[1], floor[0], goal.text, met, judged)
+
+
+def timed(result: dict[str, Any]) -> tuple[float, float, float]:
+    """A script's figure as (median, min, max) seconds."""
+    return result["median_s"], result["min_s"], max(result["times_s"])
+
+
+def size(n: int) -> str:
+    """5000000 -> "5M", 500000 -> "500k"."""
+    for unit, scale in (("M", 1_000_000), ("k", 1_000)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return f"{n:,}"
+
+
+# -- one function per benchmark: its report -> its rows ---------------------------------
+
+# figure, label, its floor's figure, the floor's label, the goal (at 200 assets)
+GRAPH_FIGURES = (
+    ("cold", "cold run, {n} assets", "floor", "plain script", COLD),
+    ("noop", "no-op run, {n} assets", "import", IMPORT_FLOOR, NOOP),
+    ("changed", "one root changed, {n} assets ({changed} recomputed)", "cold", "cold run", None),
+    ("list", "`vibepiper list`, {n} assets", "python_pass", PASS_FLOOR, None),
+    ("status", "`vibepiper status`, {n} assets", "import", IMPORT_FLOOR, STATUS),
+)
+
+
+def graph_rows(report: dict[str, Any]) -> list[Row]:
+    results, derived = report["results"], report["derived"]
+    sizes = sorted(report["assets"])
+    goal_n = GOAL_ASSETS if GOAL_ASSETS in sizes else max(sizes)
+    rows = []
+    for figure, label, floor, floor_label, goal in GRAPH_FIGURES:
+        for n in sizes:
+            changed = derived[str(n)]["changed_expected_succeeded"]
+            rows.append(
+                row(
+                    f"graph:{figure}@{n}",
+                    label.format(n=n, changed=changed),
+                    timed(results[f"{figure}@{n}"]),
+                    (results[f"{floor}@{n}"]["median_s"], floor_label),
+                    goal if n == goal_n else None,
+                    judged=n == GOAL_ASSETS,
+                )
+            )
+    largest = max(sizes)  # --help does not depend on the project
+    rows.append(
+        row(
+            "graph:help",
+            "`vibepiper --help`",
+            timed(results[f"help@{largest}"]),
+            (results[f"python_pass@{largest}"]["median_s"], PASS_FLOOR),
+            HELP,
+        )
+    )
+    return rows
+
+
+def validation_rows(report: dict[str, Any]) -> list[Row]:
+    results, rows = report["results"], report["rows"]
+    floor = (results["duckdb_pandas"]["median_s"], "one DuckDB query")
+    found = [
+        row(
+            f"validation:vibepiper@{size(rows)}",
+            f"validation, {size(rows)} rows, 5 checks",
+            timed(results["vibepiper"]),
+            floor,
+            VALIDATION,
+            judged=rows == GOAL_ROWS,
+        )
+    ]
+    if "pandera" in results:
+        label = f"pandera (a reference), {size(rows)} rows, 5 checks"
+        key = f"validation:pandera@{size(rows)}"
+        found.append(row(key, label, timed(results["pandera"]), floor))
+    return found
+
+
+def data_version_rows(report: dict[str, Any]) -> list[Row]:
+    times = report["data_version_times_s"]
+    return [
+        row(
+            f"data_version@{size(report['rows'])}",
+            f"data version, {size(report['rows'])} rows",
+            (report["data_version_s"], min(times), max(times)),
+            (report["parquet_write_s"], "Parquet write"),
+            DATA_VERSION,
+            judged=report["rows"] == GOAL_ROWS,
+        )
+    ]
+
+
+def memory_rows(report: dict[str, Any]) -> list[Row]:
+    d, rows = report["derived"], report["rows"]
+    frame = (d["frame_mib"], "the frame")
+    found = []
+    for name, label, goal in (
+        ("materialize", "`materialize`", MEMORY),
+        ("floor", "plain script", None),
+    ):
+        m = d[name]
+        found.append(
+            row(
+                f"memory:{name}@{size(rows)}",
+                f"peak RSS - import, {label}, {size(rows)} rows",
+                (m["extra_mib"], m["extra_min_mib"], m["extra_max_mib"]),
+                frame,
+                goal,
+                judged=rows == GOAL_ROWS,
+                unit="MiB",
+            )
+        )
+    return found
+
+
+def executors_rows(report: dict[str, Any]) -> list[Row]:
+    results, n = report["results"], report["cpu_assets"]
+    goal_executor = f"processes/{report['workers']}" if report["workers"] == 2 else None
+    found = []
+    for name in report["derived"]:
+        floor = "cpu:floor" if name == "inprocess" else "cpu:inprocess"
+        floor_label = "plain script" if name == "inprocess" else "inprocess"
+        found.append(
+            row(
+                f"executors:{name}@{n}",
+                f"{name}, {n} CPU-bound assets",
+                timed(results[f"cpu:{name}"]),
+                (results[floor]["median_s"], floor_label),
+                PROCESSES if name == goal_executor else None,
+                judged=not report["quick"],
+            )
+        )
+    return found
+
+
+ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "graph": graph_rows,
+    "validation": validation_rows,
+    "data_version": data_version_rows,
+    "memory": memory_rows,
+    "executors": executors_rows,
+}
+
+
+def notes(name: str, report: dict[str, Any]) -> list[str]:
+    """A line or two of derived figures the table has no column for."""
+    if name == "graph":
+        return [
+            f"graph, {n} assets: (cold - floor) / N {d['per_asset_overhead_s'] * 1000:.1f} ms; "
+            f"no-op - import floor {d['noop_minus_import_s']:+.3f} s; "
+            f"no-op / cold {d['noop_over_cold']:.2f}"
+            for n, d in report["derived"].items()
+        ]
+    if name == "memory":
+        d = report["derived"]
+        return [
+            f"memory: import floor {d['baseline_mib']:.0f} MiB peak RSS; `materialize` "
+            f"{d['materialize']['peak_rss_mib']:.0f} MiB in {d['materialize']['wall_s']:.2f} s,"
+            f" plain script {d['floor']['peak_rss_mib']:.0f} MiB in {d['floor']['wall_s']:.2f} s"
+        ]
+    if name == "executors":
+        overheads = ", ".join(
+            f"{e} {d['overhead_per_asset_ms']:.1f}" for e, d in report["derived"].items()
+        )
+        return [f"executors: overhead ms/asset ({report['trivial_assets']} trivial) {overheads}"]
+    return []
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "MiB":
+        return f"{value:.0f} MiB"
+    return f"{value:.3f} s" if value < 10 else f"{value:.2f} s"
+
+
+def _range(r: Row) -> str:
+    if r.unit == "MiB":
+        return f"{r.low:.0f}-{r.high:.0f}"
+    digits = 3 if r.high < 10 else 2
+    return f"{r.low:.{digits}f}-{r.high:.{digits}f}"
+
+
+def _cells(r: Row, old: dict[str, Row] | None) -> list[str]:
+    floor = f"{_value(r.floor, r.unit)} {r.floor_label}" if r.floor is not None else ""
+    ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+    cells = [r.label, _value(r.median, r.unit), _range(r), floor, ratio, r.goal, r.verdict]
+    if old is not None:
+        before = old.get(r.key)
+        cells.append(_value(before.median, before.unit) if before else "")
+        cells.append(f"{r.median / before.median:.2f}" if before else "")
+    return cells
+
+
+def render(rows: list[Row], old: dict[str, Row] | None = None) -> str:
+    """The table as text; with `old` (an earlier run's rows by key), its medians and new/old."""
+    head = ["figure", "median", "min-max", "floor", "ratio", "goal", "verdict"]
+    if old is not None:
+        head += ["old median", "new/old"]
+    lines = [head, *(_cells(r, old) for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    numbers = {1, 2, 4, 7, 8}
+    return "\n".join(
+        "  ".join(
+            cell.rjust(width) if i in numbers else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    )
