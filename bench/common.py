@@ -95,6 +95,20 @@ def git_state(package: Path) -> dict[str, Any]:
     return {"package": str(package), "commit": commit, "dirty": bool(changes), "changes": changes}
 
 
+def environment(packages: tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    """The machine, this Python and the installed version of each of `packages` (None if
+    not installed), plus `extra`."""
+    import importlib.metadata
+
+    versions: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {**machine(), "python_executable": PYTHON, **extra, "versions": versions}
+
+
 def machine() -> dict[str, Any]:
     """The machine and Python the figures were measured on."""
     return {
@@ -180,19 +194,21 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def query_catalog(root: Path, sql: str) -> list[dict[str, Any]]:
-    """The rows of read-only SQL over the catalog of the project in `root` (`vibepiper query`)."""
+def json_of(cmd: list[str], root: Path, what: str) -> Any:
+    """What `cmd`, run in `root`, printed as JSON; CommandFailed (naming `what`) if it failed."""
     done = subprocess.run(
-        [VIBEPIPER, "query", "--json", sql],
-        cwd=root,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
+        cmd, cwd=root, env=child_env(), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise CommandFailed(f"vibepiper query exited {done.returncode}: {done.stderr}")
-    rows: list[dict[str, Any]] = json.loads(done.stdout)
+        raise CommandFailed(f"{what} exited {done.returncode}: {done.stderr}")
+    return json.loads(done.stdout)
+
+
+def query_catalog(root: Path, sql: str) -> list[dict[str, Any]]:
+    """The rows of read-only SQL over the catalog of the project in `root` (`vibepiper query`)."""
+    rows: list[dict[str, Any]] = json_of(
+        [VIBEPIPER, "query", "--json", sql], root, "vibepiper query"
+    )
     return rows
 
 

@@ -54,9 +54,9 @@ from common import (
     Measure,
     OtherCpu,
     cpu_count,
+    environment,
     git_state,
     interleaved,
-    machine,
     package_dir,
     query_catalog,
     save_report,
@@ -391,14 +391,8 @@ def derive(
 # -- report ------------------------------------------------------------------------------
 
 
-def environment() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {**machine(), "python_executable": PYTHON, "versions": versions}
+def environment_here() -> dict[str, Any]:
+    return environment(PACKAGES)
 
 
 def print_tables(
@@ -546,7 +540,7 @@ def main() -> None:
         "trivial_assets": trivial_project.n,
         "skipped": skipped,
         "orphans_adopted": adopted,
-        "environment": environment(),
+        "environment": environment_here(),
         "git": git_before,
         "git_after": git_after,
         "other_processes_cpu_share": others,

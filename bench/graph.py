@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import os
 import random
 import re
@@ -34,9 +33,9 @@ from common import (
     VIBEPIPER,
     Measure,
     OtherCpu,
+    environment,
     git_state,
     interleaved,
-    machine,
     package_dir,
     query_catalog,
     run_process,
@@ -429,21 +428,13 @@ def print_profile(found: dict[str, Any]) -> None:
 # -- report ------------------------------------------------------------------------------
 
 
-def environment() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        **machine(),
-        "python_executable": PYTHON,
-        "pythonpath": os.environ.get("PYTHONPATH"),
-        "parent_had_PYTHONDONTWRITEBYTECODE": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
-        "children_cache_bytecode": True,
-        "versions": versions,
-    }
+def environment_here() -> dict[str, Any]:
+    return environment(
+        PACKAGES,
+        pythonpath=os.environ.get("PYTHONPATH"),
+        parent_had_PYTHONDONTWRITEBYTECODE=bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
+        children_cache_bytecode=True,
+    )
 
 
 def print_table(results: dict[str, dict[str, Any]], derived: list[dict[str, Any]]) -> None:
@@ -561,7 +552,7 @@ def main() -> None:
         "repeat": args.repeat,
         "quick": args.quick,
         "rows_per_frame": ROWS,
-        "environment": environment(),
+        "environment": environment_here(),
         "git": git_before,
         "git_after": git_after,
         "other_processes_cpu_share": others,

@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,13 +39,12 @@ from common import (
     BUSY_SHARE,
     PYTHON,
     VIBEPIPER,
-    CommandFailed,
     Measure,
     OtherCpu,
-    child_env,
+    environment,
     git_state,
     interleaved,
-    machine,
+    json_of,
     package_dir,
     save_report,
 )
@@ -116,17 +112,7 @@ def frame_size(root: Path, rows: int) -> dict[str, int]:
 
     Measured in a child: this process must stay small (see the module's docstring).
     """
-    done = subprocess.run(
-        [PYTHON, "frame_size.py", str(rows)],
-        cwd=root,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise CommandFailed(f"frame_size.py exited {done.returncode}: {done.stderr}")
-    size: dict[str, int] = json.loads(done.stdout)
+    size: dict[str, int] = json_of([PYTHON, "frame_size.py", str(rows)], root, "frame_size.py")
     return size
 
 
@@ -203,14 +189,8 @@ def print_table(results: dict[str, dict[str, Any]], d: dict[str, Any], rows: int
         print(f"WARNING: a materialize run did not succeed: {results['materialize']['states']}")
 
 
-def environment() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {**machine(), "python_executable": PYTHON, "versions": versions}
+def environment_here() -> dict[str, Any]:
+    return environment(PACKAGES)
 
 
 def parse_args() -> argparse.Namespace:
@@ -252,7 +232,7 @@ def main() -> None:
         "rows": args.rows,
         "repeat": args.repeat,
         "frame_bytes": size,
-        "environment": environment(),
+        "environment": environment_here(),
         "pythonpath": os.environ.get("PYTHONPATH"),
         "git": git_before,
         "git_after": git_state(package_dir()),
