@@ -419,6 +419,8 @@ def test_a_timed_out_asset_fails_blocks_downstream_and_is_stopped(
     assert "sleepy" not in {asset for asset, _ in current_versions(root)}
     assert not list((root / ".vibepiper" / "store").glob("sleepy/*.parquet"))
     assert_store_matches_catalog(root)
+    (attempts,) = catalog_rows(root, "SELECT attempts FROM materializations WHERE asset = 'sleepy'")
+    assert attempts == (1,)  # the function was called (and stopped)
 
     pid = int((root / "sleepy.pid").read_text())
     cli_pid = last_run(root)[2]
@@ -427,6 +429,31 @@ def test_a_timed_out_asset_fails_blocks_downstream_and_is_stopped(
     else:
         assert pid == cli_pid
     assert not alive(pid)  # ...which is gone now, as is the command
+
+
+RETRIED_THEN_SLEEPY = """
+import time
+
+import pandas as pd
+from vibepiper import asset
+
+
+@asset(timeout=1, retries=2, retry_delay=0.01)
+def second_try_sleeps(context) -> pd.DataFrame:
+    if context.attempt == 1:
+        raise RuntimeError("the first try fails at once")
+    time.sleep(30)
+    return pd.DataFrame({"x": [1]})
+"""
+
+
+def test_an_asset_timed_out_in_its_second_attempt_records_two_attempts(tmp_path: Path) -> None:
+    root = project(tmp_path / "proj", RETRIED_THEN_SLEEPY)
+    done = run_cli(root, "materialize", "--executor", "inprocess", timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = catalog_rows(root, "SELECT status, error, attempts FROM materializations")
+    assert [(status, attempts) for status, _, attempts in rows] == [("failed", 2)]
+    assert rows[0][1].startswith("timed out after 1 s")
 
 
 @pytest.mark.parametrize(

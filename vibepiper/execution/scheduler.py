@@ -760,7 +760,10 @@ class _Loop:
                 message += " (its thread runs on until the function returns; output discarded)"
             launch = self.launches[name]
             launch.shown = len(launch.lines)
-            self._complete(name, self._stopped(launch, message, launch.lines[: launch.shown]))
+            # It began (its deadline counts from then): one attempt at least. How many
+            # retries it made before it was stopped is known only in this process.
+            stopped = self._stopped(launch, message, launch.lines[: launch.shown], attempts=1)
+            self._complete(name, stopped)
 
     def _discard(self, future: Future[TaskOutcome]) -> None:
         """Throw away what a timed-out or cancelled asset staged after it was given up."""
@@ -769,7 +772,9 @@ class _Loop:
             if staged is not None:
                 self.s.ws.store.discard(staged)
 
-    def _stopped(self, launch: _Launch, message: str, logs: Iterable[Any] = ()) -> AssetResult:
+    def _stopped(
+        self, launch: _Launch, message: str, logs: Iterable[Any] = (), attempts: int = 0
+    ) -> AssetResult:
         return AssetResult(
             launch.job.asset,
             states.FAILED,
@@ -783,6 +788,7 @@ class _Loop:
             message=message,
             error=message,
             logs=tuple(logs),
+            attempts=attempts,
         )
 
     def _complete(self, name: str, result: AssetResult) -> None:

@@ -125,8 +125,9 @@ def run_job(
         except VibePiperError as exc:
             return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
         context = Context(job.run_id, job.asset, job.project_dir, dict(defn.config))
+        outcome = TaskOutcome()
         try:
-            outcome = run_task(
+            run_task(
                 defn,
                 inputs,
                 context,
@@ -137,9 +138,13 @@ def run_job(
                 data_version=job.data_version,
                 on_state=on_state,
                 write_behind=write_behind,
+                outcome=outcome,
             )
         except Interrupted as exc:  # timed out or cancelled: keep what it logged until then
-            return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
+            message = str(exc)
+            return TaskOutcome(
+                message=message, error=message, attempts=outcome.attempts, logs=lines
+            )
     outcome.logs = lines
     return outcome
 
@@ -156,6 +161,7 @@ def run_task(
     data_version: str | None = None,
     on_state: Callable[[str], None] | None = None,
     write_behind: bool = False,
+    outcome: TaskOutcome | None = None,
 ) -> TaskOutcome:
     """Compute `defn` from `inputs` (parameter name -> DataFrame), validate and stage it.
 
@@ -163,9 +169,10 @@ def run_task(
     or keeps it as rejected. `data_version` is given for sources (the file's hash). Rows
     removed by quarantine are kept under the materialization's id. With `write_behind`,
     staging is left to `outcome.write()`, so that the caller can write one output while
-    the next asset computes.
+    the next asset computes. The outcome is filled in as the task goes (`outcome`, if
+    given: what it says so far, such as the attempts made, outlives an interruption).
     """
-    outcome = TaskOutcome()
+    outcome = TaskOutcome() if outcome is None else outcome
     frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
     if frame is None:
         return outcome
