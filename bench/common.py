@@ -95,6 +95,19 @@ def git_state(package: Path) -> dict[str, Any]:
     return {"package": str(package), "commit": commit, "dirty": bool(changes), "changes": changes}
 
 
+def report_disturbances(
+    others: float | None, git_before: dict[str, Any], git_after: dict[str, Any]
+) -> None:
+    """Say how much CPU other processes used, and warn if the machine was busy or
+    vibepiper's files changed while the benchmark ran."""
+    if others is not None:
+        print(f"CPU used by other processes during the benchmark: {others:.0%} of the machine")
+        if others > BUSY_SHARE:
+            print("WARNING: the machine was busy; see the per-run figures", file=sys.stderr)
+    if git_after != git_before:
+        print("WARNING: vibepiper's files changed during the benchmark", file=sys.stderr)
+
+
 def environment(packages: tuple[str, ...], **extra: Any) -> dict[str, Any]:
     """The machine, this Python and the installed version of each of `packages` (None if
     not installed), plus `extra`."""

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    BUSY_SHARE,
     PYTHON,
     VIBEPIPER,
     Measure,
@@ -59,6 +58,7 @@ from common import (
     interleaved,
     package_dir,
     query_catalog,
+    report_disturbances,
     save_report,
 )
 from graph import FLOOR_MAIN
@@ -521,12 +521,7 @@ def main() -> None:
     for name, why in skipped.items():
         print(f"{name}: skipped, {why}")
     print(f"\nbenchmark took {elapsed:.0f} s")
-    if others is not None:
-        print(f"CPU used by other processes during the benchmark: {others:.0%} of the machine")
-        if others > BUSY_SHARE:
-            print("WARNING: the machine was busy; see the per-run figures", file=sys.stderr)
-    if git_after != git_before:
-        print("WARNING: vibepiper's files changed during the benchmark", file=sys.stderr)
+    report_disturbances(others, git_before, git_after)
     report = {
         "benchmark": "executors",
         "started": started.isoformat(timespec="seconds"),

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    BUSY_SHARE,
     PYTHON,
     VIBEPIPER,
     Measure,
@@ -38,6 +37,7 @@ from common import (
     interleaved,
     package_dir,
     query_catalog,
+    report_disturbances,
     run_process,
     save_report,
 )
@@ -538,12 +538,8 @@ def main() -> None:
     print_table(results, derived)
     if profiled:
         print_profile(profiled)
-    if others is not None:
-        print(f"\nCPU used by other processes during the benchmark: {others:.0%} of the machine")
-        if others > BUSY_SHARE:
-            print("WARNING: the machine was busy; see the per-run figures", file=sys.stderr)
-    if git_after != git_before:
-        print("WARNING: vibepiper's files changed during the benchmark", file=sys.stderr)
+    print()
+    report_disturbances(others, git_before, git_after)
     report = {
         "benchmark": "graph",
         "started": started.isoformat(timespec="seconds"),

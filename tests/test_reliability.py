@@ -1104,14 +1104,22 @@ def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
-def test_a_full_disk_mid_run_fails_that_asset_cleanly_and_loses_nothing(
+def small_assets_published(
     tmp_path: Path, full_disk: FullDisk
-) -> None:
+) -> tuple[Path, Path, dict[str, str]]:
+    """The disk project with its three small assets published while there was room:
+    (project, store, the store's file digests)."""
     root = write_project(tmp_path / "proj", {"disk_assets": DISK_ASSETS})
     first = vp(root, "materialize", "a_small", "b_small", "e_small", env=full_disk.env())
     assert first.returncode == 0, first.stdout + first.stderr
     store = full_disk.home / "store"
-    before = digests(store)
+    return root, store, digests(store)
+
+
+def test_a_full_disk_mid_run_fails_that_asset_cleanly_and_loses_nothing(
+    tmp_path: Path, full_disk: FullDisk
+) -> None:
+    root, store, before = small_assets_published(tmp_path, full_disk)
     assert len(before) == 3
 
     full = vp(root, "materialize", env=full_disk.env("big"))
@@ -1167,11 +1175,7 @@ def check_failure_recorded(root: Path, full_disk: FullDisk) -> None:
 def test_a_disk_too_full_for_the_catalog_fails_the_run_cleanly_and_loses_nothing(
     tmp_path: Path, full_disk: FullDisk
 ) -> None:
-    root = write_project(tmp_path / "proj", {"disk_assets": DISK_ASSETS})
-    first = vp(root, "materialize", "a_small", "b_small", "e_small", env=full_disk.env())
-    assert first.returncode == 0, first.stdout + first.stderr
-    store = full_disk.home / "store"
-    before = digests(store)
+    root, store, before = small_assets_published(tmp_path, full_disk)
     versions = current_versions(full_disk.home)
 
     full_disk.fill()

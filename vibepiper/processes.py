@@ -44,7 +44,7 @@ def _stat(pid: int) -> list[bytes] | None:
     """The fields of /proc/PID/stat after the command name (state first), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rpartition(b")")[2].split()
+            return handle.read().rpartition(b")")[2].split() or None
     except OSError:
         return None
 

@@ -587,7 +587,6 @@ class _Loop:
         # and its pool's slot until it returns.
         self.zombies: dict[Future[TaskOutcome], str] = {}
         self.in_pool: Counter[str] = Counter()
-        self.submitted: set[str] = set()
         self.line = 0  # names[:line] have been started or settled
         self.stop_reason = ""
         self.cancel = threading.Event()
@@ -692,13 +691,16 @@ class _Loop:
         """The first asset, in dependency order, that has not been started or settled."""
         names, results = self.names, self.run.results
         while self.line < len(names) and (
-            names[self.line] in results or names[self.line] in self.submitted
+            names[self.line] in results or self._handed_over(names[self.line])
         ):
             self.line += 1
         return names[self.line] if self.line < len(names) else None
 
+    def _handed_over(self, name: str) -> bool:
+        launch = self.launches.get(name)
+        return launch is not None and launch.started > 0
+
     def _submit(self, name: str, launch: _Launch) -> None:
-        self.submitted.add(name)
         defn = self.graph.assets[name]
         if defn.pool is not None:
             self.in_pool[defn.pool] += 1

@@ -13,11 +13,12 @@ and its folder) is batched: `sync()` does it for every file published since the 
 call, and the runner calls it before each catalog write, so the catalog never refers to
 a file that a power loss could take away. (A published file lost that way before being
 recorded is seen as damaged, by its size and magic bytes or its content hash, and is
-replaced by the next run that makes that version.) Files carry page
-checksums and are read with verification; each also records the hash of its content
-(`vibepiper.content` in its metadata), and every read hashes what it got against it, which
-catches what the checksums do not cover (a flipped bit in a page header). A corrupted
-file is an error, never wrong data.
+replaced by the next run that makes that version.)
+
+Files carry page checksums and are read with verification; each also records the hash of
+its content (`vibepiper.content` in its metadata), and every read hashes what it got
+against it, which catches what the checksums do not cover (a flipped bit in a page
+header). A corrupted file is an error, never wrong data.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class ParquetStore:
     def stage(
         self, asset: str, data_version: str, table: pa.Table, *, content: str | None = None
     ) -> StagedFile:
-        """Write `table` to a temporary file next to its final place, flushed to disk.
+        """Write `table` to a temporary file next to its final place (made durable once
+        published, by `sync()`).
 
         `content` is the table's own version when the data version is something else (a
         source's is its file's hash); reads check the data against it.
