@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from vibepiper import snapshot
+
 from .conftest import run_cli
 
 MODULE = """
@@ -116,4 +118,5 @@ def test_a_corrupt_snapshot_is_ignored(proj: Path) -> None:
     (proj / ".vibepiper" / "snapshot.json").write_text("{not json")
     proc = run_cli(proj, "materialize")
     assert proc.returncode == 0 and "2 skipped" in proc.stdout
-    assert json.loads((proj / ".vibepiper" / "snapshot.json").read_text())["format"] == 2
+    saved = json.loads((proj / ".vibepiper" / "snapshot.json").read_text())
+    assert saved["format"] == snapshot.FORMAT

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from vibepiper.errors import StoreError
+from vibepiper.storage.fidelity import frame_version
 from vibepiper.storage.parquet_store import ParquetStore, to_arrow
-from vibepiper.versioning.data_version import frame_version
 
 from .conftest import invoke
 
@@ -403,7 +403,7 @@ def test_frame_version_is_equal_for_equal_frames() -> None:
 def test_frame_version_is_the_same_in_another_process() -> None:
     code = (
         "import pandas as pd\n"
-        "from vibepiper.versioning.data_version import frame_version\n"
+        "from vibepiper.storage.fidelity import frame_version\n"
         "print(frame_version(pd.DataFrame("
         "{'id': [1, 2, 3], 'amount': [10.5, 20.0, 30.25], 'name': ['a', 'b', 'c']})))\n"
     )

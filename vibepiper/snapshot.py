@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from vibepiper.definitions.asset import AssetDef
@@ -26,7 +27,7 @@ from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion
 
-FORMAT = 2
+FORMAT = 3
 FILENAME = "snapshot.json"
 
 
@@ -164,6 +165,7 @@ def _asset_entry(defn: AssetDef, graph: Graph, code: CodeVersion) -> dict[str, A
         "name": defn.name,
         "inputs": dict(defn.inputs),
         "upstream": list(graph.upstream[defn.name]),
+        "check_reads": {k: list(v) for k, v in graph.check_reads.get(defn.name, {}).items()},
         "tags": list(defn.tags),
         "group": defn.group,
         "description": defn.description,
@@ -182,8 +184,12 @@ def _not_loaded(*args: Any, **kwargs: Any) -> Any:
 
 
 def _rebuild(data: dict[str, Any]) -> Snapshot:
-    assets, codes = [], {}
+    assets, codes, reads = [], {}, {}
     for entry in data["assets"]:
+        if entry["check_reads"]:
+            reads[entry["name"]] = MappingProxyType(
+                {str(k): tuple(map(str, v)) for k, v in dict(entry["check_reads"]).items()}
+            )
         inputs = dict(entry["inputs"])
         assets.append(
             AssetDef(
@@ -202,4 +208,5 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
         )
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
     listing = {row["name"]: row for row in data["listing"]}
-    return Snapshot(Graph.build(assets), codes, listing)
+    graph = replace(Graph.build(assets), check_reads=MappingProxyType(reads))
+    return Snapshot(graph, codes, listing)

@@ -37,6 +37,7 @@ class Batch:
     run_updates: list[dict[str, Any]] = field(default_factory=list)
     materializations: list[dict[str, Any]] = field(default_factory=list)
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    check_reads: list[dict[str, Any]] = field(default_factory=list)
     check_results: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -268,6 +269,12 @@ def _current(con: Any) -> dict[str, Current]:
             )
         if up is not None:
             entry.inputs[up] = up_version
+    for asset, other, version in con.execute(
+        "SELECT c.asset, r.asset, r.data_version FROM current_materializations c "
+        "JOIN check_reads r ON r.materialization_id = c.materialization_id"
+    ).fetchall():
+        if asset in result:
+            result[asset].check_reads[other] = version
     return result
 
 

@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -43,6 +43,13 @@ TABLES: dict[str, str] = {
         materialization_id VARCHAR NOT NULL,
         upstream_asset VARCHAR NOT NULL,
         upstream_data_version VARCHAR""",
+    # The data version of each other asset that a materialization's checks read when they
+    # judged it (a relationship's target, a @check's other parameters, an expect.sql's
+    # tables): when one changes, the asset's data is validated again.
+    "check_reads": """
+        materialization_id VARCHAR NOT NULL,
+        asset VARCHAR NOT NULL,
+        data_version VARCHAR""",
     "check_results": """
         materialization_id VARCHAR NOT NULL,
         check_name VARCHAR NOT NULL,
@@ -83,7 +90,7 @@ VIEWS: dict[str, str] = {
 }
 
 PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results")
-WRITTEN_TABLES = (*PUBLIC_TABLES, "logs")  # what a run inserts rows into
+WRITTEN_TABLES = (*PUBLIC_TABLES, "check_reads", "logs")  # what a run inserts rows into
 
 # MIGRATIONS[n] turns a catalog of schema version n into version n + 1 (the views are
 # recreated after every migration).
@@ -97,6 +104,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE check_results ADD COLUMN IF NOT EXISTS quarantined BOOLEAN",
     ],
     2: [],  # the `logs` table, made by the CREATE ... IF NOT EXISTS that follow each migration
+    3: [],  # the `check_reads` table, made the same way
 }
 
 

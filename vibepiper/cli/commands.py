@@ -356,10 +356,14 @@ def check(
 
 def _print_plan(verdicts: dict[str, Any]) -> None:
     width = max((len(n) for n in verdicts), default=0)
+    # "check": only what its checks read changes; its data is validated again, not recomputed
+    actions = {
+        name: "skip" if v.fresh else "check" if v.recheck else "run" for name, v in verdicts.items()
+    }
+    pad = max((len(a) for a in actions.values()), default=4)
     for name, verdict in verdicts.items():
-        action = "skip" if verdict.fresh else "run "
         why = "fresh" if verdict.fresh else "; ".join(verdict.reasons)
-        click.echo(f"{action} {name:<{width}}  {why}")
+        click.echo(f"{actions[name]:<{pad}} {name:<{width}}  {why}")
     runs = sum(1 for v in verdicts.values() if not v.fresh)
     click.echo(f"dry run: {runs} to run, {len(verdicts) - runs} fresh", err=True)
 

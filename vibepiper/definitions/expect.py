@@ -158,7 +158,8 @@ def relationship(
 
 
 def sql(query: str, *, severity: str = "error", name: str | None = None) -> Expectation:
-    """A DuckDB query over the asset (by its own name) that returns the failing rows."""
+    """A DuckDB query over the asset (by its own name) that returns the failing rows; it
+    may read other assets by their names too (it is validated again when they change)."""
     if not isinstance(query, str) or not query.strip():
         raise DefinitionError("expect.sql: empty query", "give a SELECT returning failing rows")
     return _make("sql", (query,), {}, severity, name, "sql")

@@ -37,7 +37,13 @@ from vibepiper.storage.parquet_store import ParquetStore
 from vibepiper.text import plural
 from vibepiper.validation.outcome import outcome_row
 from vibepiper.versioning.fingerprint import CodeVersion
-from vibepiper.versioning.freshness import Current, Verdict
+from vibepiper.versioning.freshness import (
+    Current,
+    Verdict,
+    check_read_reason,
+    is_check_read_reason,
+    recheck_only,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -199,19 +205,20 @@ class Scheduler:
         for name in graph.sorted(scope):
             reasons = list(self._plain_verdict(name, current).reasons)
             if reasons != ["never materialized"]:
-                for up in graph.assets[name].inputs.values():
+                inputs = set(graph.assets[name].inputs.values())
+                for up in inputs:
                     if up in stale:
                         reasons = [r for r in reasons if not r.startswith(f"upstream {up} ")]
-                        will = (
-                            "is stale"
-                            if whole_graph or up not in selected
-                            else "will be recomputed"
-                        )
-                        reasons.append(f"upstream {up} {will}")
+                        reasons.append(f"upstream {up} {_will(up, whole_graph, selected)}")
+                for up, checks in graph.check_reads.get(name, {}).items():
+                    if up in stale and up not in inputs:
+                        reasons = [r for r in reasons if not _reads(r, up)]
+                        will = _will(up, whole_graph, selected)
+                        reasons.append(check_read_reason(checks, up, will))
             if force and name in selected and not reasons:
                 reasons = ["--force"]
-            verdicts[name] = Verdict(not reasons, tuple(reasons))
-            if reasons:
+            verdicts[name] = Verdict(not reasons, tuple(reasons), recheck_only(reasons))
+            if reasons and not verdicts[name].recheck:  # a recheck keeps the asset's data
                 stale.add(name)
         self.judge.save()
         return {name: verdicts[name] for name in names}
@@ -219,7 +226,8 @@ class Scheduler:
     def _plain_verdict(self, name: str, current: Mapping[str, Current]) -> Verdict:
         try:
             versions = self._input_versions(name, current, {})
-            return self.judge.verdict(name, current, versions, utcnow())
+            checked = self._checked_versions(name, current, {})
+            return self.judge.verdict(name, current, versions, utcnow(), checked)
         except VibePiperError as exc:
             return Verdict(False, (exc.message,))
 
@@ -255,8 +263,9 @@ class Scheduler:
                 message=f"input {missing[0]} has never been materialized; "
                 f"run `vibepiper materialize +{name}`",
             )
+        checked = self._checked_versions(name, current, run.results)
         try:
-            verdict = self.judge.verdict(name, current, versions, utcnow())
+            verdict = self.judge.verdict(name, current, versions, utcnow(), checked)
         except VibePiperError as exc:
             return AssetResult(name, states.FAILED, mid, message=str(exc), error=str(exc))
         code = self.judge.code(name)
@@ -287,6 +296,8 @@ class Scheduler:
             timeout=defn.timeout,
             code_version=code.version,
             code_parts=code.parts,
+            # only what its checks read changed: validate its current data again
+            revalidate=current[name].data_version if verdict.recheck and not force else None,
         )
         return _Launch(job, code, versions, verdict.reasons or ("--force",))
 
@@ -306,8 +317,14 @@ class Scheduler:
             "checks": outcome.checks,
             "logs": tuple(outcome.logs),
             "quarantined": outcome.quarantined,
+            "check_reads": {
+                other: launch.job.versions[other]
+                for other in self.ws.graph.check_reads.get(name, {})
+                if other in launch.job.versions
+            },
+            "revalidated": launch.job.revalidate is not None,
         }
-        if outcome.staged is None:
+        if outcome.staged is None and not outcome.unchanged:
             return AssetResult(
                 name, states.FAILED, mid, message=outcome.message, error=outcome.error, **common
             )
@@ -317,7 +334,8 @@ class Scheduler:
             columns=outcome.columns,
         )
         if outcome.rejected:
-            self.ws.store.reject(outcome.staged, mid)
+            if outcome.staged is not None:
+                self.ws.store.reject(outcome.staged, mid)
             blocking = [c for c in outcome.checks if c.blocking]
             return AssetResult(
                 name,
@@ -326,10 +344,14 @@ class Scheduler:
                 message=outcome.check_error or _failed_checks(blocking),
                 **common,
             )
-        self.ws.store.publish(outcome.staged, replace=replace)
+        if outcome.staged is not None:
+            self.ws.store.publish(outcome.staged, replace=replace)
         if outcome.frame is not None:
             memory.keep(name, outcome.frame)
-        return AssetResult(name, states.SUCCEEDED, mid, message=", ".join(launch.reasons), **common)
+        message = ", ".join(launch.reasons)
+        if launch.job.revalidate is not None:
+            message = REVALIDATED + message
+        return AssetResult(name, states.SUCCEEDED, mid, message=message, **common)
 
     def _version_of(
         self, name: str, current: Mapping[str, Current], results: Mapping[str, AssetResult]
@@ -343,6 +365,18 @@ class Scheduler:
         raise AssetNotMaterializedError(
             f"asset '{name}' has never been materialized", f"run `vibepiper materialize {name}`"
         )
+
+    def _checked_versions(
+        self, name: str, current: Mapping[str, Current], results: Mapping[str, AssetResult]
+    ) -> dict[str, str | None]:
+        """The data version of each other asset the checks of `name` read, for this run."""
+        checked: dict[str, str | None] = {}
+        for other in self.ws.graph.check_reads.get(name, {}):
+            try:
+                checked[other] = self._version_of(other, current, results)
+            except AssetNotMaterializedError:
+                checked[other] = None
+        return checked
 
     def _input_versions(
         self, name: str, current: Mapping[str, Current], results: Mapping[str, AssetResult]
@@ -379,7 +413,7 @@ class Scheduler:
                     "error": result.error or (result.message if not result.ok else None),
                     "attempts": result.attempts,
                     "config": _config_json(defn.config),
-                    "reason": "; ".join(result.reasons) or result.message or None,
+                    "reason": _reason(result),
                     "quarantined_rows": result.quarantined,
                 }
             ],
@@ -393,6 +427,17 @@ class Scheduler:
         )
         if result.state == states.SUCCEEDED:
             recorder.add(
+                "check_reads",
+                [
+                    {
+                        "materialization_id": result.materialization_id,
+                        "asset": other,
+                        "data_version": version,
+                    }
+                    for other, version in result.check_reads.items()
+                ],
+            )
+            recorder.add(
                 "lineage",
                 [
                     {
@@ -403,6 +448,27 @@ class Scheduler:
                     for up, version in result.inputs.items()
                 ],
             )
+
+
+REVALIDATED = "revalidated, not recomputed: "
+
+
+def _reason(result: AssetResult) -> str | None:
+    """Why it was computed (or validated again), for the `reason` column."""
+    reasons = "; ".join(result.reasons)
+    if result.revalidated and reasons:
+        return REVALIDATED + reasons
+    return reasons or result.message or None
+
+
+def _will(up: str, whole_graph: bool, selected: set[str]) -> str:
+    return "is stale" if whole_graph or up not in selected else "will be recomputed"
+
+
+def _reads(reason: str, up: str) -> bool:
+    """Whether `reason` says that checks read `up`."""
+    named = f" reads {up}, " in reason or f" read {up}, " in reason
+    return named and is_check_read_reason(reason)
 
 
 def _log_rows(

@@ -38,6 +38,8 @@ class AssetResult:
     reasons: tuple[str, ...] = ()  # why it was stale (and so recomputed)
     checks: tuple[Any, ...] = field(default=())
     inputs: dict[str, str | None] = field(default_factory=dict)  # input -> data version used
+    check_reads: dict[str, str] = field(default_factory=dict)  # what its checks read -> version
+    revalidated: bool = False  # not recomputed: its current data validated again
     quarantined: int | None = None  # rows removed by quarantine
     columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
     logs: tuple[Any, ...] = ()  # the LogLines it logged while computing

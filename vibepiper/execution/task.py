@@ -21,7 +21,8 @@ from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.context import Context
 from vibepiper.errors import AssetNotMaterializedError, VibePiperError
 from vibepiper.execution.logs import LogLine, capture
-from vibepiper.storage.parquet_store import ParquetStore, StagedFile, to_arrow
+from vibepiper.storage.fidelity import Stored, UnstorableOutput, for_storage, to_frame
+from vibepiper.storage.parquet_store import ParquetStore, StagedFile
 from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
 from vibepiper.validation.outcome import CheckOutcome
@@ -61,6 +62,7 @@ class Job:
     timeout: float | None = None
     code_version: str | None = None  # what the scheduler recorded (a worker checks it)
     code_parts: dict[str, str] | None = None
+    revalidate: str | None = None  # validate this stored version again instead of computing
 
 
 @dataclass
@@ -81,6 +83,8 @@ class TaskOutcome:
     checks: tuple[CheckOutcome, ...] = ()
     check_error: str = ""  # the output fails as a whole (e.g. too many rows quarantined)
     quarantined: int | None = None  # rows removed by quarantine
+    quarantine: pd.DataFrame | None = field(default=None, repr=False)  # until written
+    unchanged: bool = False  # revalidated data that stays as it is stored: nothing to write
     columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
     logs: list[LogLine] = field(default_factory=list)
     # In this process only (`write_behind`): writes the output, which is not staged yet;
@@ -120,8 +124,12 @@ def run_job(
         return read(other, job.versions[other])
 
     with capture(lines, sink) as lines:
+        given = None
         try:
-            inputs = {param: read(up, version) for param, (up, version) in job.inputs.items()}
+            if job.revalidate is not None:
+                given, inputs = read(job.asset, job.revalidate), {}
+            else:
+                inputs = {param: read(up, version) for param, (up, version) in job.inputs.items()}
         except VibePiperError as exc:
             return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
         context = Context(job.run_id, job.asset, job.project_dir, dict(defn.config))
@@ -139,6 +147,8 @@ def run_job(
                 on_state=on_state,
                 write_behind=write_behind,
                 outcome=outcome,
+                given=given,
+                stored_version=job.revalidate,
             )
         except Interrupted as exc:  # timed out or cancelled: keep what it logged until then
             message = str(exc)
@@ -162,6 +172,8 @@ def run_task(
     on_state: Callable[[str], None] | None = None,
     write_behind: bool = False,
     outcome: TaskOutcome | None = None,
+    given: pd.DataFrame | None = None,
+    stored_version: str | None = None,
 ) -> TaskOutcome:
     """Compute `defn` from `inputs` (parameter name -> DataFrame), validate and stage it.
 
@@ -171,24 +183,31 @@ def run_task(
     staging is left to `outcome.write()`, so that the caller can write one output while
     the next asset computes. The outcome is filled in as the task goes (`outcome`, if
     given: what it says so far, such as the attempts made, outlives an interruption).
+    With `given` (its data as stored, version `stored_version`), nothing is computed:
+    that data is validated again, and written only if validation changed it (quarantine).
     """
     outcome = TaskOutcome() if outcome is None else outcome
-    frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
+    if given is None:
+        frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
+    else:
+        frame = given
     if frame is None:
         return outcome
-    if has_checks(defn, checks):
-        if on_state is not None:
-            on_state("validating")
-        validation = validate(defn, checks, frame, upstream or _no_upstream)
-        frame = validation.frame
-        outcome.checks, outcome.check_error = validation.outcomes, validation.error
-        if validation.quarantined is not None:
-            outcome.quarantined = len(validation.quarantined)
-            store.keep_quarantine(defn.name, materialization_id, validation.quarantined)
     try:
-        table = to_arrow(frame)
+        stored = for_storage(defn.name, frame)  # what every reader will get back
+        if has_checks(defn, checks):
+            if on_state is not None:
+                on_state("validating")
+            stored = _validated(defn, checks, stored, upstream, outcome)
+            if outcome.quarantined is not None and outcome.quarantine is not None:
+                store.keep_quarantine(defn.name, materialization_id, outcome.quarantine)
+                outcome.quarantine = None
+        table, frame = stored.table, stored.frame
         content = table_version(table)
         version = data_version or content
+    except UnstorableOutput as exc:
+        outcome.message, outcome.error = str(exc), str(exc)
+        return outcome
     except Exception as exc:
         return _not_stored(outcome, exc)
 
@@ -201,10 +220,40 @@ def run_task(
 
     outcome.frame, outcome.data_version, outcome.row_count = frame, version, len(frame)
     outcome.columns = tuple((str(c), str(t)) for c, t in frame.dtypes.items())
+    if stored_version is not None and version == stored_version:
+        outcome.unchanged = True  # validated again, as it is stored
+        return outcome
     outcome.write = write
     if not write_behind:
         write()
     return outcome
+
+
+def _validated(
+    defn: AssetDef,
+    checks: tuple[CheckDef, ...],
+    stored: Stored,
+    upstream: UpstreamReader | None,
+    outcome: TaskOutcome,
+) -> Stored:
+    """Validate what readers will get back. Validation may change the frame (a schema's
+    coercion, quarantine): the changed frame is stored, and if it would not read back as
+    it is, what reads back is validated again, so that checks always judged the data
+    that is published."""
+    validation = validate(defn, checks, stored.frame, upstream or _no_upstream)
+    outcome.checks, outcome.check_error = validation.outcomes, validation.error
+    if validation.quarantined is not None:
+        outcome.quarantined = len(validation.quarantined)
+        outcome.quarantine = validation.quarantined
+    if validation.frame is stored.frame:
+        return stored
+    again = for_storage(defn.name, validation.frame)
+    if again.frame is not validation.frame:
+        second = validate(defn, checks, again.frame, upstream or _no_upstream)
+        outcome.checks, outcome.check_error = second.outcomes, second.error
+        if second.frame is not again.frame:
+            again = for_storage(defn.name, second.frame)
+    return again
 
 
 def _not_stored(outcome: TaskOutcome, exc: Exception) -> TaskOutcome:
@@ -280,7 +329,7 @@ def _normalize(defn: AssetDef, result: Any) -> pd.DataFrame:
     import pyarrow as pa
 
     if isinstance(result, pa.Table):
-        result = result.to_pandas()
+        result = to_frame(result)
     if not isinstance(result, pd.DataFrame):
         raise OutputError(
             f"asset '{defn.name}' returned {type(result).__module__}.{type(result).__qualname__}"

@@ -62,8 +62,14 @@ class Judge:
         current: Mapping[str, Current],
         inputs: Mapping[str, str | None],
         now: datetime,
+        checked: Mapping[str, str | None] | None = None,
     ) -> Verdict:
+        """`checked`: the data version of each other asset its checks read, now."""
         defn = self.graph.assets[name]
+        names = self.graph.check_reads.get(name, {})
+        check_reads = {
+            other: ((checked or {}).get(other), checks) for other, checks in names.items()
+        }
         cur = current.get(name)
         source = (str(defn.source_path), self.source_version(name)) if defn.is_source else None
         return judge(
@@ -74,6 +80,7 @@ class Judge:
             source=source,
             max_age=defn.max_age,
             now=now,
+            check_reads=check_reads,
         )
 
     def save(self) -> None:

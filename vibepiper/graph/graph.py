@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from vibepiper.definitions.asset import AssetDef
@@ -21,6 +21,10 @@ class Graph:
     upstream: Mapping[str, tuple[str, ...]]
     downstream: Mapping[str, tuple[str, ...]]
     order: tuple[str, ...]
+    # asset -> other asset its checks read -> the names of those checks
+    check_reads: Mapping[str, Mapping[str, tuple[str, ...]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def build(cls, assets: Iterable[AssetDef], checks: Iterable[CheckDef] = ()) -> Graph:
@@ -35,10 +39,12 @@ class Graph:
             by_name[defn.name] = defn
         upstream = {name: _upstream_of(defn, by_name) for name, defn in by_name.items()}
         checks_for = _attach_checks(checks, by_name)
-        for name, defs in checks_for.items():
-            upstream[name] = tuple(
-                dict.fromkeys([*upstream[name], *(u for c in defs for u in c.upstream)])
-            )
+        reads = {
+            name: _check_reads(defn, checks_for.get(name, ()), by_name)
+            for name, defn in by_name.items()
+        }
+        for name, read in reads.items():
+            upstream[name] = tuple(dict.fromkeys([*upstream[name], *read]))
         order = _topological_order(upstream)
         downstream: dict[str, list[str]] = {name: [] for name in by_name}
         for name in order:
@@ -50,6 +56,9 @@ class Graph:
             upstream=MappingProxyType(upstream),
             downstream=MappingProxyType({k: tuple(v) for k, v in downstream.items()}),
             order=order,
+            check_reads=MappingProxyType(
+                {name: MappingProxyType(read) for name, read in reads.items() if read}
+            ),
         )
 
     def ancestors(self, name: str, depth: int | None = None) -> set[str]:
@@ -85,6 +94,29 @@ def _upstream_of(defn: AssetDef, known: Mapping[str, AssetDef]) -> tuple[str, ..
                 "remove it from its own inputs, deps= and relationships",
             )
     return defn.upstream
+
+
+def _check_reads(
+    defn: AssetDef, checks: Iterable[CheckDef], known: Mapping[str, AssetDef]
+) -> dict[str, tuple[str, ...]]:
+    """The other assets the checks of `defn` read, each with the names of those checks:
+    relationship targets, `@check` parameters, tables an `expect.sql` query reads."""
+    reads: dict[str, list[str]] = {}
+    for exp in defn.checks:
+        others: Iterable[str] = ()
+        if exp.to:
+            others = (exp.to,)
+        elif exp.kind == "sql":
+            from vibepiper.graph.sql_tables import tables_read
+
+            others = sorted(t for t in tables_read(str(exp.args[0])) if t in known)
+        for other in others:
+            if other != defn.name:
+                reads.setdefault(other, []).append(exp.name)
+    for chk in checks:
+        for other in chk.upstream:
+            reads.setdefault(other, []).append(chk.name)
+    return {other: tuple(names) for other, names in reads.items()}
 
 
 def _attach_checks(

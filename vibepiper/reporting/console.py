@@ -38,6 +38,8 @@ def describe(result: AssetResult) -> str:
     """'99 rows, 0.05 s' or the one-line reason, for one finished asset."""
     if result.state == states.SUCCEEDED:
         retried = f", {result.attempts} attempts" if result.attempts > 1 else ""
+        if result.revalidated:
+            return f"{result.row_count} rows revalidated, {result.seconds:.2f} s"
         return f"{result.row_count} rows, {result.seconds:.2f} s{retried}"
     if result.state == states.SKIPPED:
         return "fresh"

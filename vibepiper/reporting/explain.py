@@ -12,6 +12,14 @@ from vibepiper.graph.graph import Graph
 from vibepiper.versioning.freshness import Verdict
 
 _UPSTREAM = re.compile(r"^upstream (?P<name>[a-z_][a-z0-9_]*) ")
+# "check X reads airlines, which changed" (see freshness.check_read_reason)
+_CHECK_READ = re.compile(r"^checks? .* reads? (?P<name>[a-z_][a-z0-9_]*), which ")
+
+
+def _blamed(reason: str) -> str | None:
+    """The upstream asset a reason blames, if any."""
+    match = _UPSTREAM.match(reason) or _CHECK_READ.match(reason)
+    return match["name"] if match else None
 
 
 @dataclass
@@ -38,16 +46,17 @@ def trace(name: str, verdicts: dict[str, Verdict], seen: set[str] | None = None)
     verdict = verdicts[name]
     cause = Cause(name, verdict.fresh, list(verdict.reasons))
     for reason in verdict.reasons:
-        match = _UPSTREAM.match(reason)
-        if match and match["name"] in verdicts and match["name"] not in seen:
-            seen.add(match["name"])
-            cause.upstream.append(trace(match["name"], verdicts, seen))
+        up = _blamed(reason)
+        if up is not None and up in verdicts and up not in seen and not verdicts[up].fresh:
+            seen.add(up)
+            cause.upstream.append(trace(up, verdicts, seen))
     return cause
 
 
 def root_causes(cause: Cause) -> list[str]:
     """The reasons at the top of the tree: an edited function, a changed file..."""
-    own = [f"{cause.asset}: {r}" for r in cause.reasons if not _UPSTREAM.match(r)]
+    traced = {up.asset for up in cause.upstream}
+    own = [f"{cause.asset}: {r}" for r in cause.reasons if _blamed(r) not in traced]
     found = [r for up in cause.upstream for r in root_causes(up)]
     return list(dict.fromkeys(found + own))
 
@@ -113,8 +122,14 @@ def _render_run(name: str, run: dict[str, Any] | None) -> list[str]:
     if status == "skipped":
         return [f"{head} (it was fresh)"]
     if status == "succeeded":
+        reason = run["reason"] or "it was stale"
+        if reason.startswith("revalidated, not recomputed: "):
+            said = f"{head}, validated again, not recomputed, because: "
+            reason = reason.removeprefix("revalidated, not recomputed: ")
+        else:
+            said = f"{head}, recomputed because: "
         return [
-            f"{head}, recomputed because: {run['reason'] or 'it was stale'}",
+            f"{said}{reason}",
             f"  made {run['row_count']} rows, data version {run['data_version'][:12]}",
         ]
     if status == "failed":

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import StoreError
 from vibepiper.processes import pid_alive
+from vibepiper.storage.fidelity import to_frame
 from vibepiper.text import first_line
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class ParquetStore:
             table = pq.read_table(path, page_checksum_verification=True)
             wrong = content_problem(table)
             if not wrong:
-                return table.to_pandas() if frame else table
+                return to_frame(table) if frame else table
         except FileNotFoundError:
             raise StoreError(
                 f"the stored data of asset '{asset}' is missing ({path})",

@@ -9,12 +9,14 @@ nearly all of it in `unique` (a one-core hash of the column against DuckDB's two
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vibepiper import engine
 from vibepiper.definitions.expect import Expectation
+from vibepiper.errors import VibePiperError
 from vibepiper.text import first_line, plural
 from vibepiper.validation.outcome import CheckOutcome, sample_json
 
@@ -46,7 +48,7 @@ def evaluate(
         if exp.kind == "row_count":
             return ExpectResult(_row_count(exp, frame))
         if exp.kind == "sql":
-            return ExpectResult(_sql(asset, exp, frame))
+            return ExpectResult(_sql(asset, exp, frame, upstream))
         mask = _MASKS[exp.kind](exp, frame, upstream)
         mask = mask.fillna(False).astype(bool)  # a null compared is not a failure
     except MissingColumn as exc:
@@ -146,12 +148,21 @@ def _row_count(exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
     return CheckOutcome(exp.name, exp.severity, True)
 
 
-def _sql(asset: str, exp: Expectation, frame: pd.DataFrame) -> CheckOutcome:
+def _sql(
+    asset: str, exp: Expectation, frame: pd.DataFrame, upstream: UpstreamReader
+) -> CheckOutcome:
+    """The query's failing rows; it reads the asset by its name, and any other asset it
+    names (their data as this run reads them)."""
     import duckdb
+
+    from vibepiper.graph.sql_tables import tables_read
 
     con = engine.connect()
     try:
         con.register(asset, frame)
+        for other in sorted(tables_read(str(exp.args[0])) - {asset}):
+            with contextlib.suppress(LookupError, VibePiperError):  # not an asset: DuckDB says
+                con.register(other, upstream(other))
         con.execute("SET enable_external_access = false")
         failing = con.execute(exp.args[0]).fetchdf()
     except duckdb.Error as exc:

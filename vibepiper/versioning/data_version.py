@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
 _CHUNK = 1 << 20
@@ -31,7 +30,7 @@ def table_version(table: pa.Table) -> str:
     ]
     index = (table.schema.pandas_metadata or {}).get("index_columns", [])
     digest.update(json.dumps([header, index, table.num_rows], default=str).encode())
-    columns = list(table.columns)
+    columns = [_storage(c) for c in table.columns]
     if table.num_rows * len(columns) >= _PARALLEL_CELLS and len(columns) > 1:
         # hashlib releases the GIL on large buffers: columns hash in parallel
         from concurrent.futures import ThreadPoolExecutor
@@ -51,21 +50,34 @@ def _column_digest(column: pa.ChunkedArray) -> bytes:
     return digest.digest()
 
 
-def frame_version(frame: pd.DataFrame) -> str:
-    """The data version of a DataFrame: that of the Arrow table it is stored as."""
+def _storage(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An extension column (pandas' Period, Interval) as its storage: what a process
+    that does not know the extension type reads back."""
     import pyarrow as pa
 
-    return table_version(pa.Table.from_pandas(frame, preserve_index=None))
+    if isinstance(column.type, pa.ExtensionType):
+        return pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
+    return column
 
 
 def _stored_type(arrow_type: pa.DataType) -> str:
-    """One name per logical type: string and large_string (etc.) hold the same values, and
-    a dictionary's index width is an encoding detail."""
+    """One name per logical type, the same before and after a Parquet round trip: string
+    and large_string (etc.) hold the same values, a dictionary's index width and a list's
+    item name are encoding details, and an extension type is stored as its storage."""
     import pyarrow as pa
 
+    if isinstance(arrow_type, pa.ExtensionType):
+        return _stored_type(arrow_type.storage_type)
     if pa.types.is_dictionary(arrow_type):
         value_type = _stored_type(arrow_type.value_type)
         return f"dictionary<{value_type}, ordered={arrow_type.ordered}>"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"list<{_stored_type(arrow_type.value_type)}>"
+    if pa.types.is_map(arrow_type):
+        return f"map<{_stored_type(arrow_type.key_type)}, {_stored_type(arrow_type.item_type)}>"
+    if pa.types.is_struct(arrow_type):
+        fields = ", ".join(f"{f.name}: {_stored_type(f.type)}" for f in arrow_type)
+        return f"struct<{fields}>"
     return str(arrow_type).replace("large_", "")
 
 
