@@ -7,16 +7,21 @@ message names the culprit, and the CLI must turn it into exit code 2 without a t
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
+import textwrap
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 
 from vibepiper import AssetDef, CheckDef, Context, Project, asset, check, source_file
+from vibepiper.definitions import duplicates
 from vibepiper.errors import EXIT_USAGE, DefinitionError, ProjectLoadError, UsageError
 from vibepiper.graph.graph import Graph
 
@@ -389,6 +394,70 @@ def test_source_file_with_an_unknown_suffix_needs_read() -> None:
         source_file("raw_book", "")
 
 
+class Orders(pa.DataFrameModel):
+    n: int
+
+
+class NotASchema:
+    n: int
+
+
+BAD_SCHEMAS = {
+    "a dict": ({"n": int}, "is of type dict"),
+    "a string": ("Orders", "is of type str"),
+    "a number": (42, "is of type int"),
+    "a plain class": (NotASchema, "is the class NotASchema"),
+    "a type": (int, "is the class int"),
+    "a pandera column": (pa.Column(int), "is of type Column"),
+    "a pandera series schema": (pa.SeriesSchema(int), "is of type SeriesSchema"),
+    "a data frame": (pd.DataFrame({"n": [1]}), "is of type DataFrame"),
+}
+
+
+@pytest.mark.parametrize(("schema", "got"), BAD_SCHEMAS.values(), ids=BAD_SCHEMAS)
+def test_a_schema_that_is_not_a_pandera_schema_is_rejected_at_decoration(
+    schema: object, got: str
+) -> None:
+    with pytest.raises(DefinitionError) as info:
+        make("orders", schema=schema)
+    assert info.value.exit_code == 2
+    message = one_line(str(info.value))
+    assert f"asset 'orders': schema= {got}, not a pandera schema;" in message
+    assert "pass a pandera DataFrameModel subclass or a pandera DataFrameSchema" in message
+    with pytest.raises(DefinitionError) as info:
+        source_file("raw_orders", "data/orders.csv", schema=schema)
+    assert f"source 'raw_orders': schema= {got}, not a pandera schema;" in one_line(str(info.value))
+
+
+def test_pandera_schemas_old_and_new_are_accepted() -> None:
+    with warnings.catch_warnings():  # the legacy top-level API warns that it is deprecated
+        warnings.simplefilter("ignore")
+        import pandera as legacy
+
+        class LegacyOrders(legacy.DataFrameModel):
+            n: int
+
+        legacy_schema = legacy.DataFrameSchema({"n": legacy.Column(int)})
+    schemas = [Orders, pa.DataFrameSchema({"n": pa.Column(int)}), LegacyOrders, legacy_schema]
+    for schema in schemas:
+        assert make("orders", schema=schema).schema is schema
+        assert source_file("raw", "data/raw.csv", schema=schema).schema is schema
+    assert make("orders", schema=None).schema is None
+
+
+def test_decorating_without_a_schema_does_not_import_pandera() -> None:
+    code = (
+        "import sys\n"
+        "from vibepiper import asset, check, source_file\n"
+        "asset(lambda: None, name='a')\n"
+        "source_file('raw', 'raw.csv')\n"
+        "check(asset='a', name='positive')(lambda a: True)\n"
+        "print(sorted(m for m in ('pandas', 'pandera') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "[]", proc.stderr
+
+
 def test_check_with_a_bad_asset_name_is_rejected_at_once() -> None:
     with pytest.raises(DefinitionError, match="'Orders' is not valid"):
         check(asset="Orders")
@@ -565,6 +634,238 @@ def test_cli_duplicate_asset_names_both_modules(project_dir: Callable[..., Path]
     root = project_dir({"dup_one": GOOD, "dup_two": GOOD})
     line = error_line(invoke(root, "list"))
     assert "asset 'orders' is defined twice (in dup_one and dup_two)" in line
+
+
+def test_cli_a_schema_that_is_not_pandera_exits_2_before_running(
+    project_dir: Callable[..., Path],
+) -> None:
+    source = GOOD.replace('@asset(tags=["core"])', '@asset(tags=["core"], schema={"n": int})')
+    root = project_dir({"dict_schema": source})
+    result = run_cli(root, "materialize")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    line = one_line(result.stderr)
+    assert line.startswith("error: asset 'orders': schema= is of type dict, not a pandera schema")
+    assert "dict_schema" in line and "DataFrameModel" in line
+    assert not (root / ".vibepiper" / "catalog.duckdb").exists()
+
+
+# Lines 1-3 of every module below; each case's own source starts at line 4 (blank).
+DUP_HEAD = """\
+import pandas as pd
+import vibepiper as vp
+from vibepiper import asset, check, expect, source_file
+"""
+RENAME = "rename one of them: a module-level name keeps only its last definition"
+
+# case -> (the module after DUP_HEAD, the message, the hint)
+DUPLICATES = {
+    # the second used to replace the first silently, dropping its checks
+    "the same function twice": (
+        """
+        @asset(checks=[expect.not_null("n")])
+        def orders():
+            return pd.DataFrame({"n": [1]})
+
+        @vp.asset()
+        def orders():
+            return pd.DataFrame({"n": [None]})
+        """,
+        "asset 'orders' is defined twice in module dups (lines 5 and 9)",
+        RENAME,
+    ),
+    "name= of one function is the name of another": (
+        """
+        @asset(name="orders")
+        def build_orders():
+            return pd.DataFrame({"n": [1]})
+
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [2]})
+        """,
+        "asset 'orders' is defined twice in module dups (lines 5 and 9)",
+        "give one of them another name, e.g. with @asset(name=...)",
+    ),
+    "a source_file variable rebound by an @asset": (
+        """
+        orders = source_file("orders", "data/orders.csv")
+
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [2]})
+        """,
+        "asset 'orders' is defined twice in module dups (lines 5 and 7)",
+        RENAME,
+    ),
+    "a source_file and an @asset of the same name": (
+        """
+        raw = source_file("orders", "data/orders.csv")
+
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [2]})
+        """,
+        "asset 'orders' is defined twice in module dups (lines 5 and 7)",
+        "give one of them another name, e.g. with @asset(name=...)",
+    ),
+    "two assets made by one factory": (
+        """
+        def make(name):
+            @asset(name=name)
+            def build():
+                return pd.DataFrame({"n": [1]})
+            return build
+
+        MADE = [make("orders"), make("orders")]
+        """,
+        "asset 'orders' is defined twice in module dups (line 6)",
+        "give one of them another name, e.g. with @asset(name=...)",
+    ),
+    "the same check function twice on one asset": (
+        """
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [1]})
+
+        @check(asset="orders")
+        def positive(orders):
+            return bool((orders.n > 0).all())
+
+        @check(asset="orders", severity="warn")
+        def positive(orders):
+            return True
+        """,
+        "check 'positive' on asset 'orders' is defined twice in module dups (lines 9 and 13)",
+        RENAME,
+    ),
+    "two check functions with one name= on one asset": (
+        """
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [1]})
+
+        @check(asset="orders", name="positive")
+        def positive_n(orders):
+            return True
+
+        @check(asset="orders", name="positive")
+        def positive_too(orders):
+            return True
+        """,
+        "check 'positive' on asset 'orders' is defined twice in module dups (lines 9 and 13)",
+        "give one of them another name, e.g. with @check(name=...)",
+    ),
+    "a check function named like its asset replaces the asset": (
+        """
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [1]})
+
+        @check(asset="orders")
+        def orders(orders):
+            return True
+        """,
+        "asset 'orders' in module dups (line 5) is lost: line 9 binds the name 'orders' again",
+        RENAME,
+    ),
+    "a plain function after an asset of its name": (
+        """
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [1]})
+
+        def orders():
+            return "a helper"
+        """,
+        "asset 'orders' in module dups (line 5) is lost: line 9 binds the name 'orders' again",
+        RENAME,
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "message", "hint"), DUPLICATES.values(), ids=DUPLICATES)
+def test_a_module_defining_an_asset_or_check_twice_is_refused(
+    project_dir: Callable[..., Path], body: str, message: str, hint: str
+) -> None:
+    root = project_dir({"dups": DUP_HEAD + textwrap.dedent(body)})
+    with pytest.raises(DefinitionError) as info:
+        Project(root)
+    assert info.value.exit_code == 2
+    assert one_line(str(info.value)) == f"{message}; {hint}"
+
+
+# case -> a module that binds a name twice without losing or repeating a definition
+NOT_DUPLICATES = {
+    "a helper replaced by an asset of its name": """
+        def orders():
+            return "a helper"
+
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [1]})
+        """,
+    "the first asset is kept in a list": """
+        @asset
+        def orders():
+            return pd.DataFrame({"n": [1]})
+
+        KEPT = [orders]
+
+        @asset(name="orders_v2")
+        def orders():
+            return pd.DataFrame({"n": [2]})
+        """,
+    "one definition or the other, chosen at import": """
+        FAST = True
+        if FAST:
+            @asset
+            def orders():
+                return pd.DataFrame({"n": [1]})
+        else:
+            @asset
+            def orders():
+                return pd.DataFrame({"n": [2]})
+        FAST = False
+        """,
+}
+
+
+@pytest.mark.parametrize("body", NOT_DUPLICATES.values(), ids=NOT_DUPLICATES)
+def test_a_module_rebinding_a_name_without_losing_a_definition_loads(
+    project_dir: Callable[..., Path], body: str
+) -> None:
+    root = project_dir({"rebinds": DUP_HEAD + textwrap.dedent(body)})
+    assert "orders" in Project(root).assets
+
+
+def test_only_a_module_that_binds_a_name_twice_is_parsed(
+    project_dir: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    parse = duplicates._top_level_bindings
+
+    def spy(source: str) -> Any:
+        parsed.append(source)
+        return parse(source)
+
+    monkeypatch.setattr(duplicates, "_top_level_bindings", spy)
+    Project(project_dir({"once": GOOD, "twice": DUP_HEAD + "x = 1\nx = 2\n"}))
+    assert parsed == [DUP_HEAD + "x = 1\nx = 2\n"]  # parsing every module would be slow
+
+
+def test_cli_an_asset_defined_twice_in_one_module_exits_2_naming_it(
+    project_dir: Callable[..., Path],
+) -> None:
+    body = DUPLICATES["the same function twice"][0]
+    root = project_dir({"dups": DUP_HEAD + textwrap.dedent(body)})
+    result = run_cli(root, "list")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    line = one_line(result.stderr)
+    expected = "error: asset 'orders' is defined twice in module dups (lines 5 and 9)"
+    assert line == f"{expected}; {RENAME}\n"
 
 
 def test_cli_missing_module_is_named(project_dir: Callable[..., Path]) -> None:

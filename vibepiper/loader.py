@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
+from vibepiper.definitions.duplicates import refuse_duplicates
 from vibepiper.errors import DefinitionError, ProjectLoadError
 
 if TYPE_CHECKING:
@@ -162,7 +163,9 @@ def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]
     checks: dict[int, CheckDef] = {}
     for name in settings.modules:
         for module in _import_tree(name, settings.root):
-            for value in _definitions_in(module):
+            found = list(_definitions_in(module))
+            refuse_duplicates(module, found)
+            for value in found:
                 target: dict[int, Any] = assets if isinstance(value, AssetDef) else checks
                 target.setdefault(id(value), value)
     return list(assets.values()), list(checks.values())

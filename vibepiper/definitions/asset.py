@@ -38,6 +38,40 @@ def check_name(name: object, what: str = "asset") -> str:
     return name
 
 
+def first_line(fn: Callable[..., Any]) -> int | None:
+    """The line where `fn` is defined (that of its first decorator), if it is Python code."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return code.co_firstlineno if code is not None else None
+
+
+def check_schema(owner: str, schema: Any) -> Any:
+    """Return `schema` if it is None or a pandera schema of pandas frames, else raise a
+    DefinitionError naming `owner` (e.g. "asset 'orders'") and what it got."""
+    if schema is None or _is_pandera_schema(schema):
+        return schema
+    if isinstance(schema, type):
+        got = f"the class {schema.__qualname__}"
+    else:
+        got = f"of type {type(schema).__name__}"
+    raise DefinitionError(
+        f"{owner}: schema= is {got}, not a pandera schema",
+        "pass a pandera DataFrameModel subclass or a pandera DataFrameSchema",
+    )
+
+
+def _is_pandera_schema(schema: Any) -> bool:
+    # Imported here, when a schema is given (its module has then usually imported pandera
+    # already): importing pandera takes half a second. These classes are also the bases of
+    # the legacy `pandera.DataFrameSchema` and `pandera.DataFrameModel`, and exist in every
+    # pandera version we support (>= 0.20).
+    from pandera.api.pandas.container import DataFrameSchema
+    from pandera.api.pandas.model import DataFrameModel
+
+    if isinstance(schema, type):
+        return issubclass(schema, DataFrameModel)
+    return isinstance(schema, DataFrameSchema)
+
+
 @dataclass(frozen=True)
 class AssetDef:
     """One asset: a function, the assets it reads, and what is declared about its output."""
@@ -64,6 +98,7 @@ class AssetDef:
     source_path: str | None = None  # set for `source_file` assets, relative to the project
     source_reader: Callable[[str], Any] | None = field(default=None, compare=False)
     module: str = "?"  # the module that defined it, for messages
+    line: int | None = None  # the line of the module that defined it, for messages
 
     @property
     def is_source(self) -> bool:
@@ -221,7 +256,7 @@ def build_asset(
         config=config,
         takes_context=takes_context,
         deps=dep_names,
-        schema=schema,
+        schema=check_schema(f"asset '{asset_name}'", schema),
         checks=tuple(checks or ()),
         version=None if version is None else str(version),
         tags=_names(asset_name, "tags", tags),
@@ -235,6 +270,7 @@ def build_asset(
         quarantine=bool(quarantine),
         max_quarantined=_share(asset_name, max_quarantined),
         module=getattr(fn, "__module__", None) or "?",
+        line=first_line(fn),
     )
 
 
@@ -320,18 +356,20 @@ def source_file(
             f"use one of {', '.join(SOURCE_SUFFIXES)} or pass read=a function(path) -> DataFrame",
         )
     reader = read or _default_reader
+    caller = sys._getframe(1)
     return AssetDef(
         name=name,
         fn=reader,
         inputs={},
         config={},
         takes_context=False,
-        schema=schema,
+        schema=check_schema(f"source '{name}'", schema),
         checks=tuple(checks or ()),
         tags=_names(name, "tags", tags),
         group=group or "default",
         description=description or f"Source file {path}",
         source_path=str(path),
         source_reader=reader,
-        module=sys._getframe(1).f_globals.get("__name__", "?"),
+        module=caller.f_globals.get("__name__", "?"),
+        line=caller.f_lineno,
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vibepiper.definitions.asset import check_name
+from vibepiper.definitions.asset import check_name, first_line
 from vibepiper.definitions.expect import check_severity
 
 
@@ -31,6 +31,8 @@ class CheckDef:
     severity: str
     params: tuple[str, ...]
     description: str = ""
+    module: str = "?"  # the module that defined it, for messages
+    line: int | None = None  # the line of the module that defined it, for messages
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -58,6 +60,8 @@ def check(
             severity=severity,
             params=tuple(inspect.signature(fn).parameters),
             description=inspect.getdoc(fn) or "",
+            module=getattr(fn, "__module__", None) or "?",
+            line=first_line(fn),
         )
 
     return decorate

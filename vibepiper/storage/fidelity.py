@@ -121,7 +121,7 @@ def _normalise(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
             continue  # nothing to normalise (the common case: no column is looked at)
         better = _better_column(asset, str(name), frame[name])
         if better is not None:
-            changed[name] = better
+            changed[str(name)] = better
     index = _better_index(asset, frame.index)
     if not changed and index is None:
         return frame
