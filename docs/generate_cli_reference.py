@@ -27,9 +27,9 @@ fails when this page and the CLI disagree. For a guided tour, see getting-starte
 Exit codes, for every command: `0` success (everything selected succeeded or was fresh);
 `1` something failed, failed its checks or was blocked, or the catalog could not be used
 (for example it stayed locked by another process for longer than `VIBEPIPER_LOCK_TIMEOUT`
-seconds, default 60); `2` a usage or definition error: unknown asset or option, bad
+seconds, default 60), or a `query` ran past its `--timeout`; `2` a usage or definition error: unknown asset or option, bad
 selector, dependency cycle, an asset module that does not import, an asset defined
-twice in a module, a `schema=` that is not a pandera schema, a SQL error in `query`; `130` a `materialize` cancelled by Ctrl-C or SIGTERM. Errors are one line on
+twice in a module, a `schema=` that is not a pandera schema, a SQL error in `query`; `130` a `materialize` cancelled by Ctrl-C or SIGTERM, or a `query` stopped by Ctrl-C. Errors are one line on
 stderr, starting with `error:`, naming the culprit and the fix.
 
 Environment: `VIBEPIPER_HOME` (where the store and catalog live, like `--home`),

@@ -42,6 +42,8 @@ def load_settings(
     modules: Iterable[str] | None = None,
     home: str | os.PathLike[str] | None = None,
 ) -> Settings:
+    """The settings of the project in `path`; `modules` and `home` override its own (a
+    relative `home`, like `path`, is relative to the current folder)."""
     root = Path(path).resolve()
     if not root.is_dir():
         raise ProjectLoadError(
@@ -61,14 +63,29 @@ def load_settings(
                 f"module name {name!r} is not valid",
                 "give a dotted Python module name such as shop.assets",
             )
-    home_dir = home or os.environ.get("VIBEPIPER_HOME") or table.get("home") or ".vibepiper"
     return Settings(
         root,
         names,
-        (root / home_dir).resolve(),
+        _home(home or os.environ.get("VIBEPIPER_HOME"), table.get("home"), root),
         _openlineage(table.get("openlineage"), root),
         **_execution(table),
     )
+
+
+def _home(given: str | os.PathLike[str] | None, configured: Any, root: Path) -> Path:
+    """The home folder: `--home` (or `home=`, or VIBEPIPER_HOME) relative to the current
+    folder, like `--project`; else `[tool.vibepiper] home` relative to the project folder;
+    else the project's `.vibepiper`."""
+    if given:
+        return Path(given).resolve()
+    if configured is None:
+        return (root / ".vibepiper").resolve()
+    if not isinstance(configured, str) or not configured.strip():
+        raise ProjectLoadError(
+            f"[tool.vibepiper] home = {configured!r} is not valid",
+            'give a folder as a string, relative to the project folder: home = ".vibepiper"',
+        )
+    return (root / configured).resolve()
 
 
 def _execution(table: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 # How much later than the moment it is known to have existed (its file's last write, its
 # run's start) a process may seem to have started before its pid counts as reused: clock
@@ -58,3 +59,82 @@ def _started(fields: list[bytes]) -> float | None:
         return now - since_boot + ticks / os.sysconf("SC_CLK_TCK")
     except (IndexError, ValueError, OSError, AttributeError):
         return None
+
+
+# Temporary folders of a run's processes (the `processes` executor's fork server keeps its
+# socket in one). They live under the project's home, where the next run removes those of
+# dead processes, not in the system's temporary folder, where a killed run would leave them.
+TEMP_PREFIX = "pymp-"  # then the owner's pid and a random part: pymp-1234-x8k2j1qa
+# A socket's path must fit in 107 bytes (AF_UNIX): 40 of them go to the folder of one process
+# and the file in it ("/pymp-4194304-abcdefgh/listener-abcdefgh").
+_MAX_BASE = 107 - 40
+
+
+def temp_base(home: Path, *, create: bool = False) -> Path | None:
+    """The folder for the temporary folders of a project's processes: `<home>/tmp`, or, if
+    that path is too long for a socket in it, one of the project's own in the system's
+    temporary folder; None if neither can be used (a process then uses the system's)."""
+    base = home.absolute() / "tmp"
+    if len(os.fsencode(base)) > _MAX_BASE:
+        import hashlib
+        import tempfile
+
+        key = hashlib.sha256(os.fsencode(home.absolute())).hexdigest()[:12]
+        base = Path(tempfile.gettempdir()).absolute() / f"vibepiper-{os.getuid()}" / key
+        if len(os.fsencode(base)) > _MAX_BASE:
+            return None
+        if create and not _own_folder(base.parent):
+            return None
+    if create:
+        try:
+            base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return None
+    return base
+
+
+def _own_folder(path: Path) -> bool:
+    """Create `path` (private to this user) if needed; False if it is someone else's, or
+    not a plain folder (a shared temporary folder is anybody's to plant things in)."""
+    import stat
+
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+
+
+def new_temp_dir(home: Path) -> Path | None:
+    """A new temporary folder of this process under the project's home (see temp_base)."""
+    import tempfile
+
+    base = temp_base(home, create=True)
+    if base is None:
+        return None
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=base))
+    except OSError:
+        return None
+
+
+def remove_dead_temp_dirs(home: Path) -> list[Path]:
+    """Remove the temporary folders of the project's processes that are gone (a run killed
+    with SIGKILL cannot remove its own); return what was removed."""
+    import shutil
+
+    base = temp_base(home)
+    if base is None or not base.is_dir():
+        return []
+    removed = []
+    for folder in base.glob(f"{TEMP_PREFIX}*-*"):
+        pid_text = folder.name[len(TEMP_PREFIX) :].partition("-")[0]
+        try:
+            since = folder.lstat().st_mtime
+        except OSError:
+            continue
+        if pid_text.isdigit() and not pid_alive(int(pid_text), since=since):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

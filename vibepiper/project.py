@@ -14,6 +14,7 @@ from vibepiper.text import quoted
 
 if TYPE_CHECKING:
     import threading
+    from pathlib import Path
 
     import pandas as pd
 
@@ -49,7 +50,7 @@ class Project:
         self.root = self.settings.root
         self.home = self.settings.home
         self.store = ParquetStore(self.home / "store")
-        self.catalog = Catalog(self.home)
+        self.catalog = Catalog(self.home, project=self.root)
         self._key = snapshot.project_key(self.root, self.settings.modules)
         found = snapshot.load(self.home, self._key) if snapshot.enabled() else None
         if found is None:
@@ -358,6 +359,19 @@ class Project:
         """Column names and rows of `sql`, run in the read-only sandbox."""
         from vibepiper.catalog.query import run_query
 
+        assets, quarantine = self._query_files()
+        return run_query(self.catalog, assets, sql, quarantine)
+
+    def query_stream(self, sql: str, consume: Any, **options: Any) -> None:
+        """Run `sql` in the read-only sandbox and hand its rows to `consume(names, batches)`
+        (options: `timeout`, `iso`; see `vibepiper.catalog.query.stream_query`)."""
+        from vibepiper.catalog.query import stream_query
+
+        assets, quarantine = self._query_files()
+        stream_query(self.catalog, assets, sql, consume, quarantine, **options)
+
+    def _query_files(self) -> tuple[dict[str, Path], dict[str, Path]]:
+        """The current data file of each asset, and its quarantined rows, if any."""
         rows = self.catalog.fetch(
             "SELECT asset, materialization_id, data_version, quarantined_rows "
             "FROM current_materializations"
@@ -373,7 +387,7 @@ class Project:
             kept = self.store.quarantine_path(name, row["materialization_id"])
             if row["quarantined_rows"] and kept.is_file():
                 quarantine[name] = kept
-        return run_query(self.catalog, assets, sql, quarantine)
+        return assets, quarantine
 
     def _read_kept(self, name: str, rejected: bool) -> pd.DataFrame:
         if rejected:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from vibepiper.definitions.asset import AssetDef
+from vibepiper.definitions.asset import AssetDef, check_name
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
@@ -184,8 +184,11 @@ def _not_loaded(*args: Any, **kwargs: Any) -> Any:
 
 
 def _rebuild(data: dict[str, Any]) -> Snapshot:
+    """The snapshot's definitions; a name that no definition could have (the file was
+    edited or forged: names end up in SQL and paths) makes the whole snapshot unusable."""
     assets, codes, reads = [], {}, {}
     for entry in data["assets"]:
+        _check_names(entry)
         if entry["check_reads"]:
             reads[entry["name"]] = MappingProxyType(
                 {str(k): tuple(map(str, v)) for k, v in dict(entry["check_reads"]).items()}
@@ -207,6 +210,18 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
             )
         )
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
-    listing = {row["name"]: row for row in data["listing"]}
+    listing = {check_name(row["name"]): row for row in data["listing"]}
     graph = replace(Graph.build(assets), check_reads=MappingProxyType(reads))
     return Snapshot(graph, codes, listing)
+
+
+def _check_names(entry: dict[str, Any]) -> None:
+    """Raise (a DefinitionError, or a TypeError) unless every asset named in `entry` has a
+    name `@asset` would accept, and every parameter name is an identifier."""
+    for name in [entry["name"], *entry["upstream"], *dict(entry["inputs"]).values()]:
+        check_name(name)
+    for reads in dict(entry["check_reads"]).values():
+        for name in reads:
+            check_name(name)
+    if not all(isinstance(p, str) and p.isidentifier() for p in dict(entry["inputs"])):
+        raise TypeError("a parameter name is not an identifier")

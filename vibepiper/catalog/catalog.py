@@ -3,6 +3,11 @@
 Every connection is short and guarded by our own lock (see `lock.py`): writers hold it
 exclusively for one transaction, readers share it, so a reader gets in between a run's
 writes. A run batches its rows and writes them in a few transactions, not one per asset.
+
+A catalog belongs to one project: `vibepiper_meta` records the project's folder, and a
+project that finds another's refuses the home (asset names would collide), unless that
+folder is gone (the project was moved or renamed) or the home is inside the project's own
+folder and outside the recorded one (a copied project's `.vibepiper`): then it adopts it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from vibepiper.catalog.schema import (
     WRITTEN_TABLES,
     create_statements,
 )
-from vibepiper.errors import CatalogError
+from vibepiper.errors import CatalogError, UsageError
 from vibepiper.processes import pid_alive
 from vibepiper.text import first_line
 from vibepiper.versioning.freshness import Current
@@ -53,31 +58,37 @@ class Batch:
 class Catalog:
     """The one reader and writer of `catalog.duckdb` under a project's home folder."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, project: Path | None = None) -> None:
         self.home = home
         self.path = home / "catalog.duckdb"
         self.lock_path = home / "catalog.lock"
+        self.project = project  # the project folder using the home (None: not checked)
         self._ready = False
+        self._owned = False  # the catalog records `project` as its owner
 
     @contextlib.contextmanager
     def connect(self, *, write: bool = False) -> Iterator[Any]:
         """A connection held under our lock; writers get the file read-write.
 
         The first connection of a process also checks the schema version on its way (a
-        writer creates or migrates the catalog; a reader of an older one waits for that).
+        writer creates or migrates the catalog; a reader of an older one waits for that),
+        and that the catalog is this project's (a writer records it if no one has).
         """
         import duckdb
 
         if write:
             self.make_home()
         elif not self._ready and not self.path.is_file():
-            self.ensure()  # nothing to read yet: create it
+            self._create_or_migrate()  # nothing to read yet: create it
         for _ in range(2):
             with lock.hold(self.lock_path, exclusive=write):
                 con = self._open(read_only=not write)
                 try:
                     if self._ready or self._adopt(con, write):
+                        unrecorded = self._check_owner(con)
                         yield con
+                        if write and unrecorded:  # only once the writer's work succeeded
+                            self._record_owner(con)
                         return
                 except duckdb.Error as exc:
                     raise CatalogError(
@@ -86,7 +97,7 @@ class Catalog:
                     ) from exc
                 finally:
                     con.close()
-            self.ensure()  # an older schema seen by a reader: migrate it, then read
+            self._create_or_migrate()  # an older schema seen by a reader: migrate it, read
 
     def write(self, batch: Batch) -> None:
         """Write every row of `batch` in one transaction."""
@@ -129,20 +140,38 @@ class Catalog:
         try:
             return engine.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
+            if _denied(exc):
+                raise self._denied_error(exc, read_only) from exc
             raise CatalogError(
                 f"cannot open the catalog {self.path}: {first_line(exc)}",
                 "if it is not a VibePiper catalog, move it away (a new one is created)",
             ) from exc
 
+    def _denied_error(self, exc: Exception, read_only: bool) -> CatalogError:
+        """The catalog exists but this user may not open it as asked: say so, and whose it
+        is (moving it away would lose its history)."""
+        access = "reading" if read_only else "writing"
+        return CatalogError(
+            f"cannot open the catalog {self.path} for {access}: {_denial(exc)} "
+            f"({lock.ownership(self.path)}; its folder {lock.ownership(self.home)})",
+            _access_hint("read" if read_only else "write"),
+        )
+
     def ensure(self) -> None:
-        """Create the catalog or migrate it, once per process; refuse a newer one."""
-        if self._ready:
+        """Create the catalog or migrate it, once per process, and check that it is this
+        project's; refuse a newer one, or another project's."""
+        if self._ready and (self._owned or self.project is None):
             return
+        with self.connect():
+            pass
+
+    def _create_or_migrate(self) -> None:
         self.make_home()
         with lock.hold(self.lock_path, exclusive=True):
             con = self._open(read_only=False)
             try:
                 self._adopt(con, write=True)
+                self._check_owner(con)
             finally:
                 con.close()
 
@@ -179,11 +208,45 @@ class Catalog:
             if not write:
                 return False
             if version is None:
-                _create(con)
+                _create(con, self.project)
+                self._owned = self.project is not None
             else:
                 _migrate(con, version)
         self._ready = True
         return True
+
+    def _check_owner(self, con: Any) -> bool:
+        """Refuse a catalog recorded as another project's; whether ours is still to be
+        recorded (by the next successful write: reading claims nothing)."""
+        if self.project is None or self._owned:
+            return False
+        recorded = _meta(con, "project")
+        if recorded == str(self.project):
+            self._owned = True
+            return False
+        if recorded is not None and not self._may_adopt(Path(recorded)):
+            raise UsageError(
+                f"the home {self.home} belongs to the project in {recorded}, not to this "
+                f"one in {self.project}",
+                "give each project its own home (--home DIR, VIBEPIPER_HOME or "
+                "[tool.vibepiper] home), or move the project back; if this project was moved "
+                "or copied from there, the home passes to it once that folder is gone",
+            )
+        return True
+
+    def _record_owner(self, con: Any) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO vibepiper_meta VALUES ('project', ?)", [str(self.project)]
+        )
+        self._owned = True
+
+    def _may_adopt(self, recorded: Path) -> bool:
+        """Whether the project recorded as the owner is gone (moved or renamed), or the
+        home is inside this project's folder and not the recorded one's (a copy)."""
+        assert self.project is not None
+        if not recorded.is_dir():
+            return True
+        return self.home.is_relative_to(self.project) and not self.home.is_relative_to(recorded)
 
     def _refuse_newer(self, version: int | None) -> None:
         if version is not None and version > SCHEMA_VERSION:
@@ -213,7 +276,27 @@ def _hint_for(exc: Exception) -> str:
             "free some disk space and run again: the change was not committed, and nothing "
             "committed or published before it was changed"
         )
+    if _denied(exc):
+        return _access_hint("write")
     return "if the file was changed by hand, restore it; `vibepiper query` reads it"
+
+
+def _access_hint(needs: str) -> str:
+    return (
+        f"this command needs {needs} access to the catalog and its folder: run it as their "
+        "owner, or have them give you access; keep the file, it holds the project's history"
+    )
+
+
+def _denied(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "permission denied" in text or "read-only file system" in text
+
+
+def _denial(exc: Exception) -> str:
+    if "read-only file system" in str(exc).lower():
+        return "a read-only file system"
+    return "permission denied"
 
 
 def run_alive(pid: int | None, started_at: datetime | None) -> bool:
@@ -286,15 +369,19 @@ def rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, 
 
 
 def _schema_version(con: Any) -> int | None:
+    value = _meta(con, "schema_version")
+    return None if value is None else int(value)  # a ValueError if changed by hand: _adopt
+
+
+def _meta(con: Any, key: str) -> str | None:
+    """The value of `key` in `vibepiper_meta`, if the table and the key exist."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vibepiper_meta'"
     ).fetchone()[0]
     if not exists:
         return None
-    row = con.execute("SELECT value FROM vibepiper_meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        return None
-    return int(row[0])  # a ValueError for a value changed by hand: see Catalog._adopt
+    row = con.execute("SELECT value FROM vibepiper_meta WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _foreign_tables(con: Any) -> list[str]:
@@ -307,13 +394,15 @@ def _foreign_tables(con: Any) -> list[str]:
     ]
 
 
-def _create(con: Any) -> None:
+def _create(con: Any, project: Path | None) -> None:
     con.execute("BEGIN TRANSACTION")
     for statement in create_statements():
         con.execute(statement)
     con.execute(
         "INSERT OR REPLACE INTO vibepiper_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
     )
+    if project is not None:  # the project the catalog belongs to
+        con.execute("INSERT INTO vibepiper_meta VALUES ('project', ?)", [str(project)])
     con.execute("COMMIT")
 
 

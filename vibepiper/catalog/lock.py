@@ -5,19 +5,25 @@ Worse, duckdb 2.0 reads the file header before taking its own lock, so processes
 take turns can lose an acknowledged commit. A `flock` on a separate file, held from before
 the connection opens until after it closes (exclusive for writers, shared for readers),
 serialises them. The kernel drops it when its holder dies, even by SIGKILL.
+
+A reader may not be allowed to write the home (another user's project, a read-only
+mount): it then takes its shared lock on a read-only descriptor (flock works there), or
+goes without one if no lock file exists, since no one who may write has made one yet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from vibepiper.errors import CatalogBusyError
+from vibepiper.errors import CatalogBusyError, CatalogError
 
 DEFAULT_TIMEOUT = 60.0
 _POLL = (0.001, 0.05)  # first and longest pause between attempts, in seconds
@@ -43,7 +49,10 @@ def hold(
     """Hold the lock on `path` (created if needed) for the duration of the block; if it is
     taken, `on_wait` is told by whom, once, and we wait up to `timeout` seconds."""
     limit = lock_timeout() if timeout is None else timeout
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(path, exclusive)
+    if fd is None:  # a reader of a home it may not write, where no writer has been yet
+        yield
+        return
     try:
         _acquire(fd, path, exclusive, limit, what, on_wait)
         if exclusive:
@@ -51,6 +60,54 @@ def hold(
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+# What an open for writing meets on a home this user may not write.
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _open(path: Path, exclusive: bool) -> int | None:
+    """A descriptor of the lock file: read-write if we may, else, for a shared lock,
+    read-only (or None if there is no lock file to open)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in _NOT_WRITABLE:
+            raise
+        if exclusive:
+            raise not_writable(path.parent, exc) from None
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
+def not_writable(home: Path, exc: OSError) -> CatalogError:
+    """The one-line error of a command that must write to `home` and may not."""
+    culprit = Path(exc.filename) if exc.filename else home
+    culprit = culprit if culprit.exists() else culprit.parent
+    why = "a read-only file system" if exc.errno == errno.EROFS else "permission denied"
+    return CatalogError(
+        f"cannot write to the home {home}: {why} on {culprit} ({ownership(culprit)})",
+        "this command needs write access there: run it as a user who may write to it, or "
+        "pass --home DIR with a folder you can write; reading commands (status, history, "
+        "show, query) work without it",
+    )
+
+
+def ownership(path: Path) -> str:
+    """'owned by alice, mode 644'."""
+    import pwd
+
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "its owner is unknown"
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = f"uid {info.st_uid}"
+    return f"owned by {owner}, mode {stat.S_IMODE(info.st_mode):o}"
 
 
 def _acquire(

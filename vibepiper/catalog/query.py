@@ -1,18 +1,28 @@
 """Read-only SQL over the catalog and the current data of every asset.
 
-The connection is an in-memory DuckDB that attaches the catalog read-only and sees each
-asset's current Parquet file through Arrow, then gives up all file access and locks its
-configuration. What a query can touch is enforced by DuckDB's own settings (no writes, no
-other files, no extensions), not by inspecting the SQL text. Statements that would only
-change the throwaway in-memory database (`CREATE TABLE`, `DROP VIEW`) are refused too,
-by the type DuckDB's parser gives each statement, so that `query` reads and nothing else.
+The connection is an in-memory DuckDB. Under the catalog's shared lock it copies the
+catalog tables (they are small) and lets the lock go, so a long query never keeps a run
+from writing; it sees each asset's current Parquet file through Arrow; then it gives up all
+file access (its temporary folder is a private, empty one under the project home) and
+locks its configuration. What a query can touch is enforced by DuckDB's own settings (no
+writes, no other files, no extensions), not by inspecting the SQL text. Statements that
+would only change the throwaway in-memory database (`CREATE TABLE`, `DROP VIEW`) are
+refused too, by the type DuckDB's parser gives each statement (and, for EXPLAIN, that of
+the statement it explains), so that `query` reads and nothing else.
+
+The user's SQL runs in a worker thread, so that Ctrl-C and `timeout` can interrupt DuckDB
+at any moment; rows are handed over in batches, never all at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
-from collections.abc import Iterator, Mapping
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +30,29 @@ from vibepiper import engine
 from vibepiper.catalog import lock
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.catalog.schema import VIEWS, WRITTEN_TABLES
-from vibepiper.errors import UsageError
+from vibepiper.errors import UsageError, VibePiperError
 
 ASSET_SCHEMA = "assets"
+CATALOG_SCHEMA = "catalog"
+QUARANTINE_SCHEMA = "quarantine"
 # Statement types that only read; PIVOT parses as MULTI. CALL runs table functions.
 READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
-QUARANTINE_SCHEMA = "quarantine"
+BATCH = 2048  # rows fetched at a time
+TEMP_FOLDER = "query-tmp"  # under the project home: each query spills into its own folder
+# Column types DuckDB renders as text (full precision, "infinity") instead of Python's.
+TEMPORAL = ("DATE", "TIME", "TIMESTAMP")
+
+Batches = Iterator[list[tuple[Any, ...]]]
+Consumer = Callable[[list[str], Batches], None]
+
+
+class QueryTimeoutError(VibePiperError):
+    """The query ran past its time limit and was stopped (exit 1)."""
+
+
+def quote(name: str) -> str:
+    """`name` as a SQL identifier: in double quotes, any double quote doubled."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @contextlib.contextmanager
@@ -40,48 +67,77 @@ def sandbox(
     `<name>` (also `assets.<name>`, which always works, even if its name is a table's); the
     rows quarantine removed from an asset's current data are `quarantine.<name>`.
     """
+    catalog.ensure()
+    con = engine.connect()
+    temp = _private_temp(con, catalog.home)
+    try:
+        _copy_catalog(con, catalog)
+        con.execute("SET enable_external_access = false")
+        for table in (*WRITTEN_TABLES, *VIEWS):
+            con.execute(
+                f"CREATE VIEW {quote(table)} AS SELECT * FROM {CATALOG_SCHEMA}.{quote(table)}"
+            )
+        _add_views(con, ASSET_SCHEMA, asset_files, main=True)
+        _add_views(con, QUARANTINE_SCHEMA, quarantine_files or {}, main=False)
+        con.execute("SET lock_configuration = true")
+        yield con
+    finally:
+        con.close()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _private_temp(con: Any, home: Path) -> Path | None:
+    """DuckDB may read and write its temporary folder even without external access: make
+    it a new empty folder under the home (or, if none can be made, spill nowhere)."""
+    try:
+        (home / TEMP_FOLDER).mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix="q-", dir=home / TEMP_FOLDER))
+    except OSError:
+        con.execute("SET temp_directory = ''")
+        return None
+    con.execute("SET temp_directory = " + "'" + str(temp).replace("'", "''") + "'")
+    return temp
+
+
+def _copy_catalog(con: Any, catalog: Catalog) -> None:
+    """Copy every catalog table into the connection, holding the lock only meanwhile."""
+    con.execute(f"CREATE SCHEMA {CATALOG_SCHEMA}")
+    with lock.hold(catalog.lock_path, exclusive=False):
+        con.execute("ATTACH ? AS _vp_catalog (READ_ONLY)", [str(catalog.path)])
+        try:
+            for table in (*WRITTEN_TABLES, *VIEWS):
+                con.execute(
+                    f"CREATE TABLE {CATALOG_SCHEMA}.{quote(table)} AS "
+                    f"SELECT * FROM _vp_catalog.{quote(table)}"
+                )
+        finally:
+            con.execute("DETACH _vp_catalog")
+
+
+def _add_views(con: Any, schema: str, files: Mapping[str, Path], *, main: bool) -> None:
+    """One view per file in `schema` (and, if `main`, by its bare name unless that is a
+    catalog table's), over the file read through Arrow."""
     import pyarrow.dataset as ds
 
-    catalog.ensure()
-    with lock.hold(catalog.lock_path, exclusive=False):
-        con = engine.connect()
+    fmt = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    )
+    con.execute(f"CREATE SCHEMA {schema}")
+    for name, path in files.items():
+        source = quote(f"_vp_{schema}_{name}")
         try:
-            con.execute("ATTACH ? AS catalog (READ_ONLY)", [str(catalog.path)])
-            for table in (*WRITTEN_TABLES, *VIEWS):
-                con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM catalog."{table}"')
-            con.execute(f"CREATE SCHEMA {ASSET_SCHEMA}")
-            fmt = ds.ParquetFileFormat(
-                default_fragment_scan_options=ds.ParquetFragmentScanOptions(
-                    page_checksum_verification=True
-                )
+            con.register(f"_vp_{schema}_{name}", ds.dataset(str(path), format=fmt))
+            con.execute(f"CREATE VIEW {schema}.{quote(name)} AS SELECT * FROM {source}")
+            if main and name not in WRITTEN_TABLES and name not in VIEWS:
+                con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {source}")
+        except Exception as exc:  # a damaged file: the other assets still answer
+            print(
+                f"warning: asset '{name}' is left out: its stored file {path} is "
+                f"unreadable ({type(exc).__name__}); rebuild it with "
+                f"`vibepiper materialize {name} --force`",
+                file=sys.stderr,
             )
-            for name, path in asset_files.items():
-                try:
-                    con.register(f"_vp_asset_{name}", ds.dataset(str(path), format=fmt))
-                    con.execute(
-                        f'CREATE VIEW {ASSET_SCHEMA}."{name}" AS SELECT * FROM "_vp_asset_{name}"'
-                    )
-                    if name not in WRITTEN_TABLES and name not in VIEWS:
-                        con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_vp_asset_{name}"')
-                except Exception as exc:  # a damaged file: the other assets still answer
-                    print(
-                        f"warning: asset '{name}' is left out: its stored file {path} is "
-                        f"unreadable ({type(exc).__name__}); rebuild it with "
-                        f"`vibepiper materialize {name} --force`",
-                        file=sys.stderr,
-                    )
-            con.execute(f"CREATE SCHEMA {QUARANTINE_SCHEMA}")
-            for name, path in (quarantine_files or {}).items():
-                con.register(f"_vp_quarantine_{name}", ds.dataset(str(path), format=fmt))
-                con.execute(
-                    f'CREATE VIEW {QUARANTINE_SCHEMA}."{name}" AS '
-                    f'SELECT * FROM "_vp_quarantine_{name}"'
-                )
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            yield con
-        finally:
-            con.close()
 
 
 def run_query(
@@ -91,32 +147,204 @@ def run_query(
     quarantine_files: Mapping[str, Path] | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and rows of `sql`; a SQL error is a UsageError naming the problem."""
+    found: list[str] = []
+    rows: list[tuple[Any, ...]] = []
+
+    def collect(names: list[str], batches: Batches) -> None:
+        found.extend(names)
+        for batch in batches:
+            rows.extend(batch)
+
+    stream_query(catalog, asset_files, sql, collect, quarantine_files)
+    return found, rows
+
+
+def stream_query(
+    catalog: Catalog,
+    asset_files: Mapping[str, Path],
+    sql: str,
+    consume: Consumer,
+    quarantine_files: Mapping[str, Path] | None = None,
+    *,
+    timeout: float | None = None,
+    iso: bool | None = None,
+) -> None:
+    """Run `sql` and call `consume(names, batches)` with the result of its last statement,
+    in a worker thread; Ctrl-C (KeyboardInterrupt) or `timeout` seconds stop it at once.
+
+    With `iso` set, date, time and timestamp columns come as DuckDB writes them (full
+    precision, 'infinity'), with a 'T' between date and time if `iso` is true.
+    """
+    with sandbox(catalog, asset_files, quarantine_files) as con:
+        statements = _checked(con, sql)
+        stop = threading.Event()
+
+        def work() -> None:
+            _execute(con, statements, consume, stop, iso)
+
+        _supervise(con, work, stop, timeout)
+
+
+def _checked(con: Any, sql: str) -> list[Any]:
     import duckdb
 
-    with sandbox(catalog, asset_files, quarantine_files) as con:
-        try:
-            cursor = None
-            if sql.strip().strip(";").strip():
-                _refuse_writes(con, sql)
-                cursor = con.execute(sql)
-        except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise UsageError(
-                f"query failed: {first}", "the catalog is read-only; see `vibepiper query --help`"
-            ) from None
-        if cursor is None:
-            raise UsageError("the query has no statement", "give a SELECT statement")
-        if cursor.description is None:
-            return [], []
-        names = [d[0] for d in cursor.description]
-        return names, cursor.fetchall()
+    try:
+        statements = list(con.extract_statements(sql))
+        for statement in statements:
+            _refuse_writes(con, statement)
+    except duckdb.Error as exc:
+        raise _sql_error(exc) from None
+    if not statements:
+        raise UsageError("the query has no statement", "give a SELECT statement")
+    return statements
 
 
-def _refuse_writes(con: Any, sql: str) -> None:
-    for statement in con.extract_statements(sql):
-        kind = statement.type.name
-        if kind not in READING:
+def _refuse_writes(con: Any, statement: Any) -> None:
+    kind = statement.type.name
+    if kind not in READING:
+        raise UsageError(
+            f"query failed: {kind} statements are refused: the query is read-only",
+            "use SELECT (or WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, PRAGMA)",
+        )
+    if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs what it explains: judge that statement
+        inner = _explained(statement.query)
+        found = list(con.extract_statements(inner)) if inner.strip() else []
+        if len(found) != 1:
             raise UsageError(
-                f"query failed: {kind} statements are refused: the query is read-only",
-                "use SELECT (or WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, PRAGMA)",
+                "query failed: EXPLAIN is allowed of one reading statement only",
+                "write EXPLAIN [ANALYZE] SELECT ...",
             )
+        _refuse_writes(con, found[0])
+
+
+def _explained(text: str) -> str:
+    """The statement after `EXPLAIN [ANALYZE] [(options)]` in `text`."""
+    import duckdb
+
+    tokens = [(offset, kind) for offset, kind in duckdb.tokenize(text) if kind.name != "comment"]
+    ends = [*(offset for offset, _ in tokens[1:]), len(text)]
+    words = [text[start:end].strip() for (start, _), end in zip(tokens, ends, strict=True)]
+    i = 1  # words[0] is EXPLAIN
+    if i < len(words) and words[i].upper() in ("ANALYZE", "ANALYSE"):
+        i += 1
+    if i < len(words) and words[i].startswith("("):
+        depth = 0
+        while i < len(words):
+            depth += words[i].count("(") - words[i].count(")")
+            i += 1
+            if depth <= 0:
+                break
+    return text[tokens[i][0] :] if i < len(tokens) else ""
+
+
+def _execute(
+    con: Any, statements: list[Any], consume: Consumer, stop: Any, iso: bool | None
+) -> None:
+    import duckdb
+
+    try:
+        for statement in statements[:-1]:
+            if stop.is_set():
+                return
+            con.execute(statement)
+            con.complete()
+        last = statements[-1]
+        con.execute(_as_text(con, last, iso) if iso is not None else last)
+        names = [d[0] for d in con.description] if con.description else []
+
+        def batches() -> Batches:
+            while not stop.is_set():
+                rows = con.fetchmany(BATCH)
+                if not rows:
+                    return
+                yield rows
+
+        consume(names, batches())
+        if con.description:
+            con.abort()  # a consumer that stopped early leaves rows unread
+    except duckdb.InterruptException:
+        if not stop.is_set():
+            raise VibePiperError("query interrupted", "run it again") from None
+    except duckdb.OutOfMemoryException as exc:
+        raise VibePiperError(
+            f"query ran out of memory: {_first(exc)}",
+            "add a LIMIT or aggregate more; --csv and --json stream rows without a limit",
+        ) from None
+    except MemoryError:
+        raise VibePiperError(
+            "query ran out of memory", "add a LIMIT or aggregate more, or use --csv or --json"
+        ) from None
+    except duckdb.Error as exc:
+        if stop.is_set():
+            return
+        raise _sql_error(exc) from None
+
+
+def _as_text(con: Any, statement: Any, iso: bool) -> Any:
+    """A SELECT whose date/time columns DuckDB renders as text; other statements as is."""
+    if statement.type.name != "SELECT":
+        return statement
+    relation = con.sql(statement.query)  # binds the SELECT, runs nothing
+    types = [str(t) for t in relation.types]
+    if not any(t.startswith(TEMPORAL) for t in types):
+        return statement
+    columns = []
+    for i, (name, kind) in enumerate(zip(relation.columns, types, strict=True), start=1):
+        value = f"#{i}"
+        if kind.startswith(TEMPORAL):
+            value = f"CAST(#{i} AS VARCHAR)"
+            if iso:  # '2026-01-02 03:04:05.123456789' -> '2026-01-02T03:04:05.123456789'
+                value = rf"regexp_replace({value}, '^(-?\d+-\d\d-\d\d) (\d)', '\1T\2')"
+        columns.append(f"{value} AS {quote(name)}")
+    body = statement.query.strip().rstrip(";")
+    return f"SELECT {', '.join(columns)} FROM (\n{body}\n) AS _vp_result"
+
+
+def _supervise(con: Any, work: Callable[[], None], stop: Any, timeout: float | None) -> None:
+    """Run `work` in a thread; on Ctrl-C or after `timeout` seconds, interrupt DuckDB."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="vibepiper-query", daemon=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        worker.start()
+        while worker.is_alive():
+            if deadline is not None and time.monotonic() >= deadline:
+                _halt(con, stop, worker)
+                raise QueryTimeoutError(
+                    f"query stopped after its --timeout of {timeout:g} s",
+                    "narrow it (WHERE, LIMIT), or raise --timeout",
+                )
+            worker.join(0.05)
+    except KeyboardInterrupt:
+        _halt(con, stop, worker)
+        raise
+    if failure:
+        raise failure[0]
+
+
+def _halt(con: Any, stop: Any, worker: threading.Thread, patience: float = 5.0) -> None:
+    """Interrupt DuckDB until the worker gives up (or, stuck writing to a full pipe, say,
+    for `patience` seconds: it is a daemon thread, it dies with the process)."""
+    stop.set()
+    deadline = time.monotonic() + patience
+    while worker.is_alive() and time.monotonic() < deadline:
+        con.interrupt()
+        worker.join(0.05)
+
+
+def _sql_error(exc: Exception) -> UsageError:
+    return UsageError(
+        f"query failed: {_first(exc)}", "the catalog is read-only; see `vibepiper query --help`"
+    )
+
+
+def _first(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -171,15 +171,13 @@ def lineage(
     "--out",
     "out",
     type=click.Path(file_okay=False),
-    default=".vibepiper/site",
-    show_default=True,
     metavar="DIR",
-    help="Where to write the site.",
+    help="Where to write the site (default: the project home's site folder, DIR/.vibepiper/site).",
 )
 @click.option("--serve", is_flag=True, help="Then serve it on http://127.0.0.1:PORT/.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_obj
-def docs(opts: Options, out: str, serve: bool, port: int) -> None:
+def docs(opts: Options, out: str | None, serve: bool, port: int) -> None:
     """Write a self-contained static site of the project (works offline): the lineage graph
     coloured by state and freshness, and each asset's description, schema, checks and their
     last results, and recent materializations."""
@@ -189,13 +187,14 @@ def docs(opts: Options, out: str, serve: bool, port: int) -> None:
 
     project = opts.load()
     project.load_code()
-    index = write_site(Path(out), project.root.name, project.graph, site_assets(project))
+    folder = project.home / "site" if out is None else Path(out)
+    index = write_site(folder, project.root.name, project.graph, site_assets(project))
     click.echo(f"wrote {index} ({len(project.graph.assets)} assets)")
     if serve:
         import functools
         import http.server
 
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=out)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
         with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
             click.echo(f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", err=True)
             server.serve_forever()
@@ -264,10 +263,12 @@ def materialize(
     if dry_run:
         _print_plan(project.plan(select, exclude=exclude, force=force))
         return
+    from vibepiper.execution.recorder import RunNotRecorded
     from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
 
     install_log_handler()
     reporter = ConsoleReporter()
+    unrecorded: RunNotRecorded | None = None
     try:
         run = project.materialize(
             select,
@@ -280,14 +281,21 @@ def materialize(
             address=address,
             signals=True,
         )
+    except RunNotRecorded as exc:  # its summary, then its one line (error: ...), exit 1
+        if exc.run is None:
+            raise
+        run, unrecorded = exc.run, exc
     finally:
         reporter.close()
     from vibepiper.reporting import quality
 
     findings = quality.from_run(run, project.graph)
-    for line in [*quality.report_lines(findings), *summary(run)]:
+    missing = None if unrecorded is None else unrecorded.unrecorded
+    for line in [*quality.report_lines(findings), *summary(run, missing)]:
         click.echo(line)
     _annotate(findings)
+    if unrecorded is not None:
+        raise unrecorded
     if run.cancelled:
         sys.exit(EXIT_CANCELLED)
     if not run.ok:
@@ -409,7 +417,9 @@ def show(
     if as_json:
         click.echo(head.to_json(orient="records", date_format="iso"))
         return
-    click.echo(head.to_string(max_cols=30, max_colwidth=40))
+    from vibepiper.reporting.console import visible_frame
+
+    click.echo(visible_frame(head).to_string(max_cols=30, max_colwidth=40))
     click.echo(f"({len(head)} of {len(frame)} rows, {frame.shape[1]} columns)", err=True)
 
 
@@ -551,27 +561,101 @@ def doctor(opts: Options, repair: bool, quick: bool, as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+TABLE_ROWS = 1000  # what `query` shows as a table unless --limit says otherwise
+
+
 @click.command()
 @click.argument("sql")
 @click.option("--json", "fmt", flag_value="json", help="Print an array of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help=f"At most N rows (default: {TABLE_ROWS} for the table, all for --json and --csv, "
+    "which stream them).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop the query after this long (exit 1).",
+)
 @click.pass_obj
-def query(opts: Options, sql: str, fmt: str | None) -> None:
+def query(
+    opts: Options, sql: str, fmt: str | None, limit: int | None, timeout: float | None
+) -> None:
     """Run read-only SQL over the catalog and one view per asset (its current data).
 
     Tables: runs, materializations, lineage, check_results, current_materializations.
     Each asset is a view by its name (always also as assets.NAME); the rows quarantine
-    removed from it are quarantine.NAME. Nothing can be written.
+    removed from it are quarantine.NAME. Nothing can be written. Ctrl-C stops the query
+    (exit 130).
     """
-    names, rows = opts.load().query_rows(sql)
-    if fmt == "json":
-        _emit_json([dict(zip(names, row, strict=True)) for row in rows])
-    elif fmt == "csv":
+    writer = {"json": _QueryJson, "csv": _QueryCsv}.get(fmt or "", _QueryTable)(limit)
+    opts.load().query_stream(sql, writer, timeout=timeout, iso=fmt is not None)
+    writer.finish()
+
+
+class _QueryOutput:
+    """Writes the rows of `query` as they come, up to `limit` of them."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.names: list[str] = []
+        self.count = 0
+        self.more = False  # rows were left out by the limit
+
+    def __call__(self, names: list[str], batches: Any) -> None:
+        self.names = names
+        self.start()
+        for batch in batches:
+            if self.limit is not None and self.count + len(batch) > self.limit:
+                batch, self.more = batch[: self.limit - self.count], True
+            self.count += len(batch)
+            self.write(batch)
+            if self.more:
+                return
+
+    def start(self) -> None: ...
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    def finish(self) -> None:
+        if self.more:
+            click.echo(
+                f"(stopped at {self.count} rows: --limit N shows more, "
+                "--json and --csv stream them all)",
+                err=True,
+            )
+
+
+class _QueryJson(_QueryOutput):
+    """An array of objects, one per line, written as the rows come."""
+
+    separator = "[\n"
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        for row in rows:
+            item = {n: _json_value(v) for n, v in zip(self.names, row, strict=True)}
+            text = json.dumps(item, default=_json_default, allow_nan=False)
+            click.echo(self.separator + text, nl=False)
+            self.separator = ",\n"
+
+    def finish(self) -> None:
+        click.echo("\n]" if self.count else "[]")
+        super().finish()
+
+
+class _QueryCsv(_QueryOutput):
+    def start(self) -> None:
         import csv
 
-        writer = csv.writer(sys.stdout)
-        writer.writerow(names)
-        writer.writerows(
+        self.csv = csv.writer(sys.stdout)
+        self.csv.writerow(self.names)
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        self.csv.writerows(
             [
                 [
                     _json_default(v)
@@ -582,11 +666,39 @@ def query(opts: Options, sql: str, fmt: str | None) -> None:
                 for row in rows
             ]
         )
-    else:
+
+
+class _QueryTable(_QueryOutput):
+    """An aligned table of the first rows (all of them are needed to align it)."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__(TABLE_ROWS if limit is None else limit)
+        self.rows: list[tuple[Any, ...]] = []
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows.extend(rows)
+
+    def finish(self) -> None:
         from vibepiper.reporting.console import print_table
 
-        print_table([dict(zip(names, row, strict=True)) for row in rows], names)
-        click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+        print_table([dict(zip(self.names, row, strict=True)) for row in self.rows], self.names)
+        if not self.more:
+            click.echo(f"({self.count} row{'s' if self.count != 1 else ''})", err=True)
+        super().finish()
+
+
+def _json_value(value: Any) -> Any:
+    """`value` with what JSON has no literal for as a string: NaN, Infinity, -Infinity."""
+    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+_INF = float("inf")
 
 
 COMMANDS = [

@@ -23,7 +23,8 @@ class Options:
     def load(self) -> Any:
         from vibepiper.project import Project
 
-        return Project(self.project, modules=self.modules or None, home=self.home)
+        project = Project(self.project, modules=self.modules or None, home=self.home)
+        return project
 
 
 class Group(click.Group):
@@ -84,7 +85,11 @@ class Group(click.Group):
     "--home",
     envvar="VIBEPIPER_HOME",
     metavar="DIR",
-    help="Where the store and catalog live (default: DIR/.vibepiper).",
+    show_envvar=True,
+    help=(
+        "Where the store and catalog live, relative to the current folder like --project "
+        "(default: [tool.vibepiper] home, relative to the project, else DIR/.vibepiper)."
+    ),
 )
 @click.version_option(package_name="vibepiper", prog_name="vibepiper")
 @click.pass_context

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vibepiper.errors import UsageError
 from vibepiper.execution import EXECUTORS
 from vibepiper.execution.logs import LogLine, echo
 from vibepiper.execution.task import Interrupted, Job, TaskOutcome
+from vibepiper.processes import new_temp_dir
 from vibepiper.text import first_line
 
 if TYPE_CHECKING:
@@ -275,6 +278,7 @@ class ProcessExecutor:
         self.idle: list[_Worker] = []
         self.busy: dict[Future[TaskOutcome], _Worker] = {}
         self.guard = threading.Lock()
+        _keep_temp_files_in(store.root.parent)  # the project's home (its store is home/store)
         # Start the fork server (which imports pandas and pyarrow) now, in the background,
         # while the scheduler reads the catalog and judges the first assets.
         threading.Thread(target=_start_fork_server, daemon=True).start()
@@ -330,6 +334,30 @@ def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["vibepiper.execution.worker"])
     return ctx
+
+
+def _keep_temp_files_in(home: Path) -> None:
+    """Have multiprocessing keep this process's temporary folder (the fork server's socket
+    is in it) under the project's home: if this process is killed, the next run removes it,
+    where in the system's temporary folder it would stay. Done before the fork server
+    starts; a process that has one already keeps it."""
+    from multiprocessing import process, util
+
+    config = getattr(process.current_process(), "_config", None)
+    if not isinstance(config, dict) or config.get("tempdir") is not None:
+        return  # multiprocessing's internals changed, or it has one: its own rules apply
+    folder = new_temp_dir(home)
+    if folder is not None:
+        config["tempdir"] = str(folder)
+        # removed when this process exits, as multiprocessing removes its own
+        util.Finalize(None, _remove_temp_dir, args=(folder,), exitpriority=-100)
+
+
+def _remove_temp_dir(folder: Path) -> None:
+    """Remove `folder`, and the folder it is in if that is empty now (`<home>/tmp`)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()
 
 
 def _start_fork_server() -> None:

@@ -28,11 +28,12 @@ from vibepiper.errors import AssetNotMaterializedError, UsageError, VibePiperErr
 from vibepiper.execution import states
 from vibepiper.execution.executors import Executor, InProcessExecutor
 from vibepiper.execution.logs import LogLine, echo
-from vibepiper.execution.recorder import Recorder
+from vibepiper.execution.recorder import Recorder, RunNotRecorded, not_recorded
 from vibepiper.execution.states import AssetResult, RunResult
 from vibepiper.execution.task import Job, TaskOutcome, run_job
 from vibepiper.execution.verdicts import Judge
 from vibepiper.graph.graph import Graph
+from vibepiper.processes import remove_dead_temp_dirs
 from vibepiper.storage.parquet_store import ParquetStore
 from vibepiper.text import plural
 from vibepiper.validation.outcome import outcome_row
@@ -164,6 +165,7 @@ class Scheduler:
     ) -> RunResult:
         ws = self.ws
         ws.store.clean_temp_files()
+        remove_dead_temp_dirs(ws.catalog.home)  # e.g. the fork server's of a killed run
         run = RunResult(new_run_id())
         recorder = Recorder(ws.catalog, before_write=ws.store.sync)
         recorder.add("runs", [run_row(run.run_id, selection, status="running")])
@@ -171,6 +173,7 @@ class Scheduler:
         self.reporter.run_started(run.run_id, names)
         loop = _Loop(self, run, names, current, recorder, executor, pools, force, fail_fast)
         cancel = cancel or threading.Event()
+        failure: Exception | None = None
         try:
             with _cancelled_by_signals(cancel, executor) if signals else contextlib.nullcontext():
                 loop.drive(cancel)
@@ -180,8 +183,13 @@ class Scheduler:
                 "run_updates",
                 [{"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}],
             )
-            recorder.flush()
+            try:
+                recorder.flush()
+            except Exception as exc:  # raised below, unless an error of ours is on its way
+                failure = exc
             self.judge.save()
+        if failure is not None:
+            raise _not_recorded(run, recorder, failure) from failure
         return run
 
     def plan(
@@ -448,6 +456,16 @@ class Scheduler:
                     for up, version in result.inputs.items()
                 ],
             )
+
+
+def _not_recorded(run: RunResult, recorder: Recorder, cause: Exception) -> RunNotRecorded:
+    """The run's last catalog write failed: name what it published that is not recorded."""
+    unrecorded = [
+        name
+        for name, result in run.results.items()
+        if result.state == states.SUCCEEDED and result.materialization_id not in recorder.recorded
+    ]
+    return not_recorded(run, unrecorded, cause)
 
 
 REVALIDATED = "revalidated, not recomputed: "

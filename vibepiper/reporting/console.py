@@ -127,14 +127,29 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def summary(run: RunResult) -> list[str]:
-    """The closing lines of a run: counts per state, each failure, and how to resume."""
+def summary(run: RunResult, unrecorded: Iterable[str] | None = None) -> list[str]:
+    """The closing lines of a run: counts per state, each failure, and how to resume.
+
+    `unrecorded` is given when the run's last catalog write failed: the run is "not
+    recorded", and so are the assets it names (published, yet not in the catalog).
+    """
+    not_recorded = "not recorded"
+    missing = set(unrecorded or ())
     counts: dict[str, int] = {}
     for result in run.results.values():
-        counts[result.state] = counts.get(result.state, 0) + 1
-    order = [states.SUCCEEDED, states.SKIPPED, states.FAILED, states.CHECK_FAILED, states.BLOCKED]
+        state = not_recorded if result.asset in missing else result.state
+        counts[state] = counts.get(state, 0) + 1
+    order = [
+        states.SUCCEEDED,
+        not_recorded,
+        states.SKIPPED,
+        states.FAILED,
+        states.CHECK_FAILED,
+        states.BLOCKED,
+    ]
     parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
-    lines = [f"run {run.run_id} {run.status}: " + (", ".join(parts) or "nothing selected")]
+    status = "failed" if unrecorded is not None and not run.cancelled else run.status
+    lines = [f"run {run.run_id} {status}: " + (", ".join(parts) or "nothing selected")]
     failed = [r for r in run.results.values() if r.state in (states.FAILED, states.CHECK_FAILED)]
     for result in failed:
         lines.append(f"  {result.asset} {result.state}: {result.message}")
@@ -183,8 +198,29 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return _escape(str(value))
+        return _escape(visible(", ".join(str(v) for v in value)))
+    return _escape(visible(str(value)))
+
+
+# Control characters but tab and newline (terminal escapes, carriage returns...) and the
+# bidirectional overrides that reorder what a terminal shows: written as Python would (\x1b).
+_INVISIBLE = {
+    code: repr(chr(code))[1:-1]
+    for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+    if chr(code) not in "\t\n"
+}
+
+
+def visible(text: str) -> str:
+    """`text` with control characters escaped, so data cannot drive the terminal."""
+    return text.translate(_INVISIBLE)
+
+
+def visible_frame(frame: Any) -> Any:
+    """A copy of a DataFrame whose strings (values and column names) are `visible`."""
+    shown = frame.map(lambda v: visible(v) if isinstance(v, str) else v)
+    shown.columns = [visible(c) if isinstance(c, str) else c for c in frame.columns]
+    return shown
 
 
 class EchoHandler(logging.Handler):
