@@ -41,8 +41,8 @@ from vibepiper.versioning.fingerprint import CodeVersion
 from vibepiper.versioning.freshness import (
     Current,
     Verdict,
+    check_read_of,
     check_read_reason,
-    is_check_read_reason,
     recheck_only,
 )
 
@@ -220,7 +220,7 @@ class Scheduler:
                         reasons.append(f"upstream {up} {_will(up, whole_graph, selected)}")
                 for up, checks in graph.check_reads.get(name, {}).items():
                     if up in stale and up not in inputs:
-                        reasons = [r for r in reasons if not _reads(r, up)]
+                        reasons = [r for r in reasons if check_read_of(r) != up]
                         will = _will(up, whole_graph, selected)
                         reasons.append(check_read_reason(checks, up, will))
             if force and name in selected and not reasons:
@@ -481,12 +481,6 @@ def _reason(result: AssetResult) -> str | None:
 
 def _will(up: str, whole_graph: bool, selected: set[str]) -> str:
     return "is stale" if whole_graph or up not in selected else "will be recomputed"
-
-
-def _reads(reason: str, up: str) -> bool:
-    """Whether `reason` says that checks read `up`."""
-    named = f" reads {up}, " in reason or f" read {up}, " in reason
-    return named and is_check_read_reason(reason)
 
 
 def _log_rows(

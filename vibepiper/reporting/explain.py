@@ -9,17 +9,15 @@ from typing import Any
 
 from vibepiper.catalog.catalog import Catalog, rows
 from vibepiper.graph.graph import Graph
-from vibepiper.versioning.freshness import Verdict
+from vibepiper.versioning.freshness import Verdict, check_read_of
 
 _UPSTREAM = re.compile(r"^upstream (?P<name>[a-z_][a-z0-9_]*) ")
-# "check X reads airlines, which changed" (see freshness.check_read_reason)
-_CHECK_READ = re.compile(r"^checks? .* reads? (?P<name>[a-z_][a-z0-9_]*), which ")
 
 
 def _blamed(reason: str) -> str | None:
     """The upstream asset a reason blames, if any."""
-    match = _UPSTREAM.match(reason) or _CHECK_READ.match(reason)
-    return match["name"] if match else None
+    match = _UPSTREAM.match(reason)
+    return match["name"] if match else check_read_of(reason)
 
 
 @dataclass

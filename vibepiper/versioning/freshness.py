@@ -7,6 +7,7 @@ source, from the same file bytes), and is younger than `max_age` if one is set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,8 +52,17 @@ def check_read_reason(checks: tuple[str, ...], other: str, what: str = "changed"
     return f"checks {', '.join(checks)} read {other}, which {what}"
 
 
+_CHECK_READ = re.compile(r"^checks? .* reads? (?P<name>[a-z_][a-z0-9_]*), which ")
+
+
+def check_read_of(reason: str) -> str | None:
+    """The asset a `check_read_reason` names ("airlines"), or None for other reasons."""
+    match = _CHECK_READ.match(reason)
+    return match["name"] if match else None
+
+
 def is_check_read_reason(reason: str) -> bool:
-    return reason.startswith(("check ", "checks ")) and ", which " in reason
+    return check_read_of(reason) is not None
 
 
 def judge(
