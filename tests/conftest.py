@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -67,14 +68,44 @@ def copy_example(root: Path) -> Path:
     return root
 
 
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without VIBEPIPER_HOME, plus `extra` (which may set it)."""
+    env = {k: v for k, v in os.environ.items() if k != "VIBEPIPER_HOME"}
+    return {**env, **(extra or {})}
+
+
 def run_cli(
-    root: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    root: Path, *args: str, timeout: float = 180, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real `vibepiper` CLI, as a subprocess, in `root`."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("VIBEPIPER_HOME", None)
+    """The real `vibepiper` CLI, as a subprocess, in `root` (`env` added to a clean one)."""
     return subprocess.run(
-        [*VIBEPIPER, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env=full_env
+        [*VIBEPIPER, *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+    )
+
+
+def start_cli(
+    root: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.PIPE,
+    new_session: bool = False,
+) -> subprocess.Popen[str]:
+    """The real `vibepiper` CLI started in `root` and left running (text pipes by default;
+    `new_session` puts it in a process group of its own, to signal or kill as a whole)."""
+    return subprocess.Popen(
+        [*VIBEPIPER, *args],
+        cwd=root,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        env=cli_env(env),
+        start_new_session=new_session,
     )
 
 
@@ -141,8 +172,49 @@ def lonely() -> pd.DataFrame:
 
 SHOP_DATA = {"data/raw.csv": "n\n1\n2\n3\n"}
 
+# The command-line flags that choose each executor (two workers where it has workers).
+EXECUTOR_ARGS = {
+    "inprocess": ["--executor", "inprocess"],
+    "threads": ["--executor", "threads", "--workers", "2"],
+    "processes": ["--executor", "processes", "--workers", "2"],
+    "dask": ["--executor", "dask", "--workers", "2"],
+}
+
 
 @pytest.fixture
 def shop(project_dir: Callable[..., Path]) -> Path:
     """A 4-asset project: raw (source) -> clean -> totals, and an independent lonely."""
     return project_dir({"shop": SHOP}, SHOP_DATA)
+
+
+def make_shop(root: Path) -> Path:
+    """The shop project in `root`, materialized (in-process)."""
+    write_project(root, {"shop": SHOP}, SHOP_DATA)
+    result = invoke(root, "materialize")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture(scope="module")
+def shared_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shop, materialized once per test module; tests only read it."""
+    return make_shop(tmp_path_factory.mktemp("shared") / "shop")
+
+
+@pytest.fixture
+def built_shop(shared_shop: Path, tmp_path: Path) -> Path:
+    """A copy of the materialized shop, for a test to damage."""
+    return Path(shutil.copytree(shared_shop, tmp_path / "shop"))
+
+
+@pytest.fixture
+def forget_project_modules() -> Iterator[None]:
+    """In-process loads import project modules and put project folders on sys.path: undo."""
+    path = list(sys.path)
+    before = set(sys.modules)
+    yield
+    sys.path[:] = path
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules[name], "__file__", None) or ""
+        if "/pytest-" in file or "/tmp" in file:
+            del sys.modules[name]

@@ -1,6 +1,5 @@
-"""The catalog: its tables (SPEC §6), its schema version, damaged files, our own lock,
-readers during a run, no lost commits under contention (FACTS.md), and the read-only
-`vibepiper query` sandbox.
+"""The catalog: its tables (SPEC §6), its schema version, damaged files, readers during a
+run, and the read-only `vibepiper query` sandbox (its lock: test_catalog_lock.py).
 
 Real DuckDB files and real processes; nothing is mocked.
 """
@@ -8,14 +7,9 @@ Real DuckDB files and real processes; nothing is mocked.
 from __future__ import annotations
 
 import json
-import os
 import random
-import select
-import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,14 +26,12 @@ from .conftest import (
     SHOP,
     SHOP_DATA,
     SPEC_COLUMNS,
-    VIBEPIPER,
     catalog_rows,
     invoke,
     run_cli,
+    start_cli,
     write_project,
 )
-
-HELPERS = Path(__file__).parent / "helpers"
 
 
 def catalog_file(root: Path) -> Path:
@@ -61,14 +53,6 @@ def one_line(text: str) -> str:
     assert len(lines) == 1, f"expected one line, got: {text!r}"
     assert "Traceback" not in text
     return lines[0]
-
-
-def wait_for_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
-    """The next line the process prints, or a failure if it prints none in time."""
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, f"process {proc.pid} printed nothing in {timeout} s"
-    return proc.stdout.readline().strip()
 
 
 # -- tables and schema version -------------------------------------------------------------
@@ -176,75 +160,6 @@ def test_a_file_that_is_not_a_catalog_is_an_error_naming_it(shop: Path, kind: st
     assert files_under(shop) == before
 
 
-# -- the lock ------------------------------------------------------------------------------
-
-
-StartHolder = Callable[..., subprocess.Popen[str]]
-
-
-@pytest.fixture
-def lock_holder(shop: Path) -> Iterator[StartHolder]:
-    """Start tests/helpers/hold_lock.py on the shop's catalog lock; stopped afterwards."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(*flags: str) -> subprocess.Popen[str]:
-        lock_path = shop / ".vibepiper" / "catalog.lock"
-        proc = subprocess.Popen(
-            [sys.executable, str(HELPERS / "hold_lock.py"), str(lock_path), *flags],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        started.append(proc)
-        assert wait_for_line(proc) == "ready"
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
-@pytest.mark.parametrize("release", ["exit", "kill -9"])
-def test_a_held_lock_fails_history_naming_the_holder_until_released(
-    shop: Path, lock_holder: StartHolder, release: str
-) -> None:
-    assert invoke(shop, "materialize").exit_code == 0
-    holder = lock_holder()
-
-    started = time.monotonic()
-    busy = run_cli(shop, "history", "lonely", env={"VIBEPIPER_LOCK_TIMEOUT": "1"}, timeout=60)
-    elapsed = time.monotonic() - started
-
-    assert busy.returncode == 1
-    assert elapsed < 8, f"took {elapsed:.1f} s with a 1 s lock timeout"
-    line = one_line(busy.stderr)
-    assert f"process {holder.pid}" in line
-    assert busy.stdout == ""
-
-    if release == "exit":
-        assert holder.stdin is not None
-        holder.stdin.close()
-    else:
-        holder.kill()  # the kernel drops a flock when its holder dies
-    holder.wait(timeout=30)
-
-    ok = run_cli(shop, "history", "lonely", "--json", env={"VIBEPIPER_LOCK_TIMEOUT": "1"})
-    assert ok.returncode == 0, ok.stderr
-    assert [row["status"] for row in json.loads(ok.stdout)] == ["succeeded"]
-
-
-def test_a_reader_holding_the_shared_lock_does_not_block_another_reader(
-    shop: Path,
-    lock_holder: StartHolder,
-) -> None:
-    assert invoke(shop, "materialize").exit_code == 0
-    lock_holder("--shared")
-    result = run_cli(shop, "history", "lonely", env={"VIBEPIPER_LOCK_TIMEOUT": "1"})
-    assert result.returncode == 0, result.stderr
-
-
 # -- a reader during a run -----------------------------------------------------------------
 
 SLOW_PIPELINE = """
@@ -293,15 +208,7 @@ def poll_run_status(home: Path, proc: subprocess.Popen[str], timeout: float = 30
 def reader_during_run(tmp_path_factory: pytest.TempPathFactory) -> ReaderDuringRun:
     """`vibepiper history fast` while `vibepiper materialize` sleeps 6 s in `slow`."""
     root = write_project(tmp_path_factory.mktemp("slow") / "proj", {"pipeline": SLOW_PIPELINE})
-    env = {k: v for k, v in os.environ.items() if k != "VIBEPIPER_HOME"}
-    proc = subprocess.Popen(
-        [*VIBEPIPER, "materialize"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli(root, "materialize")
     try:
         assert poll_run_status(root / ".vibepiper", proc) == "running"
         shown = time.monotonic()
@@ -342,128 +249,6 @@ def test_history_during_a_run_shows_an_asset_the_run_already_finished(
     assert seen.later.returncode == 0, seen.later.stderr
     assert seen.still_going_later, "the run ended before history answered: the test proves nothing"
     assert [row["status"] for row in json.loads(seen.later.stdout)] == ["succeeded"]
-
-
-# -- no lost commits (FACTS.md, duckdb 2.0) ------------------------------------------------
-
-SHIM = "duckdb_prelock_delay.c"
-
-
-def shim_source() -> Path | None:
-    for folder in (
-        Path(__file__).resolve().parents[2] / "shared" / "tools",
-        Path("/work/shared/tools"),
-    ):
-        if (folder / SHIM).is_file():
-            return folder / SHIM
-    return None
-
-
-@pytest.fixture(scope="module")
-def delay_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The LD_PRELOAD shim that delays DuckDB's file lock, compiled for this machine."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip(f"gcc is not installed: cannot build the LD_PRELOAD shim {SHIM}")
-    source = shim_source()
-    if source is None:
-        pytest.skip(
-            f"the shim source {SHIM} is in neither ../shared/tools beside the repository "
-            "nor /work/shared/tools"
-        )
-    library = tmp_path_factory.mktemp("shim") / "delaylock.so"
-    subprocess.run(
-        [gcc, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"],
-        check=True,
-        capture_output=True,
-    )
-    return library
-
-
-@dataclass
-class Contention:
-    acknowledged: set[str]
-    present: set[str] | None  # None: the catalog could not even be read afterwards
-    failures: list[str]
-
-    @property
-    def lost(self) -> set[str]:
-        return self.acknowledged - (self.present or set())
-
-
-def contend(
-    home: Path, shim: Path, *, writers: int, readers: int, cycles: int, raw: bool = False
-) -> Contention:
-    """Writers and readers taking turns on one catalog file, DuckDB's lock delayed 20 ms."""
-    Catalog(home).ensure()
-    preload = " ".join(filter(None, [str(shim), os.environ.get("LD_PRELOAD", "")]))
-    env = {**os.environ, "LD_PRELOAD": preload, "LOCK_DELAY_US": "20000"}
-    procs = []
-    workers = [("writer", f"w{i}") for i in range(writers)]
-    workers += [("reader", f"r{i}") for i in range(readers)]
-    for role, name in workers:
-        out = (home / f"{name}.out").open("w")
-        err = (home / f"{name}.err").open("w")
-        command = [sys.executable, str(HELPERS / "catalog_worker.py"), str(home), role, name]
-        command += [str(cycles), *(["--raw"] if raw else [])]
-        procs.append((name, subprocess.Popen(command, stdout=out, stderr=err, env=env)))
-        out.close()
-        err.close()
-    failures = []
-    for name, proc in procs:
-        if proc.wait(timeout=240) != 0:
-            failures.append(
-                f"{name} exited {proc.returncode}: {(home / f'{name}.err').read_text()}"
-            )
-    acknowledged = set()
-    for name, _ in procs:
-        acknowledged |= set((home / f"{name}.out").read_text().split())
-    try:
-        con = duckdb.connect(str(home / "catalog.duckdb"), read_only=True)
-        try:
-            present = {row[0] for row in con.execute("SELECT run_id FROM runs").fetchall()}
-        finally:
-            con.close()
-    except duckdb.Error:
-        present = None
-    return Contention(acknowledged, present, failures)
-
-
-def expected_ids(writers: int, cycles: int) -> set[str]:
-    return {f"w{w}-{i}" for w in range(writers) for i in range(cycles)}
-
-
-@pytest.mark.parametrize(
-    "cycles", [20, pytest.param(60, marks=pytest.mark.slow, id="60-slow")], ids=str
-)
-def test_no_acknowledged_commit_is_lost_under_contention(
-    tmp_path: Path, delay_shim: Path, cycles: int
-) -> None:
-    seen = contend(tmp_path / "home", delay_shim, writers=4, readers=2, cycles=cycles)
-    assert seen.failures == []
-    assert seen.acknowledged == expected_ids(4, cycles)
-    assert seen.present is not None
-    assert seen.lost == set(), f"{len(seen.lost)} acknowledged rows lost: {sorted(seen.lost)}"
-    assert seen.present == seen.acknowledged
-
-
-def test_the_shim_reproduces_lost_commits_without_our_lock(
-    tmp_path: Path, delay_shim: Path
-) -> None:
-    """The control: the same cycles straight through duckdb, without the catalog lock.
-
-    If this no longer loses anything (a fixed duckdb, a shim that no longer hooks the
-    lock), the test above proves nothing, so say so with a skip.
-    """
-    seen = contend(tmp_path / "home", delay_shim, writers=4, readers=2, cycles=15, raw=True)
-    assert seen.failures == []  # the race breaks cycles, never a worker as a whole
-    if not seen.lost:
-        pytest.skip(
-            f"duckdb {duckdb.__version__} lost no commit without our lock under the shim: "
-            "the lost-commit regression test is not sensitive here"
-        )
-    assert seen.acknowledged  # some writes were acknowledged, and some of them vanished
-    assert seen.lost
 
 
 # -- the query sandbox ---------------------------------------------------------------------

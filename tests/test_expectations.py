@@ -22,11 +22,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vibepiper import AssetDef, CheckDef, CheckResult, asset, check, expect
-from vibepiper.definitions.expect import Expectation
+from vibepiper.definitions.expect import Expectation, Kind, Severity
 from vibepiper.errors import DefinitionError
 from vibepiper.validation.checks import run_check
 from vibepiper.validation.expectations import evaluate
-from vibepiper.validation.outcome import SAMPLE_CHARS, SAMPLE_ROWS, CheckOutcome, Validation
+from vibepiper.validation.outcome import (
+    SAMPLE_CHARS,
+    SAMPLE_ROWS,
+    CheckOutcome,
+    Validation,
+    outcome_row,
+)
 from vibepiper.validation.schema_check import validate_schema
 from vibepiper.validation.validate import REASON_COLUMN, validate
 
@@ -244,6 +250,16 @@ def test_names_and_severity_are_carried() -> None:
     assert expect.relationship("c", to="customers", field="id").name == (
         "relationship_c_to_customers"
     )
+
+
+def test_severity_and_kind_are_str_enums_stored_as_plain_strings() -> None:
+    exp = expect.not_null("x", severity="warn")
+    assert (exp.severity, exp.kind) == (Severity.WARN, Kind.NOT_NULL)
+    assert exp.describe() == "not_null('x')" and f"{exp.severity}" == "warn"
+    outcome = run(exp, pd.DataFrame({"x": [None]}))
+    row = outcome_row(outcome, "m1", "r1", None)
+    assert json.loads(json.dumps(row))["severity"] == "warn"
+    assert CheckOutcome("c", "error", False).severity is Severity.ERROR
 
 
 def test_relationship_reads_the_other_asset_by_name() -> None:

@@ -299,18 +299,9 @@ def test_a_relative_home_is_relative_to_the_current_folder(
     elsewhere.mkdir()
     project = os.path.relpath(shop, elsewhere)
     option = ["--home", "data/home"] if how == "option" else []
-    env = {k: v for k, v in os.environ.items() if k != "VIBEPIPER_HOME"}
-    if how == "environment":
-        env["VIBEPIPER_HOME"] = "data/home"
+    env = {"VIBEPIPER_HOME": "data/home"} if how == "environment" else {}
 
-    result = subprocess.run(
-        [*VIBEPIPER, "--project", project, *option, "materialize"],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    result = run_cli(elsewhere, "--project", project, *option, "materialize", env=env)
 
     assert result.returncode == 0, result.stderr
     assert (elsewhere / "data" / "home" / "catalog.duckdb").is_file()

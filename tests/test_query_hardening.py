@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -21,6 +22,9 @@ import pytest
 from tests.conftest import VIBEPIPER, catalog_rows, run_cli, write_project
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.catalog.query import quote, run_query
+from vibepiper.errors import StoreError, UsageError
+from vibepiper.storage.parquet_store import ParquetStore
+from vibepiper.units import Unit
 
 # Runs for minutes (far longer than any test waits): only an interruption ends it.
 ENDLESS = "SELECT sum(hash(range)) AS s FROM range(100000000000)"
@@ -267,15 +271,44 @@ def test_names_are_quoted_as_identifiers(built: Path) -> None:
         built, "SELECT data_version FROM current_materializations WHERE asset = 'lonely'"
     )[0]
     weird = 'we"ird; DROP VIEW runs; --'
-    files = {weird: home / "store" / "lonely" / f"{version}.parquet"}
+    store = ParquetStore(home / "store")
     _, rows = run_query(
         Catalog(home),
-        files,
+        {weird: partial(store.dataset, Unit("lonely"), version)},
         f"SELECT (FROM (SELECT count(*) FROM assets.{quote(weird)})) AS asset_rows, "
         "(SELECT count(*) FROM runs) AS runs",
     )
     assert rows == [(3, 1)]  # the view has the asset's rows, and `runs` is still there
     assert quote('a"b') == '"a""b"'
+
+
+def test_data_that_does_not_open_is_left_out_with_a_warning(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = built / ".vibepiper"
+    (version,) = catalog_rows(
+        built, "SELECT data_version FROM current_materializations WHERE asset = 'lonely'"
+    )[0]
+    store = ParquetStore(home / "store")
+
+    def damaged() -> None:
+        raise StoreError("the stored data of asset 'broken' is unreadable (here)", "")
+
+    tables = {
+        "lonely": partial(store.dataset, Unit("lonely"), version),
+        "broken": damaged,
+        "absent": partial(store.dataset, Unit("lonely"), "0" * 32),  # None: no view
+    }
+    _, rows = run_query(Catalog(home), tables, "SELECT count(*) FROM lonely")
+
+    assert rows == [(3,)]
+    warning = capsys.readouterr().err.strip()
+    assert warning == (
+        "warning: asset 'broken' is left out: the stored data of asset 'broken' is "
+        "unreadable (here); rebuild it with `vibepiper materialize broken --force`"
+    )
+    with pytest.raises(UsageError, match="absent"):
+        run_query(Catalog(home), tables, "SELECT * FROM absent")
 
 
 # -- 7. output cannot drive the terminal --------------------------------------------------

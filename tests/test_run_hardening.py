@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VIBEPIPER, catalog_rows, run_cli, write_project
+from tests.conftest import catalog_rows, run_cli, start_cli, write_project
+from tests.helpers.processes import wait_until
 from vibepiper.processes import temp_base
 
 HELPERS = Path(__file__).parent / "helpers"
@@ -50,10 +51,7 @@ SUMMARY = re.compile(r"^run \S+ [a-z ]+: ")  # "run 2026...-4bf6b5 succeeded: 2 
 
 
 def wait_for(path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.02)
+    wait_until(path.exists, timeout, f"{path} to appear", poll=0.02)
 
 
 def summary_line(stdout: str) -> str:
@@ -76,17 +74,8 @@ def test_a_run_whose_catalog_writes_fail_says_so_and_the_next_run_records_it(
     root = write_project(tmp_path / "proj", {"gated": GATED})
     home = root / ".vibepiper"
     mark, go = tmp_path / "began", tmp_path / "go"
-    env = {**os.environ, "MARK": str(mark), "GO": str(go), "WAIT": "60"}
-    env["VIBEPIPER_LOCK_TIMEOUT"] = "1"
-    env.pop("VIBEPIPER_HOME", None)
-    run = subprocess.Popen(
-        [*VIBEPIPER, "materialize"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = {"MARK": str(mark), "GO": str(go), "WAIT": "60", "VIBEPIPER_LOCK_TIMEOUT": "1"}
+    run = start_cli(root, "materialize", env=env)
     holder = None
     try:
         wait_for(mark)  # the run has started (its run row is written): now a reader holds on
@@ -195,16 +184,17 @@ def test_a_killed_processes_run_leaves_no_temp_folder_outside_the_home(
     system_temp = tmp_path / "system-temp"  # the run's TMPDIR: what lands there is ours
     system_temp.mkdir()
     mark = tmp_path / "began"
-    env = {k: v for k, v in os.environ.items() if k != "VIBEPIPER_HOME"}
-    env.update(TMPDIR=str(system_temp), MARK=str(mark), SLEEP="60")
+    env = {"TMPDIR": str(system_temp), "MARK": str(mark), "SLEEP": "60"}
+    processes = ["--executor", "processes", "--workers", "1"]
     with (tmp_path / "killed.log").open("w") as log:
-        run = subprocess.Popen(
-            [*VIBEPIPER, "materialize", "--executor", "processes", "--workers", "1"],
-            cwd=root,
+        run = start_cli(
+            root,
+            "materialize",
+            *processes,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            new_session=True,
         )
     try:
         wait_for(mark)  # a worker computes: the fork server and its socket are there
@@ -218,15 +208,7 @@ def test_a_killed_processes_run_leaves_no_temp_folder_outside_the_home(
     assert [p.name.startswith(f"pymp-{run.pid}-") for p in dead] == [True], dead
     assert any(f.is_socket() for f in dead[0].iterdir())
 
-    env.update(SLEEP="0")
-    again = subprocess.run(
-        [*VIBEPIPER, "materialize", "--executor", "processes", "--workers", "1"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = run_cli(root, "materialize", *processes, env={**env, "SLEEP": "0"}, timeout=120)
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert not dead[0].exists()  # removed at the run's start

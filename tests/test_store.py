@@ -6,6 +6,7 @@ Real Parquet files in temporary folders and real processes; nothing is mocked.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,7 +21,10 @@ import pytest
 
 from vibepiper.errors import StoreError
 from vibepiper.storage.fidelity import frame_version
-from vibepiper.storage.parquet_store import ParquetStore, to_arrow
+from vibepiper.storage.parquet_store import ParquetStore, StagedFile, to_arrow
+from vibepiper.storage.store import Entry
+from vibepiper.units import Unit
+from vibepiper.versioning.data_version import table_version
 
 from .conftest import invoke
 
@@ -42,6 +46,12 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def publish(store: ParquetStore, asset: str, version: str, table: pa.Table) -> Path:
+    """Stage and publish `table`; return the published file."""
+    store.publish(store.stage(asset, version, table))
+    return store.path_for(asset, version)
+
+
 # -- staging and publishing ------------------------------------------------------------
 
 
@@ -60,13 +70,12 @@ def test_staged_file_is_a_temp_beside_its_final_place_until_publish(store: Parqu
     assert listing(final.parent) == [staged.temp_path.name]
     assert pq.read_table(staged.temp_path).equals(to_arrow(frame))  # written in full already
 
-    published = store.publish(staged)
+    store.publish(staged)
 
-    assert published == final
     assert not staged.temp_path.exists()
     assert listing(final.parent) == [final.name]
     assert store.exists("orders", version)
-    pd.testing.assert_frame_equal(store.read(final, "orders"), frame)
+    pd.testing.assert_frame_equal(store.read_path(final, "orders"), frame)
 
 
 def test_publishing_the_same_data_version_twice_keeps_one_untouched_file(
@@ -74,14 +83,14 @@ def test_publishing_the_same_data_version_twice_keeps_one_untouched_file(
 ) -> None:
     frame = orders()
     version = frame_version(frame)
-    final = store.publish(store.stage("orders", version, to_arrow(frame)))
+    final = publish(store, "orders", version, to_arrow(frame))
     before = final.stat()
     content = final.read_bytes()
 
     again = store.stage("orders", version, to_arrow(frame))
     assert again.temp_path != final
     assert again.temp_path.exists()
-    assert store.publish(again) == final
+    store.publish(again)
 
     assert not again.temp_path.exists()
     assert listing(final.parent) == [final.name]
@@ -95,15 +104,15 @@ def test_reject_moves_the_staged_file_to_the_rejected_path(store: ParquetStore) 
     version = frame_version(frame)
     staged = store.stage("orders", version, to_arrow(frame))
 
-    rejected = store.reject(staged, "20260101T000000-abcdef-0003")
+    store.reject(staged, "20260101T000000-abcdef-0003")
 
-    assert rejected == store.rejected_path("orders", "20260101T000000-abcdef-0003")
+    rejected = store.rejected_path("orders", "20260101T000000-abcdef-0003")
     assert rejected.parent == store.root / "orders" / "rejected"
     assert rejected.is_file()
     assert not staged.temp_path.exists()
     assert not store.exists("orders", version)  # never made current
     assert listing(store.root / "orders") == ["rejected"]
-    pd.testing.assert_frame_equal(store.read(rejected, "orders"), frame)  # kept readable
+    pd.testing.assert_frame_equal(store.read_path(rejected, "orders"), frame)  # kept readable
 
 
 def test_discard_removes_the_staged_file(store: ParquetStore) -> None:
@@ -123,7 +132,7 @@ def random_floats(rows: int = 200_000) -> pa.Table:
 @pytest.fixture
 def big_file(store: ParquetStore) -> tuple[Path, pa.Table]:
     table = random_floats()
-    return store.publish(store.stage("big", "bigversion", table)), table
+    return publish(store, "big", "bigversion", table), table
 
 
 def flip_64_bytes_in_a_data_page(path: Path) -> int:
@@ -156,12 +165,12 @@ def test_flipped_bytes_in_a_data_page_are_an_error_not_wrong_values(
         assert not unverified.equals(table)
 
     with pytest.raises(StoreError) as caught:
-        store.read(path, "big")
+        store.read_path(path, "big")
     message = str(caught.value)
     assert "'big'" in message
     assert str(path) in message
     with pytest.raises(StoreError):
-        store.read_table(path, "big")
+        store.read_table_path(path, "big")
 
 
 def truncate_half(data: bytes) -> bytes:
@@ -195,7 +204,7 @@ def test_a_damaged_file_is_a_store_error_naming_asset_and_file(
     path, _ = big_file
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(StoreError) as caught:
-        store.read(path, "big")
+        store.read_path(path, "big")
     assert "'big'" in str(caught.value)
     assert str(path) in str(caught.value)
 
@@ -203,7 +212,7 @@ def test_a_damaged_file_is_a_store_error_naming_asset_and_file(
 def test_a_missing_file_is_a_store_error_naming_asset_and_file(store: ParquetStore) -> None:
     path = store.path_for("gone", "v1")
     with pytest.raises(StoreError) as caught:
-        store.read(path, "gone")
+        store.read_path(path, "gone")
     assert "'gone'" in str(caught.value)
     assert str(path) in str(caught.value)
 
@@ -265,8 +274,9 @@ def temp_path_of(writer: subprocess.Popen[str]) -> Path:
 
 
 def test_clean_temp_files_removes_only_temp_files_of_dead_writers(store: ParquetStore) -> None:
-    published = store.publish(store.stage("orders", "v1", to_arrow(orders())))
-    rejected = store.reject(store.stage("orders", "v2", to_arrow(orders())), "run-0001")
+    published = publish(store, "orders", "v1", to_arrow(orders()))
+    store.reject(store.stage("orders", "v2", to_arrow(orders())), "run-0001")
+    rejected = store.rejected_path("orders", "run-0001")
     ours = store.stage("orders", "v3", to_arrow(orders())).temp_path  # this process: alive
 
     dead_writer = stage_in_subprocess(store, "orders", hold=False)
@@ -281,7 +291,7 @@ def test_clean_temp_files_removes_only_temp_files_of_dead_writers(store: Parquet
 
         removed = store.clean_temp_files()
 
-        assert removed == [dead_temp]
+        assert removed == [str(dead_temp)]
         assert not dead_temp.exists()
         assert ours.is_file()
         assert live_temp.is_file()
@@ -292,7 +302,7 @@ def test_clean_temp_files_removes_only_temp_files_of_dead_writers(store: Parquet
         live_writer.stdin.close()
         live_writer.wait(timeout=30)
 
-    assert store.clean_temp_files() == [live_temp]  # now its writer has exited too
+    assert store.clean_temp_files() == [str(live_temp)]  # now its writer has exited too
     assert ours.is_file()
 
 
@@ -307,7 +317,7 @@ def test_clean_temp_files_looks_into_subfolders(store: ParquetStore) -> None:
     ours = store.stage("orders", "v1", to_arrow(orders())).temp_path
     kept = ours.rename(quarantine / ours.name)
 
-    assert store.clean_temp_files() == [moved]
+    assert store.clean_temp_files() == [str(moved)]
     assert kept.is_file()
 
 
@@ -459,8 +469,8 @@ ROUND_TRIP: dict[str, pd.DataFrame] = {
 
 def round_trip(store: ParquetStore, frame: pd.DataFrame) -> tuple[str, pd.DataFrame, Path]:
     version = frame_version(frame)
-    path = store.publish(store.stage("asset", version, to_arrow(frame)))
-    return version, store.read(path, "asset"), path
+    path = publish(store, "asset", version, to_arrow(frame))
+    return version, store.read_path(path, "asset"), path
 
 
 @pytest.mark.parametrize("name", list(ROUND_TRIP))
@@ -478,3 +488,65 @@ def test_frame_version_of_object_strings_is_equal_after_a_round_trip(
     frame = pd.DataFrame({"s": pd.Series(["x", "y", "z"], dtype=object)})
     version, back, _ = round_trip(store, frame)
     assert frame_version(back) == version
+
+
+# -- the Store interface, as the Parquet store does it ---------------------------------------
+
+
+def test_query_leaves_out_a_valid_file_copied_over_another_version(store: ParquetStore) -> None:
+    one, two = pa.table({"x": [1, 2]}), pa.table({"x": [3]})
+    versions = [table_version(one), table_version(two)]
+    for table, version in zip([one, two], versions, strict=True):
+        store.publish(store.stage("orders", version, table))
+    shutil.copyfile(store.path_for("orders", versions[0]), store.path_for("orders", versions[1]))
+
+    with pytest.raises(StoreError, match="holds data version"):
+        store.dataset(Unit("orders"), versions[1])
+    dataset = store.dataset(Unit("orders"), versions[0])
+    assert dataset is not None and dataset.to_table().num_rows == 2
+
+
+def test_links_are_foreign_entries_never_removed_or_moved(
+    store: ParquetStore, tmp_path: Path
+) -> None:
+    publish(store, "orders", "v1", to_arrow(orders()))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (store.root / "ghost").symlink_to(elsewhere)
+    (store.root / "orders" / "rejected").symlink_to(elsewhere)
+
+    found = {(e.kind, e.unit, e.location) for e in store.entries()}
+    assert ("foreign", None, str(store.root / "ghost")) in found
+    assert ("foreign", Unit("orders"), str(store.root / "orders" / "rejected")) in found
+    for entry in store.entries():
+        if entry.kind == "foreign":
+            with pytest.raises(StoreError):
+                store.remove(entry)
+            with pytest.raises(StoreError):
+                store.set_aside(entry)
+    forged = Entry("rejected", Unit("orders"), "precious", str(elsewhere / "precious.parquet"))
+    with pytest.raises(StoreError, match="symbolic link"):
+        store.remove(forged)  # rebuilt from its unit and key: through the link, refused
+
+
+def test_nothing_is_removed_from_a_store_that_is_a_link(tmp_path: Path) -> None:
+    real = ParquetStore(tmp_path / "real")
+    publish(real, "orders", "v1", to_arrow(orders()))
+    (tmp_path / "linked").symlink_to(real.root)
+    linked = ParquetStore(tmp_path / "linked")
+
+    assert "is a symbolic link" in linked.is_linked()
+    (entry,) = linked.entries()  # looked at through the link, never changed through it
+    with pytest.raises(StoreError):
+        linked.remove(entry)
+    assert real.exists("orders", "v1")
+
+
+def test_only_what_stage_returned_is_published(store: ParquetStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.parquet"
+    pq.write_table(to_arrow(orders()), outside)
+    forged = StagedFile(Unit("orders"), "v1", str(outside))
+    for act in (store.publish, store.discard, lambda s: store.reject(s, "run-0001")):
+        with pytest.raises(StoreError, match="not a file this store staged"):
+            act(forged)
+    assert outside.is_file() and not store.exists("orders", "v1")

@@ -12,6 +12,7 @@ from vibepiper.definitions import expect
 from vibepiper.definitions.asset import AssetDef, asset, source_file
 from vibepiper.definitions.check import CheckDef, CheckResult, check
 from vibepiper.definitions.context import Context
+from vibepiper.definitions.expect import register_expectation
 from vibepiper.errors import VibePiperError
 from vibepiper.version import __version__
 
@@ -31,6 +32,7 @@ __all__ = [
     "asset",
     "check",
     "expect",
+    "register_expectation",
     "source_file",
 ]
 

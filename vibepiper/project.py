@@ -210,8 +210,9 @@ class Project:
     ) -> Neighbourhood:
         """The assets up and/or down the graph from `name`, with their last state and
         freshness, and the edges between them."""
+        from vibepiper.catalog.reads import last_states
         from vibepiper.execution.scheduler import Scheduler
-        from vibepiper.reporting.lineage import last_states, neighbourhood
+        from vibepiper.reporting.lineage import neighbourhood
 
         self.require_asset(name)
         verdicts = Scheduler(self.workspace()).plan(list(self.graph.order), whole_graph=True)
@@ -263,25 +264,28 @@ class Project:
         """Materializations of `name`, newest first, with their inputs and check results."""
         import pandas as pd
 
-        from vibepiper.reporting.listing import history_rows
+        from vibepiper.catalog.reads import history_rows
 
-        return pd.DataFrame(history_rows(self, name, limit))
+        self.require_asset(name)
+        return pd.DataFrame(history_rows(self.catalog, name, limit))
 
     def runs(self, limit: int = 20) -> pd.DataFrame:
         """The latest runs, newest first, with counts of their assets' final states."""
         import pandas as pd
 
-        from vibepiper.reporting.listing import run_rows
+        from vibepiper.catalog.reads import run_rows
 
-        return pd.DataFrame(run_rows(self, limit))
+        return pd.DataFrame(run_rows(self.catalog, limit))
 
     def logs(self, run_id: str = "latest", asset: str | None = None) -> pd.DataFrame:
         """What the assets of a run logged (`run_id` may be a unique prefix, or "latest")."""
         import pandas as pd
 
-        from vibepiper.reporting.listing import log_rows
+        from vibepiper.catalog.reads import log_rows
 
-        return pd.DataFrame(log_rows(self, run_id, asset)[1])
+        if asset is not None:
+            self.require_asset(asset)
+        return pd.DataFrame(log_rows(self.catalog, run_id, asset)[1])
 
     def doctor(self, *, repair: bool = False, verify: bool = True) -> Examination:
         """Check the store and the catalog against each other; repair what can be."""
@@ -296,13 +300,14 @@ class Project:
 
     def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
         """Why `name` is stale or fresh (a tree of causes), and its last run's row."""
+        from vibepiper.catalog.reads import last_run
         from vibepiper.execution.scheduler import Scheduler
-        from vibepiper.reporting.explain import last_run, trace
+        from vibepiper.reporting.explain import trace
 
         self.require_asset(name)
         scope = self.graph.sorted(self.graph.ancestors(name) | {name})
         verdicts = Scheduler(self.workspace()).plan(scope, whole_graph=True)
-        return trace(name, verdicts), last_run(self.catalog, self.graph, name)
+        return trace(name, verdicts), last_run(self.catalog, name, self.graph.ancestors(name))
 
     def check(
         self,
@@ -333,11 +338,18 @@ class Project:
         `rejected=True`: the latest output that failed its checks (kept, never published);
         `quarantined=True`: the rows quarantine removed from the current data.
         """
+        from vibepiper.catalog import reads
+        from vibepiper.units import whole
+
         self.require_asset(name)
-        if rejected or quarantined:
-            return self._read_kept(name, rejected)
+        if rejected:
+            mid = reads.rejected_materialization(self.catalog, name)
+            return self.store.read_path(self.store.rejected_path(name, mid), name)
+        if quarantined:
+            mid = reads.quarantined_materialization(self.catalog, name)
+            return self.store.read_path(self.store.quarantine_path(name, mid), name)
         if version is None:
-            current = self.catalog.current([name]).get(name)
+            current = self.catalog.current([name]).get(whole(name))
             if current is None:
                 raise AssetNotMaterializedError(
                     f"asset '{name}' has never been materialized",
@@ -345,8 +357,8 @@ class Project:
                 )
             version = current.data_version
         else:
-            version = self._full_version(name, version)
-        return self.store.read(self.store.path_for(name, version), name)
+            version = reads.full_version(self.catalog, name, version)
+        return self.store.read_path(self.store.path_for(name, version), name)
 
     def query(self, sql: str) -> pd.DataFrame:
         """Read-only SQL over the catalog tables and the assets' current data (as views)."""
@@ -389,29 +401,6 @@ class Project:
                 quarantine[name] = kept
         return assets, quarantine
 
-    def _read_kept(self, name: str, rejected: bool) -> pd.DataFrame:
-        if rejected:
-            sql = (
-                "SELECT materialization_id FROM materializations WHERE asset = ? AND "
-                "status = 'check_failed' AND data_version IS NOT NULL "
-                "ORDER BY finished_at DESC LIMIT 1"
-            )
-            what = "no rejected output"
-        else:
-            sql = (
-                "SELECT materialization_id FROM current_materializations WHERE asset = ? "
-                "AND quarantined_rows > 0"
-            )
-            what = "no quarantined rows in its current data"
-        rows = self.catalog.fetch(sql, [name])
-        if not rows:
-            raise AssetNotMaterializedError(
-                f"asset '{name}' has {what}", f"see `vibepiper history {name}`"
-            )
-        mid = str(rows[0]["materialization_id"])
-        kept = self.store.rejected_path if rejected else self.store.quarantine_path
-        return self.store.read(kept(name, mid), name)
-
     def workspace(self) -> Workspace:
         from vibepiper.execution.scheduler import Workspace
 
@@ -424,25 +413,6 @@ class Project:
                 f"unknown asset {quoted(name)}{did_you_mean(name, self.graph.assets)}",
                 "run `vibepiper list` to see the assets",
             )
-
-    def _full_version(self, name: str, prefix: str) -> str:
-        """Expand a (possibly abbreviated) data version recorded for `name`."""
-        rows = self.catalog.fetch(
-            "SELECT DISTINCT data_version FROM materializations WHERE asset = ? "
-            "AND status = 'succeeded' AND starts_with(data_version, ?)",
-            [name, prefix],
-        )
-        if len(rows) == 1:
-            return str(rows[0]["data_version"])
-        if not rows:
-            raise AssetNotMaterializedError(
-                f"asset '{name}' has no data version {prefix!r}",
-                f"see its versions with `vibepiper history {name}`",
-            )
-        raise AssetNotMaterializedError(
-            f"data version {prefix!r} of asset '{name}' is ambiguous ({len(rows)} match)",
-            "give more characters of it",
-        )
 
 
 def _selection_text(select: str | Iterable[str] | None) -> str:

@@ -1,4 +1,4 @@
-"""Ask a running Dask scheduler about its workers (test helper for test_executors.py).
+"""Ask a running Dask scheduler about its workers (test helper for test_dask.py).
 
     python exec_dask_client.py ADDRESS wait N      # until N workers are connected (exit 0)
     python exec_dask_client.py ADDRESS imported MODULE

@@ -31,6 +31,7 @@ from vibepiper.catalog.schema import (
 from vibepiper.errors import CatalogError, UsageError
 from vibepiper.processes import pid_alive
 from vibepiper.text import first_line
+from vibepiper.units import Unit
 from vibepiper.versioning.freshness import Current
 
 
@@ -106,28 +107,25 @@ class Catalog:
         with self.connect(write=True) as con:
             _write(con, batch)
 
-    def start_run(self, batch: Batch) -> dict[str, Current]:
-        """Write a run's first rows and read every asset's current materialization in one
-        connection: a run then opens the catalog twice (now and for its last rows)."""
+    def start_run(self, batch: Batch) -> None:
+        """Write a run's first rows, and mark abandoned the runs whose process is gone."""
         with self.connect(write=True) as con:
-            current = _current(con)  # first: if the catalog is broken, no run row is left
             _abandon_dead_runs(con)
             _write(con, batch)
-            return current
 
     def abandon_dead_runs(self) -> list[str]:
         """Mark `abandoned` the runs of this machine whose process is gone; their ids."""
         with self.connect(write=True) as con:
             return _abandon_dead_runs(con)
 
-    def current(self, assets: Iterable[str] | None = None) -> dict[str, Current]:
-        """The current materialization of each asset that has one."""
+    def current(self, assets: Iterable[str] | None = None) -> dict[Unit, Current]:
+        """The current materialization of each unit of work (of `assets`) that has one."""
         with self.connect() as con:
             found = _current(con)
         if assets is None:
             return found
         wanted = set(assets)
-        return {a: c for a, c in found.items() if a in wanted}
+        return {u: c for u, c in found.items() if u.asset in wanted}
 
     def fetch(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts."""
@@ -319,27 +317,31 @@ def _abandon_dead_runs(con: Any) -> list[str]:
     if dead:
         con.execute(
             "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE list_contains(?, run_id)",
-            [datetime.now(UTC).replace(tzinfo=None), dead],
+            [utcnow(), dead],
         )
     return dead
 
 
-def _current(con: Any) -> dict[str, Current]:
+def _current(con: Any) -> dict[Unit, Current]:
     import json
 
     found = con.execute(
-        "SELECT c.asset, c.materialization_id, c.code_version, c.data_version, "
-        "c.row_count, c.finished_at, c.code_parts, a.status, "
+        "SELECT c.asset, c.partition_key, c.materialization_id, c.code_version, "
+        "c.data_version, c.row_count, c.finished_at, c.code_parts, a.status, "
         "l.upstream_asset, l.upstream_data_version "
         "FROM current_materializations c "
-        "LEFT JOIN last_attempts a ON a.asset = c.asset AND a.finished_at > c.finished_at "
+        "LEFT JOIN last_attempts a ON a.asset = c.asset "
+        "AND a.partition_key IS NOT DISTINCT FROM c.partition_key "
+        "AND a.finished_at > c.finished_at "
         "LEFT JOIN lineage l ON l.materialization_id = c.materialization_id"
     ).fetchall()
-    result: dict[str, Current] = {}
-    for asset, mid, code, data, count, finished, parts, last, up, up_version in found:
-        entry = result.get(asset)
+    result: dict[Unit, Current] = {}
+    by_id: dict[str, Current] = {}
+    for asset, part, mid, code, data, count, finished, parts, last, up, up_version in found:
+        unit = Unit(asset, part or "")
+        entry = result.get(unit)
         if entry is None:
-            entry = result[asset] = Current(
+            entry = result[unit] = by_id[mid] = Current(
                 asset,
                 mid,
                 code,
@@ -349,16 +351,22 @@ def _current(con: Any) -> dict[str, Current]:
                 {},
                 json.loads(parts) if parts else {},
                 last or "succeeded",
+                partition=unit.partition,
             )
         if up is not None:
             entry.inputs[up] = up_version
-    for asset, other, version in con.execute(
-        "SELECT c.asset, r.asset, r.data_version FROM current_materializations c "
+    for mid, other, version in con.execute(
+        "SELECT c.materialization_id, r.asset, r.data_version FROM current_materializations c "
         "JOIN check_reads r ON r.materialization_id = c.materialization_id"
     ).fetchall():
-        if asset in result:
-            result[asset].check_reads[other] = version
+        if mid in by_id:
+            by_id[mid].check_reads[other] = version
     return result
+
+
+def utcnow() -> datetime:
+    """Now, in UTC without a zone: how the catalog records times."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

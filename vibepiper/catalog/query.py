@@ -2,8 +2,9 @@
 
 The connection is an in-memory DuckDB. Under the catalog's shared lock it copies the
 catalog tables (they are small) and lets the lock go, so a long query never keeps a run
-from writing; it sees each asset's current Parquet file through Arrow; then it gives up all
-file access (its temporary folder is a private, empty one under the project home) and
+from writing; it sees each asset's current data through the Arrow dataset its store opens
+(this module knows no store: it is handed a way to open each); then it gives up all file
+access (its temporary folder is a private, empty one under the project home) and
 locks its configuration. What a query can touch is enforced by DuckDB's own settings (no
 writes, no other files, no extensions), not by inspecting the SQL text. Statements that
 would only change the throwaway in-memory database (`CREATE TABLE`, `DROP VIEW`) are
@@ -44,6 +45,11 @@ TEMPORAL = ("DATE", "TIME", "TIMESTAMP")
 
 Batches = Iterator[list[tuple[Any, ...]]]
 Consumer = Callable[[list[str], Batches], None]
+# How an asset's data is given: a function opening its pyarrow dataset (None: no data),
+# such as `functools.partial(store.dataset, unit, version)`, or the dataset itself.
+# (A Path to a Parquet file is still taken, until every caller goes through its store.)
+Opener = Callable[[], Any] | Any
+Tables = Mapping[str, Opener]
 
 
 class QueryTimeoutError(VibePiperError):
@@ -58,10 +64,10 @@ def quote(name: str) -> str:
 @contextlib.contextmanager
 def sandbox(
     catalog: Catalog,
-    asset_files: Mapping[str, Path],
-    quarantine_files: Mapping[str, Path] | None = None,
+    asset_data: Tables,
+    quarantine_data: Tables | None = None,
 ) -> Iterator[Any]:
-    """A locked-down connection: catalog tables, plus one view per asset in `asset_files`.
+    """A locked-down connection: catalog tables, plus one view per asset in `asset_data`.
 
     Catalog tables are `runs`, `materializations`, ... (also `catalog.<table>`); an asset is
     `<name>` (also `assets.<name>`, which always works, even if its name is a table's); the
@@ -77,8 +83,8 @@ def sandbox(
             con.execute(
                 f"CREATE VIEW {quote(table)} AS SELECT * FROM {CATALOG_SCHEMA}.{quote(table)}"
             )
-        _add_views(con, ASSET_SCHEMA, asset_files, main=True)
-        _add_views(con, QUARANTINE_SCHEMA, quarantine_files or {}, main=False)
+        _add_views(con, ASSET_SCHEMA, asset_data, main=True)
+        _add_views(con, QUARANTINE_SCHEMA, quarantine_data or {}, main=False)
         con.execute("SET lock_configuration = true")
         yield con
     finally:
@@ -115,36 +121,53 @@ def _copy_catalog(con: Any, catalog: Catalog) -> None:
             con.execute("DETACH _vp_catalog")
 
 
-def _add_views(con: Any, schema: str, files: Mapping[str, Path], *, main: bool) -> None:
-    """One view per file in `schema` (and, if `main`, by its bare name unless that is a
-    catalog table's), over the file read through Arrow."""
-    import pyarrow.dataset as ds
-
-    fmt = ds.ParquetFileFormat(
-        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
-    )
+def _add_views(con: Any, schema: str, tables: Tables, *, main: bool) -> None:
+    """One view per asset in `schema` (and, if `main`, by its bare name unless that is a
+    catalog table's), over its data read through Arrow; an asset whose data does not
+    open is left out, with a warning."""
     con.execute(f"CREATE SCHEMA {schema}")
-    for name, path in files.items():
+    for name, given in tables.items():
         source = quote(f"_vp_{schema}_{name}")
         try:
-            con.register(f"_vp_{schema}_{name}", ds.dataset(str(path), format=fmt))
+            dataset = _open(given)
+            if dataset is None:
+                continue
+            con.register(f"_vp_{schema}_{name}", dataset)
             con.execute(f"CREATE VIEW {schema}.{quote(name)} AS SELECT * FROM {source}")
             if main and name not in WRITTEN_TABLES and name not in VIEWS:
                 con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {source}")
-        except Exception as exc:  # a damaged file: the other assets still answer
+        except Exception as exc:  # damaged data: the other assets still answer
+            why = exc.message if isinstance(exc, VibePiperError) else _first(exc)
             print(
-                f"warning: asset '{name}' is left out: its stored file {path} is "
-                f"unreadable ({type(exc).__name__}); rebuild it with "
+                f"warning: asset '{name}' is left out: {why}; rebuild it with "
                 f"`vibepiper materialize {name} --force`",
                 file=sys.stderr,
             )
 
 
+def _open(given: Opener) -> Any:
+    """The dataset `given` stands for (None: no data)."""
+    if isinstance(given, Path):  # the older form
+        import pyarrow.dataset as ds
+
+        if not given.is_file():
+            return None
+        options = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+        fmt = ds.ParquetFileFormat(default_fragment_scan_options=options)
+        try:
+            return ds.dataset(str(given), format=fmt)
+        except Exception as exc:
+            raise VibePiperError(
+                f"its stored file {given} is unreadable ({type(exc).__name__})"
+            ) from exc
+    return given() if callable(given) else given
+
+
 def run_query(
     catalog: Catalog,
-    asset_files: Mapping[str, Path],
+    asset_data: Tables,
     sql: str,
-    quarantine_files: Mapping[str, Path] | None = None,
+    quarantine_data: Tables | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and rows of `sql`; a SQL error is a UsageError naming the problem."""
     found: list[str] = []
@@ -155,16 +178,16 @@ def run_query(
         for batch in batches:
             rows.extend(batch)
 
-    stream_query(catalog, asset_files, sql, collect, quarantine_files)
+    stream_query(catalog, asset_data, sql, collect, quarantine_data)
     return found, rows
 
 
 def stream_query(
     catalog: Catalog,
-    asset_files: Mapping[str, Path],
+    asset_data: Tables,
     sql: str,
     consume: Consumer,
-    quarantine_files: Mapping[str, Path] | None = None,
+    quarantine_data: Tables | None = None,
     *,
     timeout: float | None = None,
     iso: bool | None = None,
@@ -175,7 +198,7 @@ def stream_query(
     With `iso` set, date, time and timestamp columns come as DuckDB writes them (full
     precision, 'infinity'), with a 'T' between date and time if `iso` is true.
     """
-    with sandbox(catalog, asset_files, quarantine_files) as con:
+    with sandbox(catalog, asset_data, quarantine_data) as con:
         statements = _checked(con, sql)
         stop = threading.Event()
 

@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -38,7 +38,8 @@ TABLES: dict[str, str] = {
         config VARCHAR,
         reason VARCHAR,
         quarantined_rows BIGINT,
-        code_parts VARCHAR""",
+        code_parts VARCHAR,
+        partition_key VARCHAR""",
     "lineage": """
         materialization_id VARCHAR NOT NULL,
         upstream_asset VARCHAR NOT NULL,
@@ -74,19 +75,22 @@ TABLES: dict[str, str] = {
         message VARCHAR""",
 }
 
-# The materialization each asset's current data comes from: its latest that succeeded.
+# The materialization each unit of work's current data comes from: its latest that
+# succeeded. A unit is an asset and a partition key (NULL: the whole asset).
 VIEWS: dict[str, str] = {
     "current_materializations": """
         SELECT * FROM materializations
         WHERE status = 'succeeded' AND data_version IS NOT NULL
         QUALIFY row_number() OVER (
-            PARTITION BY asset ORDER BY finished_at DESC, materialization_id DESC) = 1""",
-    # Each asset's latest attempt to compute it (skipped and blocked runs attempted nothing).
+            PARTITION BY asset, partition_key
+            ORDER BY finished_at DESC, materialization_id DESC) = 1""",
+    # Each unit's latest attempt to compute it (skipped and blocked runs attempted nothing).
     "last_attempts": """
-        SELECT asset, status, finished_at FROM materializations
+        SELECT asset, partition_key, status, finished_at FROM materializations
         WHERE status IN ('succeeded', 'failed', 'check_failed')
         QUALIFY row_number() OVER (
-            PARTITION BY asset ORDER BY finished_at DESC, materialization_id DESC) = 1""",
+            PARTITION BY asset, partition_key
+            ORDER BY finished_at DESC, materialization_id DESC) = 1""",
 }
 
 PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results")
@@ -105,6 +109,7 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     2: [],  # the `logs` table, made by the CREATE ... IF NOT EXISTS that follow each migration
     3: [],  # the `check_reads` table, made the same way
+    4: ["ALTER TABLE materializations ADD COLUMN IF NOT EXISTS partition_key VARCHAR"],
 }
 
 

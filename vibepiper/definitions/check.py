@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vibepiper.definitions.asset import check_name, first_line
-from vibepiper.definitions.expect import check_severity
+from vibepiper.definitions.expect import Severity, SeverityLike, check_severity
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class CheckDef:
     name: str
     asset: str
     fn: Callable[..., Any]
-    severity: str
+    severity: Severity
     params: tuple[str, ...]
     description: str = ""
     module: str = "?"  # the module that defined it, for messages
@@ -44,7 +44,7 @@ class CheckDef:
 
 
 def check(
-    *, asset: str, severity: str = "error", name: str | None = None
+    *, asset: str, severity: SeverityLike = "error", name: str | None = None
 ) -> Callable[[Callable[..., Any]], CheckDef]:
     """Declare a function as a check on `asset`; it receives assets by parameter name."""
     check_name(asset, "@check: asset")
@@ -52,12 +52,11 @@ def check(
     def decorate(fn: Callable[..., Any]) -> CheckDef:
         check_name(name or fn.__name__, "check")
         label = name or fn.__name__
-        check_severity(severity, f"check '{label}'")
         return CheckDef(
             name=label,
             asset=asset,
             fn=fn,
-            severity=severity,
+            severity=check_severity(severity, f"check '{label}'"),
             params=tuple(inspect.signature(fn).parameters),
             description=inspect.getdoc(fn) or "",
             module=getattr(fn, "__module__", None) or "?",

@@ -6,11 +6,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from vibepiper.catalog.catalog import Batch
+from vibepiper.catalog.catalog import Batch, utcnow
 from vibepiper.errors import StoreError
-from vibepiper.execution.scheduler import Scheduler, Workspace, new_run_id, run_row, utcnow
+from vibepiper.execution.recorder import new_run_id, run_row
+from vibepiper.execution.workspace import Workspace, plan
+from vibepiper.units import Unit
 from vibepiper.validation.outcome import CheckOutcome, outcome_row
 from vibepiper.validation.validate import validate
+from vibepiper.versioning.planner import PlanOptions
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,19 @@ def audit(
     result = AuditResult(new_run_id())
     started = utcnow()
     current = ws.catalog.current()
-    verdicts = Scheduler(ws).plan(names, whole_graph=True) if require_fresh else {}
+    verdicts = {}
+    if require_fresh:
+        verdicts = plan(ws, names, PlanOptions(whole_graph=True), current).verdicts()
     frames: dict[str, Any] = {}
 
     def upstream(name: str) -> Any:
         if name not in frames:
-            frames[name] = ws.store.read(ws.store.path_for(name, current[name].data_version), name)
+            unit = Unit(name)
+            frames[name] = ws.store.read(unit, current[unit].data_version)
         return frames[name]
 
     for name in names:
-        cur = current.get(name)
+        cur = current.get(Unit(name))
         verdict = verdicts.get(name)
         stale = "" if verdict is None or verdict.fresh else "; ".join(verdict.reasons)
         if cur is None:

@@ -22,7 +22,7 @@ from vibepiper.execution.task import Job, TaskOutcome
 from vibepiper.text import first_line
 
 if TYPE_CHECKING:
-    from vibepiper.storage.parquet_store import ParquetStore
+    from vibepiper.storage.store import Store
 
 
 class DaskExecutor:
@@ -35,7 +35,7 @@ class DaskExecutor:
         self,
         workers: int | None,
         loader: GraphLoader,
-        store: ParquetStore,
+        store: Store,
         address: str | None,
     ) -> None:
         try:

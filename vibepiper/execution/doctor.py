@@ -1,5 +1,8 @@
 """`vibepiper doctor`: the store and the catalog checked against each other.
 
+It speaks only the `Store` interface: what the store holds comes from `entries()`, and
+it is judged, removed or set aside through the store, whatever kind of store it is.
+
 Problems it finds:
 - `missing`: an asset's current data version has no file in the store;
 - `missing`: also when the catalog's current data version is not one (edited by hand);
@@ -11,7 +14,7 @@ Problems it finds:
 - `temporary`: a temporary file whose writer died;
 - `unfinished`: a run still marked `running` whose process on this machine is gone;
 - `link`: a symbolic link in the store (an asset's folder, a file), never looked or
-  cleaned through: it leads out of the store.
+  cleaned through: it leads out of the store (what the store lists as "foreign").
 
 With `repair`: unfinished runs are marked `abandoned`; corrupt files are moved aside to
 `<asset>/corrupt/` (so the asset is stale and the next run recomputes it, and the bytes are
@@ -26,24 +29,16 @@ nothing is removed or moved.
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from vibepiper.catalog.catalog import Catalog, run_alive
 from vibepiper.errors import StoreError
 from vibepiper.graph.graph import Graph
-from vibepiper.storage.parquet_store import (
-    NotAFileError,
-    ParquetStore,
-    content_problem,
-    identity_problem,
-    move_aside,
-    open_regular,
-)
+from vibepiper.storage.store import Entry, Store
 from vibepiper.text import first_line, quoted
+from vibepiper.units import whole
 
 
 @dataclass(frozen=True)
@@ -71,10 +66,10 @@ class Examination:
 
 
 def examine(
-    graph: Graph, store: ParquetStore, catalog: Catalog, *, repair: bool, verify: bool = True
+    graph: Graph, store: Store, catalog: Catalog, *, repair: bool, verify: bool = True
 ) -> Examination:
-    """Check every file of the store against the catalog (reading each published file
-    in full with `verify`, else only its footer); repair what can be, if asked."""
+    """Check everything in the store against the catalog (reading all published data in
+    full with `verify`, else only its metadata); repair what can be, if asked."""
     exam = Examination([])
     live = _runs(catalog, exam.findings, repair)
     published = {
@@ -88,7 +83,7 @@ def examine(
         r["materialization_id"]
         for r in catalog.fetch("SELECT materialization_id FROM materializations")
     }
-    suspect = _current_files(store, catalog, exam.findings, repair)
+    suspect = _current_data(store, catalog, exam.findings, repair)
     sources = {n for n, d in graph.assets.items() if d.is_source}
     notes = []
     if repair and live:
@@ -96,11 +91,11 @@ def examine(
             f"orphans were left alone: run {live[0]['run_id']} is in progress and may have "
             "published files it has not recorded yet"
         )
-    if store.root.is_symlink():
+    linked = store.is_linked()
+    if linked:
         repair = False
         notes.append(
-            f"nothing was changed: the store {store.root} is a symbolic link (to "
-            f"{os.readlink(store.root)}), and doctor never removes or moves files through one"
+            f"nothing was changed: {linked}, and doctor never removes or moves files through one"
         )
     if suspect and repair:
         notes.append(
@@ -108,12 +103,9 @@ def examine(
             "catalog records an invalid current data version, and one may be the real data"
         )
     exam.note = "; ".join(notes)
-    scan = _Scan(exam, store, repair, repair and not live, published, known_ids, sources)
-    for entry in sorted(_children(store.root)):
-        if entry.is_symlink():
-            exam.findings.append(_link(None, entry))
-        elif entry.is_dir():
-            scan.folder(entry, verify, keep_orphans=entry.name in suspect)
+    scan = _Scan(exam, store, repair, repair and not live, published, known_ids, sources, suspect)
+    for entry in store.entries():
+        scan.judge(entry, verify)
     return exam
 
 
@@ -138,29 +130,28 @@ def _runs(catalog: Catalog, found: list[Finding], repair: bool) -> list[dict[str
     return [r for r in runs if r["run_id"] not in dead]
 
 
-def _current_files(
-    store: ParquetStore, catalog: Catalog, found: list[Finding], repair: bool
-) -> set[str]:
+def _current_data(store: Store, catalog: Catalog, found: list[Finding], repair: bool) -> set[str]:
     """Report each asset whose current data is not in the store (or whose current data
     version is not one: a catalog edited by hand); return the latter assets."""
     stale = "stale (recomputed by the next run)" if repair else ""
     suspect = set()
-    for name, cur in sorted(catalog.current().items()):
+    for cur in sorted(catalog.current().values(), key=lambda c: c.asset):
+        name, unit = cur.asset, whole(cur.asset)
         try:
-            path = store.path_for(name, cur.data_version)
+            where = store.location(unit, cur.data_version)
         except StoreError as exc:
             suspect.add(name)
             detail = f"{exc.message} (the catalog was edited by hand or is damaged)"
             found.append(Finding("missing", detail, name, repaired=stale))
             continue
-        if not os.path.lexists(path):  # something else in its place: the scan judges it
+        if store.damage(unit, cur.data_version) == "missing":  # else the scan judges it
             found.append(
                 Finding(
                     "missing",
                     f"the current data of asset '{name}' ({cur.data_version[:12]}) is not "
                     "in the store; the next materialize recomputes it",
                     name,
-                    str(path),
+                    where,
                     repaired=stale,
                 )
             )
@@ -169,113 +160,81 @@ def _current_files(
 
 @dataclass
 class _Scan:
-    """The files of the store's asset folders, judged (and repaired) one folder at a time."""
+    """What the store holds, judged (and repaired) one entry at a time."""
 
     exam: Examination
-    store: ParquetStore
+    store: Store
     repair: bool
     may_remove: bool  # orphans: not while a run may publish files it has not recorded yet
     published: set[tuple[str, str]]
     known_ids: set[str]
     sources: set[str]
+    suspect: set[str]  # assets whose orphans may be their real data
 
-    def folder(self, folder: Path, verify: bool, *, keep_orphans: bool) -> None:
-        found, name = self.exam.findings, folder.name
-        remove = self.may_remove and not keep_orphans
-        for path in sorted(folder.glob("*.parquet")):
-            version = path.name.removesuffix(".parquet")
-            if path.is_symlink():
-                found.append(_link(name, path))
-            elif (name, version) not in self.published:
-                found.append(_orphan(name, path, remove))
-            else:
-                self.exam.files_checked += 1
-                problem = _problem(path, name, version, name in self.sources, verify)
-                if problem:
-                    found.append(_corrupt(name, path, version, problem, self.repair))
-        for kind in ("rejected", "quarantine"):
-            kept = folder / kind
-            if kept.is_symlink():
-                found.append(_link(name, kept))
-                continue
-            for path in sorted(kept.glob("*.parquet")):
-                if path.is_symlink():
-                    found.append(_link(name, path))
-                elif path.stem not in self.known_ids:
-                    found.append(_orphan(name, path, remove))
-        for temp in self.store.dead_temp_files(folder):  # not those being written right now
+    def judge(self, entry: Entry, verify: bool) -> None:
+        found, name = self.exam.findings, entry.unit.asset if entry.unit else None
+        if entry.kind == "foreign" or name is None:
+            found.append(_foreign(name, entry))
+        elif entry.kind == "temporary":
             if self.repair:
-                temp.unlink(missing_ok=True)
+                self.store.remove(entry)
             found.append(
                 Finding(
                     "temporary",
                     "a temporary file left by a writer that died",
                     name,
-                    str(temp),
+                    entry.location,
                     repaired="removed" if self.repair else "",
                 )
             )
+        elif entry.kind != "published":
+            if entry.key not in self.known_ids:
+                found.append(self._orphan(name, entry))
+        elif (name, entry.key) not in self.published:
+            found.append(self._orphan(name, entry))
+        else:
+            self.exam.files_checked += 1
+            problem = self.store.verify(
+                whole(name), entry.key, full=verify, source=name in self.sources
+            )
+            if problem:
+                found.append(self._corrupt(name, entry, problem))
+
+    def _orphan(self, name: str, entry: Entry) -> Finding:
+        remove = self.may_remove and name not in self.suspect
+        if remove:
+            self.store.remove(entry)
+        return Finding(
+            "orphan",
+            "a file no catalog row refers to",
+            name,
+            entry.location,
+            repaired="removed" if remove else "",
+        )
+
+    def _corrupt(self, name: str, entry: Entry, problem: str) -> Finding:
+        repaired = ""
+        if self.repair:
+            try:
+                aside = self.store.set_aside(entry)
+            except OSError as exc:
+                problem += f" (not moved aside: {first_line(exc)})"
+            else:
+                repaired = f"moved to {aside}; the asset is stale if this was its current data"
+        return Finding(
+            "corrupt",
+            f"stored data of asset '{name}' ({entry.key[:12]}) is corrupt: {problem}",
+            name,
+            entry.location,
+            repaired=repaired,
+        )
 
 
-def _children(root: Path) -> list[Path]:
-    return list(root.iterdir()) if root.is_dir() else []
-
-
-def _problem(path: Path, name: str, version: str, source: bool, verify: bool) -> str:
-    """What is wrong with a published file, or ""."""
-    import pyarrow.parquet as pq
-
-    try:
-        os.close(open_regular(path))  # a FIFO in its place would block a read forever
-        if not verify:
-            return identity_problem(pq.read_metadata(path).metadata, name, version)
-        table = pq.read_table(path, page_checksum_verification=True)
-    except NotAFileError:
-        return "it is not a regular file"
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        return f"unreadable: {type(exc).__name__}: {first_line(exc)}"
-    # a source's file is named after the source file's hash, not its content's: without
-    # the content recorded in the file (older files), reading it is the test
-    return content_problem(table, None if source else version) or identity_problem(
-        table.schema.metadata, name, version
-    )
-
-
-def _link(name: str | None, path: Path) -> Finding:
+def _foreign(name: str | None, entry: Entry) -> Finding:
     return Finding(
         "link",
-        f"a symbolic link in the store (to {os.readlink(path)}); doctor neither looks nor "
-        "cleans through links: replace it with what it points to, or remove it",
+        f"{entry.detail}; doctor neither looks nor cleans through links: replace it with "
+        "what it points to, or remove it",
         name,
-        str(path),
-    )
-
-
-def _orphan(name: str, path: Path, remove: bool) -> Finding:
-    if remove:
-        path.unlink(missing_ok=True)
-    return Finding(
-        "orphan",
-        "a file no catalog row refers to",
-        name,
-        str(path),
-        repaired="removed" if remove else "",
-    )
-
-
-def _corrupt(name: str, path: Path, version: str, problem: str, repair: bool) -> Finding:
-    repaired = ""
-    if repair:
-        try:
-            aside = move_aside(path)
-        except OSError as exc:
-            problem += f" (not moved aside: {first_line(exc)})"
-        else:
-            repaired = f"moved to {aside}; the asset is stale if this was its current data"
-    return Finding(
-        "corrupt",
-        f"stored data of asset '{name}' ({version[:12]}) is corrupt: {problem}",
-        name,
-        str(path),
-        repaired=repaired,
+        entry.location,
     )

@@ -39,7 +39,7 @@ from vibepiper.text import first_line
 
 if TYPE_CHECKING:
     from vibepiper.graph.graph import Graph
-    from vibepiper.storage.parquet_store import ParquetStore
+    from vibepiper.storage.store import Store
 
 STARTED = "started"  # what a worker process says when it begins computing a job
 Work = Callable[[], TaskOutcome]  # the job, bound to this process's memory and definitions
@@ -84,10 +84,12 @@ def make_executor(
     workers: int | None,
     *,
     loader: GraphLoader | None = None,
-    store: ParquetStore | None = None,
+    store: Store | None = None,
     address: str | None = None,
+    home: Path | None = None,
 ) -> Executor:
-    """The executor called `name`; `loader` and `store` are needed by out-of-process ones."""
+    """The executor called `name`; `loader` and `store` are needed by out-of-process ones
+    (and `home`, the project's home, by `processes`: its workers' temporary folders)."""
     if name not in EXECUTORS:
         raise UsageError(f"unknown executor '{name}'", f"choose one of {', '.join(EXECUTORS)}")
     if address and name != "dask":
@@ -104,7 +106,7 @@ def make_executor(
         return ThreadExecutor(count)
     assert loader is not None and store is not None
     if name == "processes":
-        return ProcessExecutor(count, loader, store)
+        return ProcessExecutor(count, loader, store, home)
     from vibepiper.execution.dask_executor import DaskExecutor
 
     return DaskExecutor(workers, loader, store, address)
@@ -271,14 +273,17 @@ class ProcessExecutor:
     write_behind = False
     live_logs = True
 
-    def __init__(self, workers: int, loader: GraphLoader, store: ParquetStore) -> None:
+    def __init__(
+        self, workers: int, loader: GraphLoader, store: Store, home: Path | None = None
+    ) -> None:
         self.workers = workers
         self.loader = loader
         self.store = store
         self.idle: list[_Worker] = []
         self.busy: dict[Future[TaskOutcome], _Worker] = {}
         self.guard = threading.Lock()
-        _keep_temp_files_in(store.root.parent)  # the project's home (its store is home/store)
+        if home is not None:
+            _keep_temp_files_in(home)
         # Start the fork server (which imports pandas and pyarrow) now, in the background,
         # while the scheduler reads the catalog and judges the first assets.
         threading.Thread(target=_start_fork_server, daemon=True).start()
@@ -371,7 +376,7 @@ def _start_fork_server() -> None:
 class _Worker:
     """One worker process and the thread that waits for its answers."""
 
-    def __init__(self, loader: GraphLoader, store: ParquetStore) -> None:
+    def __init__(self, loader: GraphLoader, store: Store) -> None:
         from vibepiper.execution.worker import process_main
 
         ctx = _context()

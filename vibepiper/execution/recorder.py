@@ -1,19 +1,26 @@
-"""Buffering a run's catalog rows and writing them in a few transactions."""
+"""A run's catalog rows: shaped from its results, buffered, and written in a few
+transactions."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import socket
+import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from vibepiper.catalog.catalog import Batch, Catalog
+from vibepiper.catalog.catalog import Batch, Catalog, utcnow
 from vibepiper.errors import CatalogBusyError, CatalogError, VibePiperError
+from vibepiper.execution import states
 from vibepiper.text import first_line
-from vibepiper.versioning.freshness import Current
+from vibepiper.validation.outcome import outcome_row
 
 if TYPE_CHECKING:
-    from vibepiper.execution.states import RunResult
+    from vibepiper.execution.states import AssetResult, RunResult
 
 FLUSH_EVERY = 1.0  # seconds between catalog writes during a run
 
@@ -44,11 +51,11 @@ class Recorder:
                 self.timer.daemon = True
                 self.timer.start()
 
-    def start(self) -> dict[str, Current]:
-        """Write the rows so far (the run's first) and read the current materializations."""
+    def start(self) -> None:
+        """Write the rows so far (the run's first) now."""
         with self.writing, self.guard:
             batch, self.pending = self.pending, Batch()
-        return self.catalog.start_run(batch)
+        self.catalog.start_run(batch)
 
     def flush(self) -> None:
         """Write everything pending now, with what earlier writes could not take; raise if
@@ -81,6 +88,132 @@ class Recorder:
                     self.pending = batch
                 raise
             self.recorded.update(row["materialization_id"] for row in batch.materializations)
+
+    def record(
+        self, run_id: str, result: AssetResult, config: Mapping[str, Any], partition: str = ""
+    ) -> None:
+        """Add the rows of one unit's result: its materialization, check results, log
+        lines and, if it succeeded, its lineage and what its checks read."""
+        mid, now = result.materialization_id, utcnow()
+        self.add(
+            "materializations",
+            [
+                {
+                    "materialization_id": mid,
+                    "run_id": run_id,
+                    "asset": result.asset,
+                    "partition_key": partition or None,
+                    "status": result.state,
+                    "code_version": result.code_version,
+                    "code_parts": json.dumps(result.code_parts, sort_keys=True)
+                    if result.code_parts
+                    else None,
+                    "data_version": result.data_version,
+                    "row_count": result.row_count,
+                    "started_at": _started_at(result, now),
+                    "finished_at": now,
+                    "error": result.error or (result.message if not result.ok else None),
+                    "attempts": result.attempts,
+                    "config": config_json(config),
+                    "reason": _reason(result),
+                    "quarantined_rows": result.quarantined,
+                }
+            ],
+        )
+        self.add("check_results", [outcome_row(o, mid, run_id, now) for o in result.checks])
+        self.add("logs", log_rows(run_id, result.asset, mid, result.logs))
+        if result.state == states.SUCCEEDED:
+            reads = result.check_reads.items()
+            self.add(
+                "check_reads",
+                [{"materialization_id": mid, "asset": a, "data_version": v} for a, v in reads],
+            )
+            self.add(
+                "lineage",
+                [
+                    {"materialization_id": mid, "upstream_asset": a, "upstream_data_version": v}
+                    for a, v in result.inputs.items()
+                ],
+            )
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time (to the millisecond), e.g. 20261126T011254.123-4bf6b5."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}-{os.urandom(3).hex()}"
+
+
+def run_row(
+    run_id: str,
+    selection: str,
+    *,
+    status: str,
+    kind: str = "materialize",
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The `runs` row of a run of this process."""
+    return {
+        "run_id": run_id,
+        "started_at": started_at or utcnow(),
+        "finished_at": finished_at,
+        "status": status,
+        "selection": selection,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": " ".join(sys.argv)[:500],
+        "kind": kind,
+    }
+
+
+REVALIDATED = "revalidated, not recomputed: "
+
+
+def _reason(result: AssetResult) -> str | None:
+    """Why it was computed (or validated again), for the `reason` column."""
+    reasons = "; ".join(result.reasons)
+    if result.revalidated and reasons:
+        return REVALIDATED + reasons
+    return reasons or result.message or None
+
+
+def log_rows(
+    run_id: str, asset: str, materialization_id: str, lines: Iterable[Any], first: int = 0
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id,
+            "materialization_id": materialization_id,
+            "asset": asset,
+            "seq": seq,
+            "logged_at": datetime.fromtimestamp(line.created, UTC).replace(tzinfo=None),
+            "level": line.level,
+            "logger": line.logger,
+            "message": line.message,
+        }
+        for seq, line in enumerate(lines, start=first)
+    ]
+
+
+def config_json(config: Mapping[str, Any]) -> str:
+    """The configuration values as JSON; values JSON cannot hold are given by repr."""
+    try:
+        return json.dumps(dict(config), default=repr)
+    except Exception:  # e.g. a value whose own methods raise
+        return json.dumps({k: _safe_repr(v) for k, v in config.items()})
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _started_at(result: AssetResult, now: datetime) -> datetime:
+    if result.started_at is not None:
+        return datetime.fromtimestamp(result.started_at, UTC).replace(tzinfo=None)
+    return now
 
 
 class RunNotRecorded(CatalogError):

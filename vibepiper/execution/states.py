@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
-PENDING = "pending"
-RUNNING = "running"
-RETRYING = "retrying"
-VALIDATING = "validating"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CHECK_FAILED = "check_failed"
-BLOCKED = "blocked"
-SKIPPED = "skipped"
+
+class State(StrEnum):
+    """An asset's state in a run; equal to (and stored, printed, serialised as) its value."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    VALIDATING = "validating"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CHECK_FAILED = "check_failed"
+    BLOCKED = "blocked"
+    SKIPPED = "skipped"
+
+
+PENDING = State.PENDING
+RUNNING = State.RUNNING
+RETRYING = State.RETRYING
+VALIDATING = State.VALIDATING
+SUCCEEDED = State.SUCCEEDED
+FAILED = State.FAILED
+CHECK_FAILED = State.CHECK_FAILED
+BLOCKED = State.BLOCKED
+SKIPPED = State.SKIPPED
 
 FINAL_STATES = (SUCCEEDED, FAILED, CHECK_FAILED, BLOCKED, SKIPPED)
 BAD_STATES = (FAILED, CHECK_FAILED, BLOCKED)  # they make a run (and the exit code) fail
 BLOCKING_STATES = (FAILED, CHECK_FAILED, BLOCKED)  # downstream of these is blocked
+
+RunStatus = Literal["succeeded", "failed", "cancelled"]  # `runs.status` of a finished run
 
 
 @dataclass(frozen=True)
@@ -25,7 +43,7 @@ class AssetResult:
     """How one asset ended in a run."""
 
     asset: str
-    state: str
+    state: State
     materialization_id: str = ""
     data_version: str | None = None
     code_version: str | None = None
@@ -68,7 +86,7 @@ class RunResult:
     cancelled: bool = False  # stopped by Ctrl-C / SIGTERM
 
     @property
-    def states(self) -> dict[str, str]:
+    def states(self) -> dict[str, State]:
         return {name: r.state for name, r in self.results.items()}
 
     @property
@@ -76,7 +94,7 @@ class RunResult:
         return all(r.ok for r in self.results.values())
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         if self.cancelled:
             return "cancelled"
         return "succeeded" if self.ok else "failed"

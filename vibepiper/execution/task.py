@@ -22,8 +22,9 @@ from vibepiper.definitions.context import Context
 from vibepiper.errors import AssetNotMaterializedError, VibePiperError
 from vibepiper.execution.logs import LogLine, capture
 from vibepiper.storage.fidelity import Stored, UnstorableOutput, for_storage, to_frame
-from vibepiper.storage.parquet_store import ParquetStore, StagedFile
+from vibepiper.storage.store import Staged, Store
 from vibepiper.text import first_line
+from vibepiper.units import Unit
 from vibepiper.validation.expectations import UpstreamReader
 from vibepiper.validation.outcome import CheckOutcome
 from vibepiper.validation.validate import has_checks, validate
@@ -74,7 +75,7 @@ class TaskOutcome:
     """
 
     frame: pd.DataFrame | None = None
-    staged: StagedFile | None = None
+    staged: Staged | None = None
     data_version: str | None = None
     row_count: int | None = None
     attempts: int = 0
@@ -103,7 +104,7 @@ def run_job(
     job: Job,
     defn: AssetDef,
     checks: tuple[CheckDef, ...],
-    store: ParquetStore,
+    store: Store,
     read: Reader,
     on_state: Callable[[str], None] | None = None,
     lines: list[LogLine] | None = None,
@@ -163,7 +164,7 @@ def run_task(
     defn: AssetDef,
     inputs: Mapping[str, Any],
     context: Context,
-    store: ParquetStore,
+    store: Store,
     *,
     materialization_id: str,
     checks: tuple[CheckDef, ...] = (),
@@ -200,7 +201,7 @@ def run_task(
                 on_state("validating")
             stored = _validated(defn, checks, stored, upstream, outcome)
             if outcome.quarantined is not None and outcome.quarantine is not None:
-                store.keep_quarantine(defn.name, materialization_id, outcome.quarantine)
+                store.keep_quarantine(Unit(defn.name), materialization_id, outcome.quarantine)
                 outcome.quarantine = None
         table, frame = stored.table, stored.frame
         content = table_version(table)
@@ -214,7 +215,7 @@ def run_task(
     def write() -> None:
         outcome.write = None
         try:
-            outcome.staged = store.stage(defn.name, version, table, content=content)
+            outcome.staged = store.stage(Unit(defn.name), version, table, content=content)
         except Exception as exc:
             _not_stored(outcome, exc)
 

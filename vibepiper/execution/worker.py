@@ -18,13 +18,14 @@ import pyarrow.parquet  # noqa: F401
 from vibepiper.execution.executors import STARTED, outcome_of_failure
 from vibepiper.execution.logs import LogLine, in_worker
 from vibepiper.execution.task import Job, TaskOutcome, run_job
+from vibepiper.units import Unit
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from vibepiper.execution.executors import GraphLoader
     from vibepiper.graph.graph import Graph
-    from vibepiper.storage.parquet_store import ParquetStore
+    from vibepiper.storage.store import Store
 
 _graphs: dict[Any, Graph] = {}  # loader (hashable) -> the project's graph, loaded once
 _loading = threading.Lock()
@@ -41,7 +42,7 @@ def _graph(loader: GraphLoader) -> Graph:
 def compute(
     job: Job,
     loader: GraphLoader,
-    store: ParquetStore,
+    store: Store,
     sink: Callable[[LogLine], None] | None = None,
 ) -> TaskOutcome:
     """Compute one job in this worker; the outcome carries no frame."""
@@ -55,7 +56,7 @@ def compute(
         return outcome_of_failure(differs)
 
     def read(asset: str, version: str) -> Any:
-        return store.read(store.path_for(asset, version), asset)
+        return store.read(Unit(asset), version)
 
     outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, read, sink=sink)
     outcome.frame = None
@@ -96,7 +97,7 @@ def _fingerprinter() -> Any:
     return Fingerprinter()
 
 
-def process_main(conn: Connection, loader: GraphLoader, store: ParquetStore) -> None:
+def process_main(conn: Connection, loader: GraphLoader, store: Store) -> None:
     """A worker process of the `processes` executor: jobs in, outcomes out, until None."""
     # The scheduler decides what Ctrl-C or a SIGTERM to the whole group stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -126,7 +127,7 @@ def warm(loader: GraphLoader) -> None:
         _graph(loader)
 
 
-def dask_compute(job: Job, loader: GraphLoader, store: ParquetStore) -> TaskOutcome:
+def dask_compute(job: Job, loader: GraphLoader, store: Store) -> TaskOutcome:
     """The task the `dask` executor submits (one per asset)."""
     in_worker()
     return compute(job, loader, store)

@@ -3,21 +3,10 @@ root causes, and what happened to it in its last run, and why."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from vibepiper.catalog.catalog import Catalog, rows
-from vibepiper.graph.graph import Graph
-from vibepiper.versioning.freshness import Verdict, check_read_of
-
-_UPSTREAM = re.compile(r"^upstream (?P<name>[a-z_][a-z0-9_]*) ")
-
-
-def _blamed(reason: str) -> str | None:
-    """The upstream asset a reason blames, if any."""
-    match = _UPSTREAM.match(reason)
-    return match["name"] if match else check_read_of(reason)
+from vibepiper.versioning.freshness import Reason, Verdict
 
 
 @dataclass
@@ -26,8 +15,12 @@ class Cause:
 
     asset: str
     fresh: bool
-    reasons: list[str]
+    causes: list[Reason]
     upstream: list[Cause] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [str(c) for c in self.causes]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -39,12 +32,13 @@ class Cause:
 
 
 def trace(name: str, verdicts: dict[str, Verdict], seen: set[str] | None = None) -> Cause:
-    """The tree of causes for `name`, from verdicts covering it and all its ancestors."""
+    """The tree of causes for `name`, from verdicts covering it and all its ancestors:
+    each reason that blames another asset (`Reason.upstream`) leads to that asset's."""
     seen = set() if seen is None else seen
     verdict = verdicts[name]
-    cause = Cause(name, verdict.fresh, list(verdict.reasons))
-    for reason in verdict.reasons:
-        up = _blamed(reason)
+    cause = Cause(name, verdict.fresh, list(verdict.causes))
+    for reason in verdict.causes:
+        up = reason.upstream
         if up is not None and up in verdicts and up not in seen and not verdicts[up].fresh:
             seen.add(up)
             cause.upstream.append(trace(up, verdicts, seen))
@@ -54,42 +48,9 @@ def trace(name: str, verdicts: dict[str, Verdict], seen: set[str] | None = None)
 def root_causes(cause: Cause) -> list[str]:
     """The reasons at the top of the tree: an edited function, a changed file..."""
     traced = {up.asset for up in cause.upstream}
-    own = [f"{cause.asset}: {r}" for r in cause.reasons if _blamed(r) not in traced]
+    own = [f"{cause.asset}: {r}" for r in cause.causes if r.upstream not in traced]
     found = [r for up in cause.upstream for r in root_causes(up)]
     return list(dict.fromkeys(found + own))
-
-
-def last_run(catalog: Catalog, graph: Graph, name: str) -> dict[str, Any] | None:
-    """The asset's latest materialization row; for a block, the upstream failure behind it."""
-    with catalog.connect() as con:
-        found = rows(
-            con,
-            "SELECT run_id, status, reason, error, finished_at, row_count, "
-            "data_version FROM materializations WHERE asset = ? "
-            "ORDER BY finished_at DESC, materialization_id DESC LIMIT 1",
-            [name],
-        )
-        if not found:
-            return None
-        row = found[0]
-        if row["status"] == "blocked":
-            ancestors = sorted(graph.ancestors(name))
-            row["caused_by"] = rows(
-                con,
-                "SELECT asset, status, error FROM materializations WHERE run_id = ? AND "
-                "status IN ('failed', 'check_failed') AND list_contains(?, asset) "
-                "ORDER BY finished_at",
-                [row["run_id"], ancestors],
-            )
-        if row["status"] == "check_failed":
-            row["failed_checks"] = rows(
-                con,
-                "SELECT check_name, failing_rows, message FROM check_results "
-                "JOIN materializations USING (materialization_id) WHERE asset = ? AND "
-                "materializations.run_id = ? AND NOT passed AND severity = 'error'",
-                [name, row["run_id"]],
-            )
-    return row
 
 
 def render(cause: Cause, run: dict[str, Any] | None) -> list[str]:

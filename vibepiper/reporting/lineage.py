@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vibepiper.catalog.catalog import Catalog, rows
-from vibepiper.errors import AssetNotMaterializedError
+from vibepiper.catalog.reads import version_tree
 from vibepiper.graph.graph import Graph
 from vibepiper.versioning.freshness import Verdict
+
+if TYPE_CHECKING:
+    from vibepiper.catalog.catalog import Catalog
 
 COLORS = {  # by last state, for DOT
     "succeeded": "#c8e6c9",
@@ -63,18 +65,6 @@ def neighbourhood(
         }
     edges = [(up, name) for name in nodes for up in graph.upstream[name] if up in nodes]
     return Neighbourhood(asset, nodes, edges, upstream, downstream)
-
-
-def last_states(catalog: Catalog) -> dict[str, str]:
-    """Each asset's latest materialization status."""
-    with catalog.connect() as con:
-        found = rows(
-            con,
-            "SELECT asset, status FROM materializations QUALIFY row_number() "
-            "OVER (PARTITION BY asset ORDER BY finished_at DESC, "
-            "materialization_id DESC) = 1",
-        )
-    return {r["asset"]: r["status"] for r in found}
 
 
 def render(hood: Neighbourhood, fmt: str) -> str:
@@ -179,59 +169,18 @@ class Made:
 def data_lineage(catalog: Catalog, asset: str, version: str) -> Made:
     """Which exact input versions, recursively, produced `version` of `asset` (a data
     version, a unique prefix of one, or a materialization id)."""
-    with catalog.connect() as con:
-        made = _find(con, asset, version)
-        if made is None:
-            raise AssetNotMaterializedError(
-                f"asset '{asset}' has no data version or materialization {version!r}",
-                f"see its versions with `vibepiper history {asset}`",
-            )
-        _expand(con, made, set())
-    return made
+    return _made(version_tree(catalog, asset, version))
 
 
-def _find(con: Any, asset: str, version: str, before: Any = None) -> Made | None:
-    found = rows(
-        con,
-        "SELECT materialization_id, run_id, data_version, finished_at "
-        "FROM materializations WHERE asset = ? AND status = 'succeeded' AND "
-        "(materialization_id = ? OR starts_with(data_version, ?)) "
-        "AND (? IS NULL OR finished_at <= ?) "
-        "ORDER BY finished_at DESC LIMIT 2",
-        [asset, version, version, before, before],
-    )
-    versions = {r["data_version"] for r in found}
-    if not found or len(versions) > 1:
-        return None if not found else _ambiguous(asset, version)
-    row = found[0]
+def _made(row: Mapping[str, Any]) -> Made:
     return Made(
-        asset, row["data_version"], row["materialization_id"], row["run_id"], row["finished_at"]
+        row["asset"],
+        row["data_version"],
+        row["materialization_id"],
+        row["run_id"],
+        row["finished_at"],
+        [_made(r) for r in row["inputs"]],
     )
-
-
-def _ambiguous(asset: str, version: str) -> Made:
-    raise AssetNotMaterializedError(
-        f"{version!r} matches several data versions of '{asset}'", "give more characters of it"
-    )
-
-
-def _expand(con: Any, made: Made, seen: set[tuple[str, str]]) -> None:
-    inputs = rows(
-        con,
-        "SELECT upstream_asset, upstream_data_version FROM lineage WHERE "
-        "materialization_id = ? ORDER BY upstream_asset",
-        [made.materialization_id],
-    )
-    for row in inputs:
-        asset, version = row["upstream_asset"], row["upstream_data_version"]
-        # The materialization that made exactly that version, no later than its reader.
-        child = _find(con, asset, version, made.finished_at) or Made(
-            asset, version, None, None, None
-        )
-        made.inputs.append(child)
-        if child.materialization_id and (asset, version) not in seen:
-            seen.add((asset, version))
-            _expand(con, child, seen)
 
 
 def render_made(made: Made) -> list[str]:

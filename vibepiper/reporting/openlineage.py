@@ -14,13 +14,15 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import UsageError
 from vibepiper.execution import states
-from vibepiper.execution.scheduler import Reporter
 from vibepiper.execution.states import AssetResult
 from vibepiper.graph.graph import Graph
+
+if TYPE_CHECKING:
+    from vibepiper.execution.reporter import Reporter
 
 PRODUCER = "https://pypi.org/project/vibepiper/"
 

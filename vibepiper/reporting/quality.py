@@ -7,12 +7,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
-from vibepiper.execution.audit import AuditResult
 from vibepiper.execution.states import RunResult
 from vibepiper.graph.graph import Graph
 from vibepiper.validation.outcome import CheckOutcome
+
+if TYPE_CHECKING:  # a type only: the audit runs through the scheduler
+    from vibepiper.execution.audit import AuditResult
 
 SAMPLE_LINES = 3
 

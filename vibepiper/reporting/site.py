@@ -13,12 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vibepiper.catalog import reads
 from vibepiper.graph.graph import Graph
+from vibepiper.reporting.listing import check_names
 
 if TYPE_CHECKING:
-    from vibepiper.project import Project
+    from vibepiper.catalog.catalog import Catalog
+    from vibepiper.versioning.freshness import Verdict
 
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 34, 42, 16, 16
+HISTORY = 5  # the latest materializations shown of each asset
 
 
 def layout(graph: Graph) -> dict[str, tuple[int, int]]:
@@ -173,54 +177,19 @@ document.querySelectorAll('.node').forEach(n => {
 """
 
 
-def site_assets(project: Project) -> dict[str, dict[str, Any]]:
-    """Everything the site shows about each asset of a (fully loaded) project."""
-    from vibepiper.catalog.catalog import rows
-    from vibepiper.execution.scheduler import Scheduler
-    from vibepiper.reporting.lineage import last_states
-    from vibepiper.reporting.listing import check_names
-
-    graph = project.graph
-    verdicts = Scheduler(project.workspace()).plan(list(graph.order), whole_graph=True)
-    states = last_states(project.catalog)
-    with project.catalog.connect() as con:
-        results = rows(
-            con,
-            "SELECT m.asset, c.check_name, c.severity, c.passed, "
-            "c.failing_rows, c.message FROM check_results c JOIN ("
-            "SELECT asset, materialization_id FROM materializations "
-            "WHERE status IN ('succeeded', 'check_failed') QUALIFY "
-            "row_number() OVER (PARTITION BY asset ORDER BY finished_at DESC)"
-            " = 1) m USING (materialization_id) ORDER BY c.check_name",
-        )
-        history = rows(
-            con,
-            "SELECT asset, finished_at, status, row_count, data_version "
-            "FROM materializations QUALIFY row_number() OVER (PARTITION BY "
-            "asset ORDER BY finished_at DESC) <= 5 ORDER BY finished_at DESC",
-        )
+def site_assets(
+    graph: Graph, catalog: Catalog, verdicts: Mapping[str, Verdict]
+) -> dict[str, dict[str, Any]]:
+    """Everything the site shows about each asset of a (fully loaded) project's `graph`,
+    given every asset's verdict."""
+    states = reads.last_states(catalog)
+    results = reads.last_check_results(catalog)
+    history = reads.recent_materializations(catalog, HISTORY)
     assets = {}
     for name in graph.order:
         defn, verdict, state = graph.assets[name], verdicts[name], states.get(name)
         css = css_class(state, verdict.fresh)
         summary = f"{name}: last {state or 'never run'}, {'fresh' if verdict.fresh else 'stale'}"
-        found = [r for r in results if r["asset"] == name]
-        checks = [
-            {
-                "name": r["check_name"],
-                "severity": r["severity"],
-                "passed": r["passed"],
-                "failing_rows": r["failing_rows"],
-                "message": r["message"],
-            }
-            for r in found
-        ]
-        ran = {c["name"] for c in checks}
-        checks += [
-            {"name": c, "severity": "", "passed": None, "failing_rows": None, "message": ""}
-            for c in check_names(graph, name)
-            if c not in ran and not c.startswith("schema:")
-        ]
         assets[name] = {
             "name": name,
             "description": defn.description,
@@ -233,10 +202,31 @@ def site_assets(project: Project) -> dict[str, dict[str, Any]]:
             "css": css,
             "summary": summary,
             "schema": schema_columns(defn.schema),
-            "checks": checks,
+            "checks": _checks(graph, name, [r for r in results if r["asset"] == name]),
             "history": [h for h in history if h["asset"] == name],
         }
     return assets
+
+
+def _checks(graph: Graph, name: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The asset's checks with their last results, then those that have none yet."""
+    checks = [
+        {
+            "name": r["check_name"],
+            "severity": r["severity"],
+            "passed": r["passed"],
+            "failing_rows": r["failing_rows"],
+            "message": r["message"],
+        }
+        for r in results
+    ]
+    ran = {c["name"] for c in checks}
+    checks += [
+        {"name": c, "severity": "", "passed": None, "failing_rows": None, "message": ""}
+        for c in check_names(graph, name)
+        if c not in ran and not c.startswith("schema:")
+    ]
+    return checks
 
 
 def schema_columns(schema: Any) -> list[dict[str, Any]]:

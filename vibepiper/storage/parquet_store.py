@@ -1,10 +1,12 @@
-"""The store: one immutable Parquet file per distinct version of each asset's data.
+"""The local store: one immutable Parquet file per distinct version of each unit's data.
 
-Layout under the store folder (an internal detail, not a contract):
+`ParquetStore` implements `Store` (see `vibepiper.storage.store`). Layout under the store
+folder (an internal detail, not a contract):
 
     <asset>/<data_version>.parquet               published data, never modified
     <asset>/rejected/<materialization>.parquet   outputs that failed their checks
     <asset>/quarantine/<materialization>.parquet rows that quarantine removed, with reasons
+    <asset>/corrupt/<data_version>.parquet       damaged data `doctor --repair` set aside
     <asset>/.<anything>.<pid>.tmp                being written; removed if its writer died
 
 A file is written under a temporary name in the same folder, then renamed into place, so
@@ -25,17 +27,20 @@ file copied over another (another asset's, another version's) is damage too.
 Names that become paths (data versions and materialization ids read from the catalog,
 asset names) are checked first: a hand-edited catalog cannot point a read, or doctor,
 outside the store. Only regular files are opened, and without blocking: a FIFO or a
-folder in a stored file's place is damage, not a hang or a crash.
+folder in a stored file's place is damage, not a hang or a crash. Nothing is listed,
+removed or moved through a symbolic link.
+
+The path-based methods (`path_for`, `read_path`, ...) are the store's own; callers outside
+`vibepiper.storage` are moving to the `Store` interface.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
-import stat
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,38 +48,53 @@ from typing import TYPE_CHECKING, Any
 from vibepiper.definitions.asset import NAME_RE
 from vibepiper.errors import StoreError
 from vibepiper.processes import pid_alive
+from vibepiper.storage import parquet_files as files
 from vibepiper.storage.fidelity import to_frame
+from vibepiper.storage.parquet_files import (
+    NotAFileError,
+    content_problem,
+    identity_problem,
+    move_aside,
+    open_regular,
+    real_folders,
+    to_arrow,
+)
+from vibepiper.storage.store import Entry, EntryKind, Kept, Staged, Store
 from vibepiper.text import first_line, quoted
+from vibepiper.units import Unit
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
 TMP_SUFFIX = ".tmp"
-_THREADED_CELLS = 4_000_000  # from this size on, pyarrow's threads convert a frame faster
 _SERIAL_SYNCS = 8  # more files than this to sync: several fsyncs at once
 _SYNC_THREADS = 8
-CONTENT_KEY = b"vibepiper.content"  # the table_version of the data, in the file's metadata
-PANDAS_KEY = b"vibepiper.pandas"  # a hash of the pandas metadata (column names, index, dtypes)
-ASSET_KEY = b"vibepiper.asset"  # the asset the file was written for
-VERSION_KEY = b"vibepiper.version"  # the data version it was written as (its name)
 # Versions are 32 hex digits (table_version, file_version); any lowercase letters and digits
 # are let through (unit tests label versions "v1"): no separator and no dot, so no way out.
 VERSION_RE = re.compile(r"[0-9a-z]{1,64}")
 MATERIALIZATION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")  # a run id and a number
+KEPT: tuple[Kept, ...] = ("rejected", "quarantine")
+
+AssetOrUnit = Unit | str  # a bare asset name: for callers not yet converted to units
 
 
 @dataclass(frozen=True)
-class StagedFile:
-    """A fully written file under a temporary name, waiting to be published or rejected."""
+class StagedFile(Staged):
+    """A fully written file under a temporary name (`location`), waiting to be published
+    or rejected."""
 
-    asset: str
-    data_version: str
-    temp_path: Path
+    @property
+    def asset(self) -> str:
+        return self.unit.asset
+
+    @property
+    def temp_path(self) -> Path:
+        return Path(self.location)
 
 
 class ParquetStore:
-    """Reads and writes the Parquet files of every asset under one folder."""
+    """Reads and writes the Parquet files of every unit under one folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -84,60 +104,36 @@ class ParquetStore:
     def __reduce__(self) -> tuple[type[ParquetStore], tuple[Path]]:
         return ParquetStore, (self.root,)  # sent to worker processes: only where it is
 
-    def path_for(self, asset: str, data_version: str) -> Path:
-        """The published file of `asset` at `data_version`; a StoreError if either is not
+    # -- where things are ----------------------------------------------------------------
+
+    def path_for(self, unit: AssetOrUnit, data_version: str) -> Path:
+        """The published file of `unit` at `data_version`; a StoreError if either is not
         a name the store uses (read from a catalog edited by hand, say)."""
+        asset = _asset(unit)
         _check(asset, data_version, VERSION_RE, "data version")
         return self.root / asset / f"{data_version}.parquet"
 
-    def rejected_path(self, asset: str, materialization_id: str) -> Path:
+    def rejected_path(self, unit: AssetOrUnit, materialization_id: str) -> Path:
+        return self._kept_path(unit, materialization_id, "rejected")
+
+    def quarantine_path(self, unit: AssetOrUnit, materialization_id: str) -> Path:
+        return self._kept_path(unit, materialization_id, "quarantine")
+
+    def _kept_path(self, unit: AssetOrUnit, materialization_id: str, kind: Kept) -> Path:
+        asset = _asset(unit)
         _check(asset, materialization_id, MATERIALIZATION_RE, "materialization id")
-        return self.root / asset / "rejected" / f"{materialization_id}.parquet"
+        return self.root / asset / kind / f"{materialization_id}.parquet"
 
-    def quarantine_path(self, asset: str, materialization_id: str) -> Path:
-        _check(asset, materialization_id, MATERIALIZATION_RE, "materialization id")
-        return self.root / asset / "quarantine" / f"{materialization_id}.parquet"
+    def location(self, unit: Unit, data_version: str) -> str:
+        return str(self.path_for(unit, data_version))
 
-    def keep_quarantine(self, asset: str, materialization_id: str, frame: Any) -> Path:
-        """Write the rows quarantine removed (with their reasons) next to the asset."""
-        final = self.quarantine_path(asset, materialization_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.parent / f".{final.stem}.{os.getpid()}{TMP_SUFFIX}"
-        _write(to_arrow(frame), temp)
-        os.replace(temp, final)  # written in a worker: made durable now, not by sync()
-        _fsync(final)
-        _fsync(final.parent)
-        return final
+    def exists(self, unit: AssetOrUnit, data_version: str) -> bool:
+        return self.path_for(unit, data_version).is_file()
 
-    def exists(self, asset: str, data_version: str) -> bool:
-        return self.path_for(asset, data_version).is_file()
-
-    def damage(self, asset: str, data_version: str) -> str:
-        """What is visibly wrong with a stored file ("missing", "damaged"), or "".
-
-        A cheap look (its size, the magic bytes a Parquet file starts and ends with, the
-        asset and version its footer records) that catches a missing, truncated or
-        overwritten file, or something else in its place; bytes flipped inside it are
-        caught by the page checksums when it is read.
-        """
-        if not VERSION_RE.fullmatch(data_version):
-            return f"missing (the catalog records an invalid data version {quoted(data_version)})"
-        path = self.path_for(asset, data_version)
-        try:
-            fd = open_regular(path)
-        except FileNotFoundError:
-            return "missing"
-        except OSError:
-            return "damaged"
-        try:
-            return _footer_damage(fd, asset, data_version)
-        except OSError:
-            return "damaged"
-        finally:
-            os.close(fd)
+    # -- writing -------------------------------------------------------------------------
 
     def stage(
-        self, asset: str, data_version: str, table: pa.Table, *, content: str | None = None
+        self, unit: AssetOrUnit, data_version: str, table: pa.Table, *, content: str | None = None
     ) -> StagedFile:
         """Write `table` to a temporary file next to its final place (made durable once
         published, by `sync()`).
@@ -145,42 +141,67 @@ class ParquetStore:
         `content` is the table's own version when the data version is something else (a
         source's is its file's hash); reads check the data against it.
         """
-        folder = self.root / asset
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{data_version[:16]}.{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
-        metadata = dict(table.schema.metadata or {})
-        metadata[CONTENT_KEY] = (content or data_version).encode()
-        metadata[ASSET_KEY] = asset.encode()
-        metadata[VERSION_KEY] = data_version.encode()
-        metadata[PANDAS_KEY] = _digest(metadata.get(b"pandas", b"")).encode()
-        _write(table.replace_schema_metadata(metadata), temp)
-        return StagedFile(asset, data_version, temp)
+        final = self.path_for(unit, data_version)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        name = f".{data_version[:16]}.{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
+        temp = final.parent / name
+        asset = _asset(unit)
+        files.write(files.with_identity(table, asset, data_version, content or data_version), temp)
+        return StagedFile(Unit(asset), data_version, str(temp))
 
-    def publish(self, staged: StagedFile, *, replace: bool = False) -> Path:
+    def publish(self, staged: Staged, *, replace: bool = False) -> None:
         """Move a staged file to its final name, atomically. Content-addressed: a file of
         the same version may exist already. It is kept (and the staged copy dropped) unless
         it is visibly damaged or `replace` is asked (`--force`: the user suspects it), in
         which case the fresh copy of the same data replaces it (readers that have it open
-        keep reading the old one)."""
-        final = self.path_for(staged.asset, staged.data_version)
-        if not replace and not self.damage(staged.asset, staged.data_version):
-            staged.temp_path.unlink(missing_ok=True)
-        else:
-            if final.exists():  # a recorded version's file: never a moment without one
-                _fsync(staged.temp_path)
-            if final.is_dir() and not final.is_symlink():  # a file cannot replace a folder
-                move_aside(final)
-            os.replace(staged.temp_path, final)
-            self._pending(final)
-        return final
-
-    def reject(self, staged: StagedFile, materialization_id: str) -> Path:
-        """Keep a staged file that failed its checks, for inspection; never made current."""
-        final = self.rejected_path(staged.asset, materialization_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged.temp_path, final)
+        keep reading the old one). Publishing the same staged file again does nothing."""
+        temp, final = self._temp(staged), self.path_for(staged.unit, staged.data_version)
+        damage = self.damage(staged.unit, staged.data_version)
+        if not os.path.lexists(temp) and not damage:
+            return  # published already
+        if not replace and not damage:
+            temp.unlink(missing_ok=True)
+            return
+        if os.path.lexists(final):  # a recorded version's file: never a moment without one
+            files.fsync(temp)
+        if final.is_dir() and not final.is_symlink():  # a file cannot replace a folder
+            move_aside(final)
+        os.replace(temp, final)
         self._pending(final)
-        return final
+
+    def reject(self, staged: Staged, materialization_id: str) -> None:
+        """Keep a staged file that failed its checks, for inspection; never made current."""
+        temp = self._temp(staged)
+        final = self.rejected_path(staged.unit, materialization_id)
+        if not os.path.lexists(temp) and final.is_file():
+            return  # rejected already
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, final)
+        self._pending(final)
+
+    def discard(self, staged: Staged) -> None:
+        self._temp(staged).unlink(missing_ok=True)
+
+    def keep_quarantine(self, unit: AssetOrUnit, materialization_id: str, frame: Any) -> None:
+        """Write the rows quarantine removed (with their reasons) next to the asset."""
+        final = self.quarantine_path(unit, materialization_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.parent / f".{final.stem}.{os.getpid()}{TMP_SUFFIX}"
+        files.write(to_arrow(frame), temp)
+        os.replace(temp, final)  # written in a worker: made durable now, not by sync()
+        files.fsync(final)
+        files.fsync(final.parent)
+
+    def _temp(self, staged: Staged) -> Path:
+        """The temporary file of `staged`; a StoreError unless it is one `stage` names."""
+        temp = Path(staged.location)
+        folder = self.path_for(staged.unit, staged.data_version).parent
+        if temp.parent != folder or not _is_temp_name(temp.name):
+            raise StoreError(
+                f"{temp} is not a file this store staged for asset '{staged.unit.asset}'",
+                "publish, reject or discard only what `stage` returned",
+            )
+        return temp
 
     def _pending(self, path: Path) -> None:
         with self._guard:
@@ -194,30 +215,38 @@ class ParquetStore:
         try:
             if len(paths) <= _SERIAL_SYNCS:
                 for path in paths:
-                    _fsync(path)
+                    files.fsync(path)
             else:
                 from concurrent.futures import ThreadPoolExecutor
 
                 with ThreadPoolExecutor(max_workers=_SYNC_THREADS) as pool:
-                    list(pool.map(_fsync, paths))
+                    list(pool.map(files.fsync, paths))
         except BaseException:
             with self._guard:  # still owed: the next call tries again
                 self._unsynced.update(paths)
             raise
 
-    def discard(self, staged: StagedFile) -> None:
-        staged.temp_path.unlink(missing_ok=True)
+    # -- reading -------------------------------------------------------------------------
 
-    def read_table(self, path: Path, asset: str, *, frame: bool = False) -> Any:
+    def read(self, unit: Unit, data_version: str) -> pd.DataFrame:
+        return self.read_path(self.path_for(unit, data_version), unit.asset)
+
+    def read_table(self, unit: Unit, data_version: str) -> pa.Table:
+        table: pa.Table = self.read_table_path(self.path_for(unit, data_version), unit.asset)
+        return table
+
+    def read_kept(self, unit: Unit, materialization_id: str, kind: Kept) -> pd.DataFrame:
+        return self.read_path(self._kept_path(unit, materialization_id, kind), unit.asset)
+
+    def read_path(self, path: Path, asset: str) -> pd.DataFrame:
+        frame: pd.DataFrame = self.read_table_path(path, asset, frame=True)
+        return frame
+
+    def read_table_path(self, path: Path, asset: str, *, frame: bool = False) -> Any:
         """The table stored at `path` (as a pandas DataFrame with `frame`); any damage is
         a StoreError naming the asset and the file."""
-        import pyarrow.parquet as pq
-
         try:
-            # read by path, not through the descriptor: pyarrow's own file reads the
-            # columns of a wide file in parallel (a Python file object: ~20% slower)
-            os.close(open_regular(path))
-            table = pq.read_table(path, page_checksum_verification=True)
+            table = files.read_verified(path)
             wrong = content_problem(table) or identity_problem(
                 table.schema.metadata, asset, self._named_version(path, asset)
             )
@@ -225,32 +254,152 @@ class ParquetStore:
                 return to_frame(table) if frame else table
         except FileNotFoundError:
             raise StoreError(
-                f"the stored data of asset '{asset}' is missing ({path})",
-                f"re-create it with `vibepiper materialize {asset} --force`",
+                f"the stored data of asset '{asset}' is missing ({path})", _rebuild(asset)
             ) from None
         except NotAFileError:
             raise StoreError(
                 f"the stored data of asset '{asset}' is damaged ({path} is not a regular file)",
-                f"re-create it with `vibepiper materialize {asset} --force`",
+                _rebuild(asset),
             ) from None
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise StoreError(
-                f"the stored data of asset '{asset}' is unreadable ({path}: "
-                f"{type(exc).__name__}: {first_line(exc)})",
-                f"re-create it with `vibepiper materialize {asset} --force`",
-            ) from exc
+            raise _unreadable(asset, path, exc) from exc
         raise StoreError(
-            f"the stored data of asset '{asset}' is corrupt ({path}: {wrong})",
-            f"re-create it with `vibepiper materialize {asset} --force`",
+            f"the stored data of asset '{asset}' is corrupt ({path}: {wrong})", _rebuild(asset)
         )
-
-    def read(self, path: Path, asset: str) -> pd.DataFrame:
-        frame: pd.DataFrame = self.read_table(path, asset, frame=True)
-        return frame
 
     def _named_version(self, path: Path, asset: str) -> str | None:
         """The version a published file is named after (None for a rejected file...)."""
         return path.stem if path.parent == self.root / asset else None
+
+    def dataset(self, unit: Unit, data_version: str) -> Any | None:
+        return self._dataset(self.path_for(unit, data_version), unit.asset, data_version)
+
+    def kept_dataset(self, unit: Unit, materialization_id: str, kind: Kept) -> Any | None:
+        return self._dataset(self._kept_path(unit, materialization_id, kind), unit.asset, None)
+
+    def _dataset(self, path: Path, asset: str, version: str | None) -> Any | None:
+        try:
+            found = files.dataset(path)
+        except FileNotFoundError:
+            return None
+        except NotAFileError:
+            raise StoreError(
+                f"the stored data of asset '{asset}' is damaged ({path} is not a regular file)",
+                _rebuild(asset),
+            ) from None
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise StoreError(
+                f"the stored data of asset '{asset}' is unreadable ({path}: {type(exc).__name__})",
+                _rebuild(asset),
+            ) from exc
+        wrong = identity_problem(found.schema.metadata, asset, version)
+        if wrong:
+            raise StoreError(
+                f"the stored data of asset '{asset}' is corrupt ({path}: {wrong})", _rebuild(asset)
+            )
+        return found
+
+    # -- judging -------------------------------------------------------------------------
+
+    def damage(self, unit: AssetOrUnit, data_version: str) -> str:
+        """What is visibly wrong with a stored file ("missing", "damaged"), or "".
+
+        A cheap look (its size, the magic bytes a Parquet file starts and ends with, the
+        asset and version its footer records) that catches a missing, truncated or
+        overwritten file, or something else in its place; bytes flipped inside it are
+        caught by the page checksums when it is read.
+        """
+        if not VERSION_RE.fullmatch(data_version):
+            return f"missing (the catalog records an invalid data version {quoted(data_version)})"
+        path = self.path_for(unit, data_version)
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:
+            return "damaged" if os.path.lexists(path) else "missing"  # a dangling link
+        except OSError:
+            return "damaged"
+        try:
+            return files.footer_damage(fd, _asset(unit), data_version)
+        except OSError:
+            return "damaged"
+        finally:
+            os.close(fd)
+
+    def verify(
+        self, unit: Unit, data_version: str, *, full: bool = True, source: bool = False
+    ) -> str:
+        try:
+            path = self.path_for(unit, data_version)
+        except StoreError as exc:
+            return exc.message
+        return files.problem(path, unit.asset, data_version, full=full, source=source)
+
+    # -- looking after the store (doctor) -----------------------------------------------
+
+    def entries(self) -> Iterator[Entry]:
+        """Every file of the store, one asset folder at a time, in name order: published,
+        rejected, quarantined, then the temporary files of dead writers. A symbolic link
+        is a "foreign" entry, never looked through."""
+        for child in _sorted_children(self.root):
+            if child.is_symlink():
+                yield _link(None, child, "")
+            elif child.is_dir():
+                yield from self._folder_entries(child)
+
+    def _folder_entries(self, folder: Path) -> Iterator[Entry]:
+        unit = Unit(folder.name)
+        for path in sorted(folder.glob("*.parquet")):
+            yield _file_entry(unit, path, "published")
+        for kind in KEPT:
+            kept = folder / kind
+            if kept.is_symlink():
+                yield _link(unit, kept, kind)
+                continue
+            for path in sorted(kept.glob("*.parquet")):
+                yield _file_entry(unit, path, kind)
+        for temp in self.dead_temp_files(folder):  # not those being written right now
+            yield Entry("temporary", unit, str(temp.relative_to(folder)), str(temp))
+
+    def remove(self, entry: Entry) -> None:
+        """Remove an entry (an orphan, a dead writer's temporary file); never a link."""
+        self._entry_path(entry).unlink(missing_ok=True)
+
+    def set_aside(self, entry: Entry) -> str:
+        """Move damaged data to its asset's `corrupt/` folder; an OSError if it cannot be."""
+        return str(move_aside(self._entry_path(entry)))
+
+    def _entry_path(self, entry: Entry) -> Path:
+        """Where `entry` is, rebuilt from its unit and key (never taken from its
+        `location`) and checked to lie in the store, not through a link."""
+        if entry.kind == "foreign" or entry.unit is None or self.is_linked():
+            raise StoreError(
+                f"{entry.location} is not removed or moved: it is not the store's, or it "
+                "lies through a symbolic link",
+                "look at it, and remove it by hand if it should go",
+            )
+        folder = self.root / _component(entry.unit.asset)
+        if entry.kind == "published":
+            parts = [f"{entry.key}.parquet"]
+        elif entry.kind == "temporary":
+            parts = entry.key.split("/")
+            if (
+                len(parts) > 2
+                or not parts[-1].startswith(".")
+                or not entry.key.endswith(TMP_SUFFIX)
+            ):
+                raise StoreError(f"{entry.key!r} names no temporary file", "")
+        else:
+            parts = [entry.kind, f"{entry.key}.parquet"]
+        path = folder.joinpath(*map(_component, parts))
+        between = [folder, *(folder.joinpath(*parts[:i]) for i in range(1, len(parts)))]
+        if any(p.is_symlink() for p in between):
+            raise StoreError(f"{path} lies through a symbolic link: it is left alone", "")
+        return path
+
+    def is_linked(self) -> str:
+        if self.root.is_symlink():
+            return f"the store {self.root} is a symbolic link (to {files.link_target(self.root)})"
+        return ""
 
     def dead_temp_files(self, folder: Path | None = None) -> list[Path]:
         """Temporary files whose writing process is gone, in one asset's folder or all."""
@@ -263,125 +412,63 @@ class ParquetStore:
         ]
         return [t for t in found if not pid_alive(_writer_pid(t), since=_mtime(t))]
 
-    def clean_temp_files(self) -> list[Path]:
-        """Remove temporary files whose writing process is gone; return what was removed."""
+    def clean_temp_files(self) -> list[str]:
+        """Remove temporary files whose writing process is gone; return where each was."""
         removed = self.dead_temp_files()
         for temp in removed:
             temp.unlink(missing_ok=True)
-        return removed
+        return [str(temp) for temp in removed]
 
 
-def content_problem(table: pa.Table, expected: str | None = None) -> str:
-    """How the data read from a stored file differs from the content it was written with,
-    or "" (also for files written before the content was recorded, unless `expected`)."""
-    from vibepiper.versioning.data_version import table_version
-
-    metadata = table.schema.metadata or {}
-    pandas = metadata.get(PANDAS_KEY)
-    if pandas is not None and pandas != _digest(metadata.get(b"pandas", b"")).encode():
-        return "its pandas metadata (column names, index, types) differs from what was written"
-    recorded = metadata.get(CONTENT_KEY)
-    expected = recorded.decode(errors="replace") if recorded is not None else expected
-    if expected is None:
-        return ""
-    actual = table_version(table)
-    if actual == expected:
-        return ""
-    return f"its content hashes to {actual[:12]}, not to the {expected[:12]} it was written with"
+_: type[Store] = ParquetStore  # mypy checks that it implements the interface
 
 
-def identity_problem(metadata: dict[bytes, bytes] | None, asset: str, version: str | None) -> str:
-    """How the asset and version a file records differ from the ones it is read as (its
-    version: the name of a published file), or "" (also for files that record neither)."""
-    metadata = metadata or {}
-    recorded = metadata.get(ASSET_KEY)
-    if recorded is not None and recorded != asset.encode():
-        return f"it holds the data of asset {quoted(recorded.decode(errors='replace'))}"
-    recorded = metadata.get(VERSION_KEY)
-    if version is not None and recorded is not None and recorded != version.encode():
-        written = recorded.decode(errors="replace")[:12]
-        return f"it holds data version {quoted(written)}, not '{version[:12]}' (its name)"
-    return ""
+def _asset(unit: AssetOrUnit) -> str:
+    if isinstance(unit, str):
+        return unit
+    if unit.partition:
+        raise StoreError(
+            f"unit {unit} is a partition, and the store keeps whole assets only",
+            "partitions are not supported yet",
+        )
+    return unit.asset
 
 
-def move_aside(path: Path) -> Path:
-    """Move a damaged published file (or whatever is in its place) to the asset's
-    `corrupt/` folder, to look at; return where it went."""
-    folder = path.parent / "corrupt"
-    if folder.is_symlink():
-        raise NotAFileError(f"{folder} is a symbolic link: nothing is moved through it")
-    folder.mkdir(exist_ok=True)
-    aside = folder / path.name
-    if os.path.lexists(aside):
-        aside = folder / f"{path.stem}.{secrets.token_hex(4)}{path.suffix}"
-    os.replace(path, aside)
-    return aside
+def _file_entry(unit: Unit, path: Path, kind: EntryKind) -> Entry:
+    key = path.name.removesuffix(".parquet")
+    return _link(unit, path, key) if path.is_symlink() else Entry(kind, unit, key, str(path))
 
 
-def real_folders(folder: Path) -> list[Path]:
-    """The folders in `folder`, not symbolic links to folders."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # missing, or not a folder
-        return []
-    return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+def _link(unit: Unit | None, path: Path, key: str) -> Entry:
+    detail = f"a symbolic link in the store (to {files.link_target(path)})"
+    return Entry("foreign", unit, key, str(path), detail)
 
 
-class NotAFileError(OSError):
-    """Something other than a regular file (a folder, a FIFO, a device) is in its place."""
+def _is_temp_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
-def open_regular(path: Path) -> int:
-    """A read-only descriptor of the regular file at `path`. Opened without blocking, so
-    that a FIFO in its place is an OSError, as a folder is, rather than a wait forever."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotAFileError(f"{path} is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+def _sorted_children(root: Path) -> list[Path]:
+    return sorted(root.iterdir()) if root.is_dir() else []
 
 
-def _footer_damage(fd: int, asset: str, version: str) -> str:
-    """ "damaged" unless the file of `fd` looks whole and its footer records `asset` and
-    `version` (or neither: a file written before files recorded them), else ""."""
-    size = os.fstat(fd).st_size
-    if size < 12 or os.pread(fd, 4, 0) != b"PAR1":
-        return "damaged"
-    tail = os.pread(fd, 8, size - 8)
-    length = int.from_bytes(tail[:4], "little")
-    if tail[4:] != b"PAR1" or length > size - 12:
-        return "damaged"
-    footer = os.pread(fd, length, size - 8 - length)
-    if ASSET_KEY not in footer:
-        return ""
-    if _pair(ASSET_KEY, asset) in footer and _pair(VERSION_KEY, version) in footer:
-        return ""  # the usual case, found without parsing the footer
-    import pyarrow.parquet as pq
-
-    try:  # not where expected: parse the footer to be sure
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            metadata = pq.read_metadata(handle).metadata
-    except Exception:  # pyarrow raises several types for a corrupt footer
-        return "damaged"
-    return "damaged" if identity_problem(metadata, asset, version) else ""
+def _component(name: str) -> str:
+    """`name` if it is one component of a path (no separator, not `.` or `..`)."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise StoreError(f"{quoted(name)} names nothing in the store", "")
+    return name
 
 
-def _pair(key: bytes, value: str) -> bytes:
-    """A key-value pair as a Parquet footer stores it (Thrift compact: two binary fields
-    with their lengths as varints, then the end of the struct)."""
-    return b"".join(b"\x18" + _varint(len(part)) + part for part in (key, value.encode())) + b"\x00"
+def _rebuild(asset: str) -> str:
+    return f"re-create it with `vibepiper materialize {asset} --force`"
 
 
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while number >= 0x80:
-        out.append(number & 0x7F | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
+def _unreadable(asset: str, path: Path, exc: Exception) -> StoreError:
+    return StoreError(
+        f"the stored data of asset '{asset}' is unreadable ({path}: "
+        f"{type(exc).__name__}: {first_line(exc)})",
+        _rebuild(asset),
+    )
 
 
 def _check(asset: str, value: str, form: re.Pattern[str], what: str) -> None:
@@ -400,34 +487,6 @@ def _check(asset: str, value: str, form: re.Pattern[str], what: str) -> None:
         raise StoreError(f"asset '{asset}' has an invalid {what}: {quoted(value)}", hint)
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _write(table: pa.Table, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    try:
-        with open(path, "wb") as handle:
-            pq.write_table(table, handle, write_page_checksum=True)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's or a folder's data and metadata to disk; a file since removed (a
-    version replaced by --force, a rejected file cleaned up) has nothing left to flush."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _mtime(path: Path) -> float | None:
     """When the file was last written (its writer was alive then), or None if it is gone."""
     try:
@@ -441,16 +500,3 @@ def _writer_pid(temp: Path) -> int:
         return int(temp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[1])
     except (IndexError, ValueError):
         return -1
-
-
-def to_arrow(frame: Any) -> pa.Table:
-    """The Arrow table for a pandas DataFrame (index kept unless it is a plain range)."""
-    import pyarrow as pa
-
-    if isinstance(frame, pa.Table):
-        return frame
-    # pyarrow converts columns on a new thread pool by default, which costs ~2 ms a call:
-    # ten times the conversion of a 10,000-row frame. Only large frames gain from it.
-    rows, columns = frame.shape
-    threads = None if rows * columns >= _THREADED_CELLS else 1
-    return pa.Table.from_pandas(frame, preserve_index=None, nthreads=threads)

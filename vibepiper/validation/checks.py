@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.check import CheckDef, CheckResult
 from vibepiper.text import first_line
 from vibepiper.validation.expectations import UpstreamReader
-from vibepiper.validation.outcome import CheckOutcome, sample_json
+from vibepiper.validation.outcome import CheckOutcome, summarize_failing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +35,7 @@ def run_check(chk: CheckDef, frame: pd.DataFrame, upstream: UpstreamReader) -> C
 
 def _outcome(chk: CheckDef, result: Any) -> CheckOutcome:
     if isinstance(result, CheckResult):
-        count, sample = _failing(result.failing_rows)
+        count, sample = summarize_failing(result.failing_rows)
         message = result.message or ("" if result.passed else f"{count} failing rows")
         return CheckOutcome(
             chk.name,
@@ -65,14 +64,3 @@ def _outcome(chk: CheckDef, result: Any) -> CheckOutcome:
         f"check returned {type(result).__name__}; return a bool or a CheckResult",
         kind="check",
     )
-
-
-def _failing(rows: Any) -> tuple[int, str | None]:
-    if rows is None:
-        return 0, None
-    if isinstance(rows, numbers.Integral):
-        return int(rows), None
-    try:
-        return len(rows), sample_json(rows)
-    except TypeError:
-        return 0, None

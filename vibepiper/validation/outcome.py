@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from vibepiper.definitions.expect import SEVERITIES, Severity, SeverityLike
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -12,23 +15,29 @@ if TYPE_CHECKING:
 SAMPLE_ROWS = 5  # failing rows kept per check
 SAMPLE_CHARS = 2000  # and at most this much JSON
 
+CheckKind = Literal["schema", "expect", "check"]  # a pandera schema, an expect.*, a @check
+
 
 @dataclass(frozen=True)
 class CheckOutcome:
     """The result of one check on one asset's data."""
 
     name: str
-    severity: str
+    severity: SeverityLike
     passed: bool
     failing_rows: int = 0
     message: str = ""
     sample: str | None = None  # a few failing rows, as a JSON array of objects
-    kind: str = "expect"  # "schema" | "expect" | "check"
+    kind: CheckKind = "expect"
     quarantined: bool = False  # its failing rows were removed instead of failing the asset
+
+    def __post_init__(self) -> None:
+        if self.severity in SEVERITIES:  # "warn" -> Severity.WARN
+            object.__setattr__(self, "severity", Severity(self.severity))
 
     @property
     def blocking(self) -> bool:
-        return not self.passed and self.severity == "error" and not self.quarantined
+        return not self.passed and self.severity == Severity.ERROR and not self.quarantined
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,18 @@ def sample_json(rows: Any, limit: int = SAMPLE_ROWS) -> str | None:
             return text
         records = records[:-1]
     return json.dumps([{"truncated": text[: SAMPLE_CHARS // 2]}])
+
+
+def summarize_failing(rows: Any) -> tuple[int, str | None]:
+    """How many failing rows `rows` holds (rows, or a count) and a sample of them."""
+    if rows is None:
+        return 0, None
+    if isinstance(rows, numbers.Integral):
+        return int(rows), None
+    try:
+        return len(rows), sample_json(rows)
+    except TypeError:
+        return 0, None
 
 
 def _records(rows: Any, limit: int) -> list[Any]:

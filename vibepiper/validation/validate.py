@@ -15,7 +15,7 @@ from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.text import plural
 from vibepiper.validation.checks import run_check
-from vibepiper.validation.expectations import ROW_LEVEL, UpstreamReader, evaluate
+from vibepiper.validation.expectations import UpstreamReader, evaluate
 from vibepiper.validation.outcome import CheckOutcome, Validation
 from vibepiper.validation.schema_check import validate_schema
 
@@ -35,7 +35,8 @@ def validate(
     """All outcomes for `frame`, and the frame to publish (coerced, quarantined).
 
     Row-level expectations run first, so that quarantine removes their failing rows;
-    whole-table ones (`row_count`, `sql`) and `@check` functions then judge what remains.
+    whole-table ones (`row_count`, `sql`, registered ones of `scope="table"`) and `@check`
+    functions then judge what remains.
     """
     if not defn.quarantine:
         return _validate(defn, checks, frame, upstream, None)
@@ -62,7 +63,7 @@ def _validate(
     outcomes: list[CheckOutcome] = []
     if defn.schema is not None:
         frame = _schema(defn, frame, outcomes, quarantine)
-    row_level = [e for e in defn.checks if e.kind in ROW_LEVEL]
+    row_level = [e for e in defn.checks if e.row_level]
     for exp in row_level:
         result = evaluate(defn.name, exp, frame, upstream)
         outcome = result.outcome
@@ -73,9 +74,7 @@ def _validate(
     if quarantine is not None:
         frame = quarantine.clean(frame)
     outcomes += [
-        evaluate(defn.name, e, frame, upstream).outcome
-        for e in defn.checks
-        if e.kind not in ROW_LEVEL
+        evaluate(defn.name, e, frame, upstream).outcome for e in defn.checks if not e.row_level
     ]
     outcomes += [run_check(chk, frame, upstream) for chk in checks]
     if quarantine is None or not quarantine.removed:

@@ -3,15 +3,21 @@
 An asset is fresh when its current materialization exists and its file is present, was
 made by the same code version from exactly the current data versions of its inputs (for a
 source, from the same file bytes), and is younger than `max_age` if one is set.
+
+Why it is not fresh is a tuple of `Reason`s: a kind, the asset it points at (an input, an
+asset its checks read) and a detail. Code follows reasons by their fields (`explain`
+walks up the graph by `reason.asset`); the words a user reads are rendered from them only
+at the edge, by `str(reason)`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
+from vibepiper.units import Unit
 from vibepiper.versioning.fingerprint import CodeVersion, describe_changes
 
 
@@ -30,39 +36,111 @@ class Current:
     last_attempt: str = "succeeded"  # the state of the latest attempt to compute it, if later
     # the data version of each other asset its checks read when it was last validated
     check_reads: dict[str, str | None] = field(default_factory=dict)
+    partition: str = ""  # the partition key ("": the whole asset)
+
+    @property
+    def unit(self) -> Unit:
+        return Unit(self.asset, self.partition)
+
+
+class Why(StrEnum):
+    """The kinds of reason an asset is stale."""
+
+    NEVER = "never_materialized"
+    FILE = "stored_file"  # detail: what is wrong with it ("missing", "damaged")
+    CODE = "code"  # detail: which part of its code version changed, in words
+    SOURCE = "source"  # detail: the source file's path
+    NEW_INPUT = "new_input"  # asset: the input
+    UPSTREAM_CHANGED = "upstream_changed"  # asset: the input; detail: since when
+    UPSTREAM_STALE = "upstream_stale"  # asset: the input; detail: "is stale" / "will be..."
+    MAX_AGE = "max_age"  # detail: the age limit and when it was made
+    CHECK_READ = "check_read"  # asset: what its checks read; checks; detail: what of it
+    LAST_ATTEMPT = "last_attempt"  # detail: the state of the last attempt
+    FORCE = "force"
+    ERROR = "error"  # it cannot be judged (a source file missing...); detail: the message
+
+
+# the `detail` of a stale upstream: seen by a dry run that will recompute it, or not
+STALE = "is stale"
+WILL_RUN = "will be recomputed"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason an asset is stale; `str()` gives it in words a user understands."""
+
+    kind: Why
+    asset: str | None = None  # the asset it points at, if any
+    detail: str = ""
+    checks: tuple[str, ...] = ()  # for CHECK_READ: the checks that read `asset`
+
+    def __str__(self) -> str:
+        kind, asset, detail = self.kind, self.asset, self.detail
+        if kind is Why.NEVER:
+            return "never materialized"
+        if kind is Why.FILE:
+            return f"its stored file is {detail}"
+        if kind is Why.SOURCE:
+            return f"source {detail} changed"
+        if kind is Why.NEW_INPUT:
+            return f"new input {asset}"
+        if kind is Why.UPSTREAM_CHANGED:
+            return f"upstream {asset} changed since {detail}"
+        if kind is Why.UPSTREAM_STALE:
+            return f"upstream {asset} {detail}"
+        if kind is Why.MAX_AGE:
+            return f"older than max_age {detail}"
+        if kind is Why.CHECK_READ:
+            if len(self.checks) == 1:
+                return f"check {self.checks[0]} reads {asset}, which {detail}"
+            return f"checks {', '.join(self.checks)} read {asset}, which {detail}"
+        if kind is Why.LAST_ATTEMPT:
+            return f"the last attempt {detail}"
+        if kind is Why.FORCE:
+            return "--force"
+        return detail  # CODE, ERROR: already in words
+
+    @property
+    def upstream(self) -> str | None:
+        """The other asset this reason blames (an input, an asset its checks read)."""
+        return self.asset if self.kind in _BLAMING else None
+
+
+_BLAMING = (Why.UPSTREAM_CHANGED, Why.UPSTREAM_STALE, Why.CHECK_READ)
+LAST_CHECKS_FAILED = "failed its checks"  # the detail of a LAST_ATTEMPT after check_failed
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Fresh or not, with every reason it is stale, in words a user understands.
+    """Fresh or not, with every reason it is stale.
 
     `recheck`: stale only because data its checks read changed; its own data stands, so
     it is validated again rather than recomputed.
     """
 
     fresh: bool
-    reasons: tuple[str, ...] = ()
+    causes: tuple[Reason, ...] = ()
     recheck: bool = False
 
+    @classmethod
+    def of(cls, causes: Iterable[Reason]) -> Verdict:
+        causes = tuple(causes)
+        return cls(not causes, causes, recheck_only(causes))
 
-def check_read_reason(checks: tuple[str, ...], other: str, what: str = "changed") -> str:
-    """ "check X reads airlines, which changed"."""
-    if len(checks) == 1:
-        return f"check {checks[0]} reads {other}, which {what}"
-    return f"checks {', '.join(checks)} read {other}, which {what}"
-
-
-_CHECK_READ = re.compile(r"^checks? .* reads? (?P<name>[a-z_][a-z0-9_]*), which ")
-
-
-def check_read_of(reason: str) -> str | None:
-    """The asset a `check_read_reason` names ("airlines"), or None for other reasons."""
-    match = _CHECK_READ.match(reason)
-    return match["name"] if match else None
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The reasons in words."""
+        return tuple(str(c) for c in self.causes)
 
 
-def is_check_read_reason(reason: str) -> bool:
-    return check_read_of(reason) is not None
+def recheck_only(causes: Iterable[Reason]) -> bool:
+    """Whether only data that checks read changed (and perhaps the last validation
+    failed): the asset's own data stands, and is validated again rather than recomputed."""
+    causes = tuple(causes)
+    return any(c.kind is Why.CHECK_READ for c in causes) and all(
+        c.kind is Why.CHECK_READ or (c.kind is Why.LAST_ATTEMPT and c.detail == LAST_CHECKS_FAILED)
+        for c in causes
+    )
 
 
 def judge(
@@ -85,44 +163,35 @@ def judge(
     what is wrong with its stored file ("missing", "damaged"), if anything.
     """
     if current is None:
-        return Verdict(False, ("never materialized",))
-    reasons: list[str] = []
+        return Verdict.of([Reason(Why.NEVER)])
+    causes: list[Reason] = []
     if file_problem:
-        reasons.append(f"its stored file is {file_problem}")
+        causes.append(Reason(Why.FILE, detail=file_problem))
     if current.code_version != code.version:
-        reasons += describe_changes(current.code_parts, code.parts)
+        causes += [
+            Reason(Why.CODE, detail=d) for d in describe_changes(current.code_parts, code.parts)
+        ]
     if source is not None and source[1] != current.data_version:
-        reasons.append(f"source {source[0]} changed")
+        causes.append(Reason(Why.SOURCE, detail=source[0]))
     since = f"{current.finished_at:%Y-%m-%d %H:%M:%S} UTC"
     for name, version in inputs.items():
         if name not in current.inputs:
-            reasons.append(f"new input {name}")
+            causes.append(Reason(Why.NEW_INPUT, name))
         elif version != current.inputs[name]:
-            reasons.append(f"upstream {name} changed since {since}")
+            causes.append(Reason(Why.UPSTREAM_CHANGED, name, since))
     if max_age is not None and now is not None and now - current.finished_at > max_age:
-        reasons.append(f"older than max_age ({_age(max_age)}), made {since}")
+        causes.append(Reason(Why.MAX_AGE, detail=f"({_age(max_age)}), made {since}"))
     for other, (version, checks) in (check_reads or {}).items():
         if other in inputs:
             continue  # a change recomputes the asset anyway
         if other not in current.check_reads:
-            reasons.append(check_read_reason(checks, other, "it was not validated against"))
+            causes.append(Reason(Why.CHECK_READ, other, "it was not validated against", checks))
         elif version != current.check_reads[other]:
-            reasons.append(check_read_reason(checks, other))
+            causes.append(Reason(Why.CHECK_READ, other, "changed", checks))
     if current.last_attempt in ("failed", "check_failed"):
-        failed = "failed its checks" if current.last_attempt == "check_failed" else "failed"
-        reasons.append(f"the last attempt {failed}")
-    return Verdict(not reasons, tuple(reasons), recheck_only(reasons))
-
-
-LAST_CHECKS_FAILED = "the last attempt failed its checks"
-
-
-def recheck_only(reasons: list[str] | tuple[str, ...]) -> bool:
-    """Whether only data that checks read changed (and perhaps the last validation
-    failed): the asset's own data stands, and is validated again rather than recomputed."""
-    return any(is_check_read_reason(r) for r in reasons) and all(
-        is_check_read_reason(r) or r == LAST_CHECKS_FAILED for r in reasons
-    )
+        failed = LAST_CHECKS_FAILED if current.last_attempt == "check_failed" else "failed"
+        causes.append(Reason(Why.LAST_ATTEMPT, detail=failed))
+    return Verdict.of(causes)
 
 
 def _age(delta: timedelta) -> str:

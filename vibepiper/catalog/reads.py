@@ -1,0 +1,290 @@
+"""Every read of the catalog that commands and reports make: what happened (runs,
+materializations, logs, check results) and which versions exist.
+
+Each function takes the `Catalog` and plain values and returns plain rows (dicts), read on
+one connection so that a run writing meanwhile is seen entirely or not at all. Shaping and
+rendering them is `vibepiper.reporting`'s job. What the catalog holds came from disk: a
+name or version that matches nothing, or several things, is refused with a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from vibepiper.catalog.catalog import Catalog, rows
+from vibepiper.errors import AssetNotMaterializedError, SelectionError
+from vibepiper.text import quoted
+
+Row = dict[str, Any]
+
+# -- runs and materializations ---------------------------------------------------------
+
+
+def history_rows(catalog: Catalog, asset: str, limit: int) -> list[Row]:
+    """Materializations of `asset`, newest first, each with its inputs and check results."""
+    with catalog.connect() as con:
+        made = rows(
+            con,
+            "SELECT * FROM materializations WHERE asset = ? "
+            "ORDER BY finished_at DESC, materialization_id DESC LIMIT ?",
+            [asset, limit],
+        )
+        ids = [r["materialization_id"] for r in made]
+        lineage = rows(
+            con,
+            "SELECT materialization_id, upstream_asset, upstream_data_version "
+            "FROM lineage WHERE list_contains(?, materialization_id) "
+            "ORDER BY upstream_asset",
+            [ids],
+        )
+        checks = rows(
+            con,
+            "SELECT * FROM check_results WHERE list_contains(?, "
+            "materialization_id) ORDER BY check_name",
+            [ids],
+        )
+    for row in made:
+        mid = row["materialization_id"]
+        row["inputs"] = [
+            {"asset": r["upstream_asset"], "data_version": r["upstream_data_version"]}
+            for r in lineage
+            if r["materialization_id"] == mid
+        ]
+        row["checks"] = [r for r in checks if r["materialization_id"] == mid]
+    return made
+
+
+def run_rows(catalog: Catalog, limit: int) -> list[Row]:
+    """The latest runs, newest first, each with how many of its assets ended in each state."""
+    return catalog.fetch(
+        "SELECT r.run_id, r.kind, r.status, r.started_at, r.finished_at, "
+        "date_diff('millisecond', r.started_at, r.finished_at) / 1000.0 AS seconds, "
+        "r.selection, count(m.asset) AS assets, "
+        "count(*) FILTER (m.status = 'succeeded') AS succeeded, "
+        "count(*) FILTER (m.status = 'skipped') AS skipped, "
+        "count(*) FILTER (m.status IN ('failed', 'check_failed')) AS failed, "
+        "count(*) FILTER (m.status = 'blocked') AS blocked, r.pid, r.host, r.command "
+        "FROM runs r LEFT JOIN materializations m ON m.run_id = r.run_id "
+        "GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?",
+        [limit],
+    )
+
+
+def log_rows(catalog: Catalog, run_id: str, asset: str | None) -> tuple[str, list[Row]]:
+    """The log lines of a run (a unique prefix of its id, or `latest`), optionally of one
+    asset, in the order they were logged; with the run's full id."""
+    with catalog.connect() as con:
+        if run_id == "latest":
+            found = rows(
+                con, "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
+            )
+        else:
+            found = rows(
+                con,
+                "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id LIMIT 2",
+                [run_id],
+            )
+        if len(found) != 1:
+            what = "no run" if not found else "more than one run"
+            raise SelectionError(
+                f"{what} matches {quoted(run_id)}",
+                "give a run id (or a unique prefix, or `latest`) from `vibepiper runs`",
+            )
+        full = found[0]["run_id"]
+        lines = rows(
+            con,
+            "SELECT logged_at, asset, level, logger, message FROM logs "
+            "WHERE run_id = ? AND (? IS NULL OR asset = ?) "
+            "ORDER BY logged_at, materialization_id, seq",
+            [full, asset, asset],
+        )
+    return full, lines
+
+
+def last_states(catalog: Catalog) -> dict[str, str]:
+    """Each asset's latest materialization status."""
+    found = catalog.fetch(
+        "SELECT asset, status FROM materializations QUALIFY row_number() "
+        "OVER (PARTITION BY asset ORDER BY finished_at DESC, "
+        "materialization_id DESC) = 1",
+    )
+    return {r["asset"]: r["status"] for r in found}
+
+
+def last_run(catalog: Catalog, asset: str, ancestors: Collection[str]) -> Row | None:
+    """The asset's latest materialization row; for a block, the failures among its
+    `ancestors` in that run (`caused_by`); for failed checks, those checks."""
+    with catalog.connect() as con:
+        found = rows(
+            con,
+            "SELECT run_id, status, reason, error, finished_at, row_count, "
+            "data_version FROM materializations WHERE asset = ? "
+            "ORDER BY finished_at DESC, materialization_id DESC LIMIT 1",
+            [asset],
+        )
+        if not found:
+            return None
+        row = found[0]
+        if row["status"] == "blocked":
+            row["caused_by"] = rows(
+                con,
+                "SELECT asset, status, error FROM materializations WHERE run_id = ? AND "
+                "status IN ('failed', 'check_failed') AND list_contains(?, asset) "
+                "ORDER BY finished_at",
+                [row["run_id"], sorted(ancestors)],
+            )
+        if row["status"] == "check_failed":
+            row["failed_checks"] = rows(
+                con,
+                "SELECT check_name, failing_rows, message FROM check_results "
+                "JOIN materializations USING (materialization_id) WHERE asset = ? AND "
+                "materializations.run_id = ? AND NOT passed AND severity = 'error'",
+                [asset, row["run_id"]],
+            )
+    return row
+
+
+def last_check_results(catalog: Catalog) -> list[Row]:
+    """The check results of each asset's latest materialization that ran its checks
+    (succeeded or check_failed): asset, check_name, severity, passed, failing_rows,
+    message; by check name."""
+    return catalog.fetch(
+        "SELECT m.asset, c.check_name, c.severity, c.passed, "
+        "c.failing_rows, c.message FROM check_results c JOIN ("
+        "SELECT asset, materialization_id FROM materializations "
+        "WHERE status IN ('succeeded', 'check_failed') QUALIFY "
+        "row_number() OVER (PARTITION BY asset ORDER BY finished_at DESC)"
+        " = 1) m USING (materialization_id) ORDER BY c.check_name",
+    )
+
+
+def recent_materializations(catalog: Catalog, per_asset: int) -> list[Row]:
+    """The latest `per_asset` materializations of every asset, newest first: asset,
+    finished_at, status, row_count, data_version."""
+    return catalog.fetch(
+        "SELECT asset, finished_at, status, row_count, data_version "
+        "FROM materializations QUALIFY row_number() OVER (PARTITION BY "
+        "asset ORDER BY finished_at DESC) <= ? ORDER BY finished_at DESC",
+        [per_asset],
+    )
+
+
+# -- versions --------------------------------------------------------------------------
+
+
+def full_version(catalog: Catalog, asset: str, prefix: str) -> str:
+    """The data version of `asset` that `prefix` abbreviates (one that succeeded)."""
+    found = catalog.fetch(
+        "SELECT DISTINCT data_version FROM materializations WHERE asset = ? "
+        "AND status = 'succeeded' AND starts_with(data_version, ?)",
+        [asset, prefix],
+    )
+    if len(found) == 1:
+        return str(found[0]["data_version"])
+    if not found:
+        raise AssetNotMaterializedError(
+            f"asset '{asset}' has no data version {prefix!r}",
+            f"see its versions with `vibepiper history {asset}`",
+        )
+    raise AssetNotMaterializedError(
+        f"data version {prefix!r} of asset '{asset}' is ambiguous ({len(found)} match)",
+        "give more characters of it",
+    )
+
+
+def rejected_materialization(catalog: Catalog, asset: str) -> str:
+    """The id of the latest materialization of `asset` whose output failed its checks
+    (kept in the store, never published)."""
+    return _one_id(
+        catalog,
+        "SELECT materialization_id FROM materializations WHERE asset = ? AND "
+        "status = 'check_failed' AND data_version IS NOT NULL "
+        "ORDER BY finished_at DESC LIMIT 1",
+        asset,
+        "no rejected output",
+    )
+
+
+def quarantined_materialization(catalog: Catalog, asset: str) -> str:
+    """The id of the current materialization of `asset`, if quarantine removed rows."""
+    return _one_id(
+        catalog,
+        "SELECT materialization_id FROM current_materializations WHERE asset = ? "
+        "AND quarantined_rows > 0",
+        asset,
+        "no quarantined rows in its current data",
+    )
+
+
+def _one_id(catalog: Catalog, sql: str, asset: str, none: str) -> str:
+    found = catalog.fetch(sql, [asset])
+    if not found:
+        raise AssetNotMaterializedError(
+            f"asset '{asset}' has {none}", f"see `vibepiper history {asset}`"
+        )
+    return str(found[0]["materialization_id"])
+
+
+def version_tree(catalog: Catalog, asset: str, version: str) -> Row:
+    """The materialization that made `version` of `asset` (a data version, a unique prefix
+    of one, or a materialization id) and, recursively, those of the exact input versions
+    it read: nested rows of asset, data_version, materialization_id, run_id, finished_at
+    and inputs (an input nothing recorded making has no materialization_id)."""
+    with catalog.connect() as con:
+        made = _find(con, asset, version)
+        if made is None:
+            raise AssetNotMaterializedError(
+                f"asset '{asset}' has no data version or materialization {version!r}",
+                f"see its versions with `vibepiper history {asset}`",
+            )
+        _expand(con, made, set())
+    return made
+
+
+def _made(asset: str, data_version: str, found: Row | None = None) -> Row:
+    found = found or {}
+    return {
+        "asset": asset,
+        "data_version": data_version,
+        "materialization_id": found.get("materialization_id"),
+        "run_id": found.get("run_id"),
+        "finished_at": found.get("finished_at"),
+        "inputs": [],
+    }
+
+
+def _find(con: Any, asset: str, version: str, before: Any = None) -> Row | None:
+    found = rows(
+        con,
+        "SELECT materialization_id, run_id, data_version, finished_at "
+        "FROM materializations WHERE asset = ? AND status = 'succeeded' AND "
+        "(materialization_id = ? OR starts_with(data_version, ?)) "
+        "AND (? IS NULL OR finished_at <= ?) "
+        "ORDER BY finished_at DESC LIMIT 2",
+        [asset, version, version, before, before],
+    )
+    if not found:
+        return None
+    if len({r["data_version"] for r in found}) > 1:
+        raise AssetNotMaterializedError(
+            f"{version!r} matches several data versions of '{asset}'", "give more characters of it"
+        )
+    return _made(asset, found[0]["data_version"], found[0])
+
+
+def _expand(con: Any, made: Row, seen: set[tuple[str, str]]) -> None:
+    inputs = rows(
+        con,
+        "SELECT upstream_asset, upstream_data_version FROM lineage WHERE "
+        "materialization_id = ? ORDER BY upstream_asset",
+        [made["materialization_id"]],
+    )
+    for row in inputs:
+        asset, version = row["upstream_asset"], row["upstream_data_version"]
+        # The materialization that made exactly that version, no later than its reader.
+        child = _find(con, asset, version, made["finished_at"]) or _made(asset, version)
+        made["inputs"].append(child)
+        if child["materialization_id"] and (asset, version) not in seen:
+            seen.add((asset, version))
+            _expand(con, child, seen)

@@ -1,0 +1,44 @@
+"""What the commands share: the selection, --exclude, --json and --limit options, and
+JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+select_argument = click.argument("select", nargs=-1, metavar="[SELECT]...")
+exclude_option = click.option(
+    "--exclude", multiple=True, metavar="SELECT", help="Leave these out (applied last)."
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON on stdout (messages go to stderr)."
+)
+
+
+def limit_option(what: str) -> Any:
+    """`--limit`: how many `what` to show (default 20)."""
+    return click.option(
+        "--limit",
+        default=20,
+        show_default=True,
+        type=click.IntRange(min=1, max=1_000_000),
+        help=f"How many {what} to show.",
+    )
+
+
+def emit_json(value: Any) -> None:
+    """Print `value` as indented JSON (dates in ISO format, bytes in hex)."""
+    click.echo(json.dumps(value, default=json_default, indent=2))
+
+
+def json_default(value: Any) -> Any:
+    """What JSON cannot hold natively, as something it can."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)

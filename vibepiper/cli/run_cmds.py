@@ -1,0 +1,228 @@
+"""The commands that compute or judge the data: `materialize`, `check` and `doctor`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from vibepiper.cli.common import emit_json, exclude_option, json_option, select_argument
+from vibepiper.errors import EXIT_CANCELLED, EXIT_FAILED
+from vibepiper.execution import EXECUTORS
+
+if TYPE_CHECKING:
+    from vibepiper.cli.main import Options
+
+
+@click.command()
+@select_argument
+@exclude_option
+@click.option("--force", is_flag=True, help="Recompute selected assets even if fresh.")
+@click.option("--dry-run", is_flag=True, help="Print what would run, and why; run nothing.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failure (the rest is blocked).")
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    help="Where assets compute: inprocess (default: one at a time), threads, processes, "
+    "or dask (vibepiper[dask]).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=1_000_000),
+    metavar="N",
+    help="How many assets compute at once (default: the number of CPUs); alone, it "
+    "means --executor threads.",
+)
+@click.option(
+    "--address",
+    metavar="tcp://HOST:PORT",
+    help="The Dask scheduler to use (default: a local cluster for the run).",
+)
+@click.pass_obj
+def materialize(
+    opts: Options,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    force: bool,
+    dry_run: bool,
+    fail_fast: bool,
+    executor: str | None,
+    workers: int | None,
+    address: str | None,
+) -> None:
+    """Compute the selected assets that are stale, validate and publish them.
+
+    Ctrl-C (or SIGTERM) cancels: no new asset starts, running ones are stopped and recorded
+    as failed ("cancelled"), and the exit code is 130; a second Ctrl-C exits at once.
+    Nothing half-written is ever published.
+    """
+    project = opts.load()
+    if dry_run:
+        _print_plan(project.plan(select, exclude=exclude, force=force))
+        return
+    from vibepiper.execution.recorder import RunNotRecorded
+    from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
+
+    install_log_handler()
+    reporter = ConsoleReporter()
+    unrecorded: RunNotRecorded | None = None
+    try:
+        run = project.materialize(
+            select,
+            exclude=exclude,
+            force=force,
+            fail_fast=fail_fast,
+            reporter=reporter,
+            executor=executor,
+            workers=workers,
+            address=address,
+            signals=True,
+        )
+    except RunNotRecorded as exc:  # its summary, then its one line (error: ...), exit 1
+        if exc.run is None:
+            raise
+        run, unrecorded = exc.run, exc
+    finally:
+        reporter.close()
+    from vibepiper.reporting import quality
+
+    findings = quality.from_run(run, project.graph)
+    missing = None if unrecorded is None else unrecorded.unrecorded
+    for line in [*quality.report_lines(findings), *summary(run, missing)]:
+        click.echo(line)
+    _annotate(findings)
+    if unrecorded is not None:
+        raise unrecorded
+    if run.cancelled:
+        sys.exit(EXIT_CANCELLED)
+    if not run.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _annotate(findings: Any) -> None:
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from vibepiper.reporting.quality import github_annotations
+
+        for line in github_annotations(findings):
+            click.echo(line)
+
+
+@click.command()
+@select_argument
+@exclude_option
+@click.option(
+    "--junit-xml",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the results as JUnit XML (one testcase per check).",
+)
+@click.option(
+    "--require-fresh",
+    is_flag=True,
+    help="Also fail when a selected asset is stale or was never materialized.",
+)
+@click.pass_obj
+def check(
+    opts: Options,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    junit_xml: str | None,
+    require_fresh: bool,
+) -> None:
+    """Re-validate the current data of the selected assets, without recomputing (for CI).
+
+    Exits 1 if an error-severity check fails (or, with --require-fresh, if an asset is
+    stale or was never materialized). Under GitHub Actions (GITHUB_ACTIONS=true), failures
+    are also printed as workflow annotations.
+    """
+    from pathlib import Path
+
+    from vibepiper.reporting import quality
+
+    project = opts.load()
+    result = project.check(select, exclude=exclude, require_fresh=require_fresh)
+    findings = quality.from_audit(result)
+    for line in quality.report_lines(findings):
+        click.echo(line)
+    outcomes = [o for a in result.audits for o in a.outcomes]
+    failed = sum(1 for o in outcomes if o.blocking)
+    warned = sum(1 for o in outcomes if not o.passed and not o.blocking)
+    problems = sum(1 for a in result.audits if a.problem_fails)
+    click.echo(
+        f"checked {len(result.audits)} assets: {len(outcomes)} checks, {failed} failed, "
+        f"{warned} warnings" + (f", {problems} not fresh or unreadable" if problems else "")
+    )
+    if junit_xml:
+        quality.write_junit(Path(junit_xml), findings)
+    _annotate(findings)
+    if not result.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _print_plan(verdicts: dict[str, Any]) -> None:
+    width = max((len(n) for n in verdicts), default=0)
+    # "check": only what its checks read changes; its data is validated again, not recomputed
+    actions = {
+        name: "skip" if v.fresh else "check" if v.recheck else "run" for name, v in verdicts.items()
+    }
+    pad = max((len(a) for a in actions.values()), default=4)
+    for name, verdict in verdicts.items():
+        why = "fresh" if verdict.fresh else "; ".join(verdict.reasons)
+        click.echo(f"{actions[name]:<{pad}} {name:<{width}}  {why}")
+    runs = sum(1 for v in verdicts.values() if not v.fresh)
+    click.echo(f"dry run: {runs} to run, {len(verdicts) - runs} fresh", err=True)
+
+
+@click.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fix what can be: mark unfinished runs abandoned, move corrupt files aside (their "
+    "assets become stale), remove orphan and temporary files. Valid data is never touched.",
+)
+@click.option("--quick", is_flag=True, help="Read only each file's footer, not all of its data.")
+@json_option
+@click.pass_obj
+def doctor(opts: Options, repair: bool, quick: bool, as_json: bool) -> None:
+    """Check the store and the catalog against each other: missing or corrupt files,
+    orphan files, temporary files and unfinished runs left by a crash.
+
+    Exits 1 when a problem is left (without --repair, or one it could not fix), else 0.
+    """
+    exam = opts.load().doctor(repair=repair, verify=not quick)
+    if as_json:
+        emit_json(
+            {
+                "healthy": exam.healthy,
+                "files_checked": exam.files_checked,
+                "findings": [f.as_dict() for f in exam.findings],
+                "note": exam.note,
+            }
+        )
+    else:
+        for f in exam.findings:
+            where = f" {f.path}" if f.path else ""
+            done = f" -> {f.repaired}" if f.repaired else ""
+            click.echo(f"{f.kind:<10} {f.detail}{where}{done}")
+        if exam.note:
+            click.echo(f"note: {exam.note}", err=True)
+        from vibepiper.text import plural
+
+        left = [f for f in exam.findings if not f.repaired]
+        fixed = len(exam.findings) - len(left)
+        verdict = f"{plural(exam.files_checked, 'published file')} checked: "
+        if not exam.findings:
+            verdict += "no problem found"
+        else:
+            verdict += plural(len(exam.findings), "problem") + (
+                f", {fixed} repaired" if fixed else ""
+            )
+            if any(f.kind != "missing" for f in left) and not repair:
+                verdict += "; run `vibepiper doctor --repair` to fix them"
+            elif any(f.kind in ("missing", "corrupt") for f in exam.findings):
+                verdict += "; run `vibepiper materialize` to recompute what is missing"
+        click.echo(verdict, err=True)
+    if not exam.healthy:
+        sys.exit(EXIT_FAILED)

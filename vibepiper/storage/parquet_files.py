@@ -1,0 +1,241 @@
+"""One Parquet file of the store: written with page checksums and the metadata that lets
+a read prove what it got (content hash, asset, version), opened safely, judged.
+
+Everything here works on one path; where files go and what they are named is
+`parquet_store`'s business. Only regular files are opened, and without blocking: a FIFO
+or a folder in a file's place is damage, not a hang or a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.text import first_line, quoted
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_THREADED_CELLS = 4_000_000  # from this size on, pyarrow's threads convert a frame faster
+CONTENT_KEY = b"vibepiper.content"  # the table_version of the data, in the file's metadata
+PANDAS_KEY = b"vibepiper.pandas"  # a hash of the pandas metadata (column names, index, dtypes)
+ASSET_KEY = b"vibepiper.asset"  # the asset the file was written for
+VERSION_KEY = b"vibepiper.version"  # the data version it was written as (its name)
+
+
+class NotAFileError(OSError):
+    """Something other than a regular file (a folder, a FIFO, a device) is in its place."""
+
+
+def with_identity(table: pa.Table, asset: str, version: str, content: str) -> pa.Table:
+    """`table` with the metadata a read checks: its content hash, asset and version."""
+    metadata = dict(table.schema.metadata or {})
+    metadata[CONTENT_KEY] = content.encode()
+    metadata[ASSET_KEY] = asset.encode()
+    metadata[VERSION_KEY] = version.encode()
+    metadata[PANDAS_KEY] = _digest(metadata.get(b"pandas", b"")).encode()
+    return table.replace_schema_metadata(metadata)
+
+
+def write(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` with page checksums; nothing is left of a failed write."""
+    import pyarrow.parquet as pq
+
+    try:
+        with open(path, "wb") as handle:
+            pq.write_table(table, handle, write_page_checksum=True)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's or a folder's data and metadata to disk; a file since removed (a
+    version replaced by --force, a rejected file cleaned up) has nothing left to flush."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of the regular file at `path`. Opened without blocking, so
+    that a FIFO in its place is an OSError, as a folder is, rather than a wait forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAFileError(f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_verified(path: Path) -> pa.Table:
+    """The table at `path`, its page checksums verified (pyarrow's errors let through)."""
+    import pyarrow.parquet as pq
+
+    # read by path, not through the descriptor: pyarrow's own file reads the columns of
+    # a wide file in parallel (a Python file object: ~20% slower)
+    os.close(open_regular(path))  # a FIFO in its place would block a read forever
+    return pq.read_table(path, page_checksum_verification=True)
+
+
+def problem(path: Path, asset: str, version: str, *, full: bool, source: bool) -> str:
+    """What is wrong with the published file at `path`, or "": read in full with `full`
+    (checksums, content hash), else only its footer."""
+    import pyarrow.parquet as pq
+
+    try:
+        if not full:
+            os.close(open_regular(path))
+            return identity_problem(pq.read_metadata(path).metadata, asset, version)
+        table = read_verified(path)
+    except NotAFileError:
+        return "it is not a regular file"
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        return f"unreadable: {type(exc).__name__}: {first_line(exc)}"
+    # a source's file is named after the source file's hash, not its content's: without
+    # the content recorded in the file (older files), reading it is the test
+    return content_problem(table, None if source else version) or identity_problem(
+        table.schema.metadata, asset, version
+    )
+
+
+def content_problem(table: pa.Table, expected: str | None = None) -> str:
+    """How the data read from a stored file differs from the content it was written with,
+    or "" (also for files written before the content was recorded, unless `expected`)."""
+    from vibepiper.versioning.data_version import table_version
+
+    metadata = table.schema.metadata or {}
+    pandas = metadata.get(PANDAS_KEY)
+    if pandas is not None and pandas != _digest(metadata.get(b"pandas", b"")).encode():
+        return "its pandas metadata (column names, index, types) differs from what was written"
+    recorded = metadata.get(CONTENT_KEY)
+    expected = recorded.decode(errors="replace") if recorded is not None else expected
+    if expected is None:
+        return ""
+    actual = table_version(table)
+    if actual == expected:
+        return ""
+    return f"its content hashes to {actual[:12]}, not to the {expected[:12]} it was written with"
+
+
+def identity_problem(metadata: dict[bytes, bytes] | None, asset: str, version: str | None) -> str:
+    """How the asset and version a file records differ from the ones it is read as (its
+    version: the name of a published file), or "" (also for files that record neither)."""
+    metadata = metadata or {}
+    recorded = metadata.get(ASSET_KEY)
+    if recorded is not None and recorded != asset.encode():
+        return f"it holds the data of asset {quoted(recorded.decode(errors='replace'))}"
+    recorded = metadata.get(VERSION_KEY)
+    if version is not None and recorded is not None and recorded != version.encode():
+        written = recorded.decode(errors="replace")[:12]
+        return f"it holds data version {quoted(written)}, not '{version[:12]}' (its name)"
+    return ""
+
+
+def footer_damage(fd: int, asset: str, version: str) -> str:
+    """ "damaged" unless the file of `fd` looks whole and its footer records `asset` and
+    `version` (or neither: a file written before files recorded them), else ""."""
+    size = os.fstat(fd).st_size
+    if size < 12 or os.pread(fd, 4, 0) != b"PAR1":
+        return "damaged"
+    tail = os.pread(fd, 8, size - 8)
+    length = int.from_bytes(tail[:4], "little")
+    if tail[4:] != b"PAR1" or length > size - 12:
+        return "damaged"
+    footer = os.pread(fd, length, size - 8 - length)
+    if ASSET_KEY not in footer:
+        return ""
+    if _pair(ASSET_KEY, asset) in footer and _pair(VERSION_KEY, version) in footer:
+        return ""  # the usual case, found without parsing the footer
+    import pyarrow.parquet as pq
+
+    try:  # not where expected: parse the footer to be sure
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            metadata = pq.read_metadata(handle).metadata
+    except Exception:  # pyarrow raises several types for a corrupt footer
+        return "damaged"
+    return "damaged" if identity_problem(metadata, asset, version) else ""
+
+
+def dataset(path: Path) -> Any:
+    """A pyarrow dataset over the file at `path`, its pages verified as they are read."""
+    import pyarrow.dataset as ds
+
+    fmt = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    )
+    os.close(open_regular(path))  # a FIFO in its place would block forever
+    return ds.dataset(str(path), format=fmt)
+
+
+def move_aside(path: Path) -> Path:
+    """Move a damaged published file (or whatever is in its place) to the asset's
+    `corrupt/` folder, to look at; return where it went."""
+    folder = path.parent / "corrupt"
+    if folder.is_symlink():
+        raise NotAFileError(f"{folder} is a symbolic link: nothing is moved through it")
+    folder.mkdir(exist_ok=True)
+    aside = folder / path.name
+    if os.path.lexists(aside):
+        aside = folder / f"{path.stem}.{secrets.token_hex(4)}{path.suffix}"
+    os.replace(path, aside)
+    return aside
+
+
+def real_folders(folder: Path) -> list[Path]:
+    """The folders in `folder`, not symbolic links to folders."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # missing, or not a folder
+        return []
+    return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+
+
+def link_target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # gone meanwhile
+        return "?"
+
+
+def to_arrow(frame: Any) -> pa.Table:
+    """The Arrow table for a pandas DataFrame (index kept unless it is a plain range)."""
+    import pyarrow as pa
+
+    if isinstance(frame, pa.Table):
+        return frame
+    # pyarrow converts columns on a new thread pool by default, which costs ~2 ms a call:
+    # ten times the conversion of a 10,000-row frame. Only large frames gain from it.
+    rows, columns = frame.shape
+    threads = None if rows * columns >= _THREADED_CELLS else 1
+    return pa.Table.from_pandas(frame, preserve_index=None, nthreads=threads)
+
+
+def _pair(key: bytes, value: str) -> bytes:
+    """A key-value pair as a Parquet footer stores it (Thrift compact: two binary fields
+    with their lengths as varints, then the end of the struct)."""
+    return b"".join(b"\x18" + _varint(len(part)) + part for part in (key, value.encode())) + b"\x00"
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
