@@ -334,11 +334,6 @@ def test_a_passing_one_publishes(project_dir: Callable[..., Path]) -> None:
     assert [r[:4] for r in checks_recorded(root)] == [("even_qty", "error", True, 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs vibepiper/versioning/fingerprint.py to hash Expectation.fn (see "
-    "docs/expectations.md, 'Code versions'); delete this marker when it does",
-)
 def test_changing_its_code_makes_the_asset_stale(project_dir: Callable[..., Path]) -> None:
     root = shop(project_dir, qty="[2, 4, 6]")
     assert Project(root).materialize().ok

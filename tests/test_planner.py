@@ -148,6 +148,10 @@ def lonely() -> None: ...
 def checked() -> None: ...
 
 
+@asset
+def summary(checked: object) -> None: ...
+
+
 raw = source_file("raw", "data/raw.csv")
 
 
@@ -160,7 +164,7 @@ def c_is_small(c: object) -> bool:
     return True
 
 
-GRAPH = Graph.build([a, b, c, lonely, checked, raw, clean], [c_is_small])
+GRAPH = Graph.build([a, b, c, lonely, checked, summary, raw, clean], [c_is_small])
 NAMES = list(GRAPH.order)
 
 
@@ -183,6 +187,7 @@ def everything_current() -> dict[Unit, Current]:
         "c": current("c", "vc", {"b": "vb"}),
         "lonely": current("lonely", "vl"),
         "checked": current("checked", "vk", check_reads={"lonely": "vl"}),
+        "summary": current("summary", "vs", {"checked": "vk"}),
         "raw": current("raw", "r1"),
         "clean": current("clean", "vc2", {"raw": "r1"}),
     }
@@ -246,6 +251,18 @@ def test_a_changed_asset_read_by_checks_is_a_recheck_that_spreads_nothing() -> N
     assert decision.causes == (Reason(Why.CHECK_READ, "lonely", "changed", checks),)
     others = {u.asset for u, d in plan.decisions.items() if d.action is not Action.SKIP}
     assert others == {"checked"}
+
+
+def test_what_reads_a_recheck_waits_to_see_whether_quarantine_changed_its_data() -> None:
+    cur = everything_current()
+    cur[Unit("lonely")] = current("lonely", "vl2")
+    plan = make_plan(GRAPH, cur, observed(), units(*NAMES))
+    decision = plan.decisions[Unit("summary")]
+    assert decision.action is Action.SKIP and decision.provisional and not decision.causes
+    assert settle(plan, GRAPH, Unit("summary"), {"checked": "vk"}, {}).action is Action.SKIP
+    fewer_rows = settle(plan, GRAPH, Unit("summary"), {"checked": "vk-quarantined"}, {})
+    assert fewer_rows.action is Action.RUN
+    assert [r.kind for r in fewer_rows.causes] == [Why.UPSTREAM_CHANGED]
 
 
 def test_a_stale_asset_read_by_checks_makes_a_provisional_recheck() -> None:

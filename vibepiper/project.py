@@ -14,13 +14,15 @@ from vibepiper.text import quoted
 
 if TYPE_CHECKING:
     import threading
-    from pathlib import Path
 
     import pandas as pd
 
+    from vibepiper.catalog.query import Opener
     from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.doctor import Examination
-    from vibepiper.execution.scheduler import Reporter, RunResult, Workspace
+    from vibepiper.execution.reporter import Reporter
+    from vibepiper.execution.states import RunResult
+    from vibepiper.execution.workspace import Workspace
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import Made, Neighbourhood
     from vibepiper.versioning.freshness import Verdict
@@ -125,7 +127,9 @@ class Project:
         `signals` Ctrl-C and SIGTERM do (as the CLI does).
         """
         from vibepiper.execution.executors import make_executor
-        from vibepiper.execution.scheduler import Scheduler
+        from vibepiper.execution.run import RunOptions
+        from vibepiper.execution.run import materialize as run
+        from vibepiper.loader import GraphLoader
 
         names = self.select(select, exclude)
         executor, workers = self._executor(executor, workers, address)
@@ -134,11 +138,10 @@ class Project:
 
             lineage = OpenLineageReporter(self.settings.openlineage, self.graph, self.root.name)
             reporter = Fanout([r for r in (reporter, lineage) if r is not None])
-        scheduler = Scheduler(self.workspace(), reporter)
-        if not self.loaded and (force or not all(v.fresh for v in scheduler.plan(names).values())):
-            self._load_fully()  # something will be computed: its code is needed now
-            scheduler = Scheduler(self.workspace(), reporter)
-        from vibepiper.loader import GraphLoader
+
+        def load_code() -> Workspace:
+            self.load_code()  # something will be computed: its code is needed now
+            return self.workspace()
 
         runner = make_executor(
             executor,
@@ -146,17 +149,24 @@ class Project:
             loader=GraphLoader(self.root, self.settings.modules, self.home),
             store=self.store,
             address=address,
+            home=self.home,
+        )
+        options = RunOptions(
+            force=force,
+            fail_fast=fail_fast,
+            selection=_selection_text(select),
+            pools=self.settings.pools,
+            signals=signals,
         )
         try:
-            return scheduler.run(
+            return run(
+                self.workspace(),
                 names,
-                force=force,
-                fail_fast=fail_fast,
-                selection=_selection_text(select),
+                options,
+                reporter=reporter,
                 executor=runner,
-                pools=self.settings.pools,
                 cancel=cancel,
-                signals=signals,
+                load_code=None if self.loaded else load_code,
             )
         finally:
             runner.shutdown(wait=False)
@@ -188,17 +198,23 @@ class Project:
         exclude: str | Iterable[str] | None = None,
     ) -> dict[str, Verdict]:
         """Each selected asset's verdict as a run would see it now (fresh ones are skipped)."""
-        from vibepiper.execution.scheduler import Scheduler, check_pools
+        from vibepiper.execution.workspace import check_pools, plan
+        from vibepiper.versioning.planner import PlanOptions
 
         names = self.select(select, exclude)
         check_pools(self.graph, names, self.settings.pools)
-        return Scheduler(self.workspace()).plan(names, force=force)
+        return plan(self.workspace(), names, PlanOptions(force=force)).verdicts()
 
     def status(self, select: str | Iterable[str] | None = None) -> dict[str, Verdict]:
         """Whether each selected asset is fresh; stale also when any ancestor is stale."""
-        from vibepiper.execution.scheduler import Scheduler
+        return self._verdicts(self.select(select))
 
-        return Scheduler(self.workspace()).plan(self.select(select), whole_graph=True)
+    def _verdicts(self, names: list[str]) -> dict[str, Verdict]:
+        """Each of `names`' verdicts, judged with the whole graph above them in view."""
+        from vibepiper.execution.workspace import plan
+        from vibepiper.versioning.planner import PlanOptions
+
+        return plan(self.workspace(), names, PlanOptions(whole_graph=True)).verdicts()
 
     def neighbourhood(
         self,
@@ -211,11 +227,10 @@ class Project:
         """The assets up and/or down the graph from `name`, with their last state and
         freshness, and the edges between them."""
         from vibepiper.catalog.reads import last_states
-        from vibepiper.execution.scheduler import Scheduler
         from vibepiper.reporting.lineage import neighbourhood
 
         self.require_asset(name)
-        verdicts = Scheduler(self.workspace()).plan(list(self.graph.order), whole_graph=True)
+        verdicts = self._verdicts(list(self.graph.order))
         return neighbourhood(
             self.graph,
             name,
@@ -290,7 +305,7 @@ class Project:
     def doctor(self, *, repair: bool = False, verify: bool = True) -> Examination:
         """Check the store and the catalog against each other; repair what can be."""
         from vibepiper.execution.doctor import examine
-        from vibepiper.execution.scheduler import run_turn
+        from vibepiper.execution.turns import run_turn
 
         self.catalog.ensure()
         if not repair:
@@ -301,12 +316,10 @@ class Project:
     def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
         """Why `name` is stale or fresh (a tree of causes), and its last run's row."""
         from vibepiper.catalog.reads import last_run
-        from vibepiper.execution.scheduler import Scheduler
         from vibepiper.reporting.explain import trace
 
         self.require_asset(name)
-        scope = self.graph.sorted(self.graph.ancestors(name) | {name})
-        verdicts = Scheduler(self.workspace()).plan(scope, whole_graph=True)
+        verdicts = self._verdicts(self.graph.sorted(self.graph.ancestors(name) | {name}))
         return trace(name, verdicts), last_run(self.catalog, name, self.graph.ancestors(name))
 
     def check(
@@ -344,10 +357,10 @@ class Project:
         self.require_asset(name)
         if rejected:
             mid = reads.rejected_materialization(self.catalog, name)
-            return self.store.read_path(self.store.rejected_path(name, mid), name)
+            return self.store.read_kept(whole(name), mid, "rejected")
         if quarantined:
             mid = reads.quarantined_materialization(self.catalog, name)
-            return self.store.read_path(self.store.quarantine_path(name, mid), name)
+            return self.store.read_kept(whole(name), mid, "quarantine")
         if version is None:
             current = self.catalog.current([name]).get(whole(name))
             if current is None:
@@ -358,7 +371,7 @@ class Project:
             version = current.data_version
         else:
             version = reads.full_version(self.catalog, name, version)
-        return self.store.read_path(self.store.path_for(name, version), name)
+        return self.store.read(whole(name), version)
 
     def query(self, sql: str) -> pd.DataFrame:
         """Read-only SQL over the catalog tables and the assets' current data (as views)."""
@@ -382,27 +395,32 @@ class Project:
         assets, quarantine = self._query_files()
         stream_query(self.catalog, assets, sql, consume, quarantine, **options)
 
-    def _query_files(self) -> tuple[dict[str, Path], dict[str, Path]]:
-        """The current data file of each asset, and its quarantined rows, if any."""
+    def _query_files(self) -> tuple[dict[str, Opener], dict[str, Opener]]:
+        """How to open each asset's current data, and its quarantined rows, if any."""
+        from functools import partial
+
+        from vibepiper.units import whole
+
         rows = self.catalog.fetch(
             "SELECT asset, materialization_id, data_version, quarantined_rows "
-            "FROM current_materializations"
+            "FROM current_materializations WHERE partition_key IS NULL"
         )
-        assets, quarantine = {}, {}
+        assets: dict[str, Opener] = {}
+        quarantine: dict[str, Opener] = {}
         for row in rows:
             name = row["asset"]
             if name not in self.graph.assets:
                 continue
-            path = self.store.path_for(name, row["data_version"])
-            if path.is_file():
-                assets[name] = path
-            kept = self.store.quarantine_path(name, row["materialization_id"])
-            if row["quarantined_rows"] and kept.is_file():
-                quarantine[name] = kept
+            unit, version = whole(name), row["data_version"]
+            self.store.location(unit, version)  # a version that is no name of the store's
+            assets[name] = partial(self.store.dataset, unit, version)
+            if row["quarantined_rows"]:
+                mid = row["materialization_id"]
+                quarantine[name] = partial(self.store.kept_dataset, unit, mid, "quarantine")
         return assets, quarantine
 
     def workspace(self) -> Workspace:
-        from vibepiper.execution.scheduler import Workspace
+        from vibepiper.execution.workspace import Workspace
 
         return Workspace(self.graph, self.root, self.store, self.catalog, self.codes)
 

@@ -111,6 +111,10 @@ class Fingerprinter:
             parts["checks"] = _digest(_canonical(described))
             for chk in checks:
                 self._collect(chk.fn, parts, set())
+            for exp in defn.checks:
+                if exp.fn is not None:  # a kind registered with @register_expectation
+                    parts.setdefault(f"expectation {exp.kind}()", self._own_hash(exp.fn))
+                    self._collect(exp.fn, parts, set())
         self._collect(fn, parts, set())
         for library in IMPLICIT_LIBRARIES:
             parts.setdefault(f"library {library}", _library_version(library))

@@ -111,6 +111,7 @@ def make_plan(
         for unit in units:
             scope |= graph.ancestors(unit.asset)
     stale: set[str] = set()
+    rechecked: set[str] = set()
     decisions: dict[Unit, Decision] = {}
     for name in graph.sorted(scope):
         unit = Unit(name)
@@ -118,9 +119,14 @@ def make_plan(
         causes, provisional = _causes(graph, unit, current, observed, stale, will)
         if not causes and options.force and unit in selected:
             causes = [Reason(Why.FORCE)]
-        decisions[unit] = _decision(unit, causes, provisional)
-        if causes and decisions[unit].action is not Action.RECHECK:
-            stale.add(name)  # a recheck keeps the asset's data
+        # A recheck keeps the asset's data, unless quarantine takes rows out of it: what
+        # reads it is not stale for it, but waits to see.
+        waits = bool(rechecked & _read_by(graph, name))
+        decisions[unit] = _decision(unit, causes, provisional or waits)
+        if decisions[unit].action is Action.RECHECK:
+            rechecked.add(name)
+        elif causes:
+            stale.add(name)
     return Plan(tuple(units), decisions, current, observed, options)
 
 
@@ -220,6 +226,11 @@ def _causes(
 
 
 _INPUT_KINDS = (Why.UPSTREAM_CHANGED, Why.UPSTREAM_STALE)
+
+
+def _read_by(graph: Graph, name: str) -> set[str]:
+    """The assets `name` reads: its inputs and what its checks read."""
+    return set(graph.assets[name].inputs.values()) | set(graph.check_reads.get(name, {}))
 
 
 def _decision(unit: Unit, causes: list[Reason], provisional: bool) -> Decision:
