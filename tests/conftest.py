@@ -17,6 +17,8 @@ from click.testing import CliRunner, Result
 
 from vibepiper.cli.main import cli
 
+pytest_plugins = ["tests.helpers.cancel"]  # the `cancellable` and `materializing` fixtures
+
 VIBEPIPER = [sys.executable, "-m", "vibepiper"]
 
 # Tests rewrite modules many times a second: a cached .pyc with the same size and mtime

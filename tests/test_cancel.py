@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,34 +19,13 @@ from tests.conftest import catalog_rows, run_cli, write_project
 from tests.helpers.cancel import (
     assert_cancelled_cleanly,
     assert_rerun_completes,
-    cancellable_project,
-    start_materializing,
 )
-from tests.helpers.processes import alive, kill_group
+from tests.helpers.processes import alive
 from tests.helpers.state import assert_store_matches_catalog
 
 
 def project(root: Path, source: str, tool: str = "", module: str = "exec_assets") -> Path:
     return write_project(root, {module: source}, tool=tool)
-
-
-@pytest.fixture
-def cancellable(tmp_path: Path) -> Path:
-    return cancellable_project(tmp_path / "proj")
-
-
-@pytest.fixture
-def materializing(cancellable: Path) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
-    """Start `materialize` (see tests/helpers/cancel.py); killed at the end if still alive."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(executor: str) -> subprocess.Popen[str]:
-        started.append(start_materializing(cancellable, executor))
-        return started[-1]
-
-    yield start
-    for proc in started:
-        kill_group(proc)
 
 
 TARGET = {True: "group", False: "pid"}  # the signal goes to the process group, or its pid

@@ -12,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -21,6 +22,8 @@ from vibepiper.catalog.catalog import Catalog
 from vibepiper.catalog.query import run_query
 from vibepiper.catalog.schema import SCHEMA_VERSION
 from vibepiper.errors import CatalogError, UsageError
+from vibepiper.storage.parquet_store import ParquetStore
+from vibepiper.units import Unit
 
 from .conftest import (
     SHOP,
@@ -305,7 +308,8 @@ def test_query_selects_over_asset_views(materialized_shop: Path) -> None:
 
 def test_run_query_in_python(materialized_shop: Path, tmp_path: Path) -> None:
     home = materialized_shop / ".vibepiper"
-    lonely = next((home / "store" / "lonely").glob("*.parquet"))
+    stored = next((home / "store" / "lonely").glob("*.parquet"))
+    lonely = partial(ParquetStore(home / "store").dataset, Unit("lonely"), stored.stem)
     names, rows = run_query(Catalog(home), {"lonely": lonely}, "select count(*) as n from lonely")
     assert (names, rows) == (["n"], [(3,)])
     target = tmp_path / "never-written.csv"

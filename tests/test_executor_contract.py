@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +26,9 @@ from tests.conftest import EXECUTOR_ARGS, catalog_rows, copy_example, run_cli, w
 from tests.helpers.cancel import (
     assert_cancelled_cleanly,
     assert_rerun_completes,
-    cancellable_project,
-    start_materializing,
 )
 from tests.helpers.output import one_line_error
-from tests.helpers.processes import alive, kill_group
+from tests.helpers.processes import alive
 from tests.helpers.state import (
     assert_store_matches_catalog,
     current_versions,
@@ -534,25 +532,6 @@ def test_a_timeout_counts_the_asset_not_the_worker_start(executor: str, tmp_path
 
 
 # -- cancel ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cancellable(tmp_path: Path) -> Path:
-    return cancellable_project(tmp_path / "proj")
-
-
-@pytest.fixture
-def materializing(cancellable: Path) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
-    """Start `materialize` (see tests/helpers/cancel.py); killed at the end if still alive."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(executor: str) -> subprocess.Popen[str]:
-        started.append(start_materializing(cancellable, executor))
-        return started[-1]
-
-    yield start
-    for proc in started:
-        kill_group(proc)
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

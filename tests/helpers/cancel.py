@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import EXECUTOR_ARGS, run_cli, start_cli, write_project
-from tests.helpers.processes import wait_until
+from tests.helpers.processes import kill_group, wait_until
 from tests.helpers.state import assert_store_matches_catalog, last_run, states
 
 CANCELLABLE = """
@@ -107,3 +108,25 @@ def assert_rerun_completes(root: Path) -> None:
         "last": "succeeded",
     }
     assert_store_matches_catalog(root)
+
+
+# Fixtures (tests/conftest.py loads this module as a plugin)
+
+
+@pytest.fixture
+def cancellable(tmp_path: Path) -> Path:
+    return cancellable_project(tmp_path / "proj")
+
+
+@pytest.fixture
+def materializing(cancellable: Path) -> Iterator[Callable[[str], subprocess.Popen[str]]]:
+    """Start `materialize` (see tests/helpers/cancel.py); killed at the end if still alive."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(executor: str) -> subprocess.Popen[str]:
+        started.append(start_materializing(cancellable, executor))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        kill_group(proc)

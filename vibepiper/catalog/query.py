@@ -47,7 +47,6 @@ Batches = Iterator[list[tuple[Any, ...]]]
 Consumer = Callable[[list[str], Batches], None]
 # How an asset's data is given: a function opening its pyarrow dataset (None: no data),
 # such as `functools.partial(store.dataset, unit, version)`, or the dataset itself.
-# (A Path to a Parquet file is still taken, until every caller goes through its store.)
 Opener = Callable[[], Any] | Any
 Tables = Mapping[str, Opener]
 
@@ -147,19 +146,6 @@ def _add_views(con: Any, schema: str, tables: Tables, *, main: bool) -> None:
 
 def _open(given: Opener) -> Any:
     """The dataset `given` stands for (None: no data)."""
-    if isinstance(given, Path):  # the older form
-        import pyarrow.dataset as ds
-
-        if not given.is_file():
-            return None
-        options = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
-        fmt = ds.ParquetFileFormat(default_fragment_scan_options=options)
-        try:
-            return ds.dataset(str(given), format=fmt)
-        except Exception as exc:
-            raise VibePiperError(
-                f"its stored file {given} is unreadable ({type(exc).__name__})"
-            ) from exc
     return given() if callable(given) else given
 
 

@@ -1,13 +1,13 @@
-"""Where assets compute: the scheduler hands each ready asset to an executor.
+"""Where assets compute: the run hands each ready asset to an executor.
 
-- `inprocess` (the default): one at a time, in the scheduler's own thread.
+- `inprocess` (the default): one at a time, in the run's own thread.
 - `threads`: a thread pool; inputs and outputs stay in memory.
 - `processes`: worker processes of our own (so one can be killed when its asset times out
   or the run is cancelled); each imports the project once and reads its inputs from the
   Parquet store, and its output comes back as a staged Parquet file, never pickled.
 - `dask`: tasks on a dask.distributed cluster (`vibepiper[dask]`), the same way.
 
-Only the scheduler writes to the catalog, whichever executor computes.
+Only the run writes to the catalog, whichever executor computes.
 
 Timeouts: `inprocess` raises `Interrupted` into the asset (a SIGALRM, between two Python
 instructions: a long C call such as one big pandas sort finishes first); `processes` and
@@ -69,7 +69,7 @@ class Executor(Protocol):
         ...
 
     def interrupt(self, reason: str) -> None:
-        """From a signal handler: stop what runs in the scheduler's thread, if anything."""
+        """From a signal handler: stop what runs in the run's thread, if anything."""
         ...
 
     def abort(self) -> None:
@@ -285,7 +285,7 @@ class ProcessExecutor:
         if home is not None:
             _keep_temp_files_in(home)
         # Start the fork server (which imports pandas and pyarrow) now, in the background,
-        # while the scheduler reads the catalog and judges the first assets.
+        # while the run reads the catalog and judges the first assets.
         threading.Thread(target=_start_fork_server, daemon=True).start()
 
     def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:

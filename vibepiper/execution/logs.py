@@ -29,7 +29,7 @@ class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.NOTSET)
         self.local = threading.local()  # .lines: the open capture's list; .sink: its sink
-        self.in_worker = False  # captured lines are shown by the scheduler, not here
+        self.in_worker = False  # captured lines are shown by the run, not here
 
     def emit(self, record: logging.LogRecord) -> None:
         lines: list[LogLine] | None = getattr(self.local, "lines", None)
@@ -53,7 +53,7 @@ class _Capture(logging.Handler):
         lines.append(line)
         sink = getattr(self.local, "sink", None)
         if sink is not None:
-            with contextlib.suppress(Exception):  # the scheduler is gone: keep computing
+            with contextlib.suppress(Exception):  # the run is gone: keep computing
                 sink(line)
 
 
@@ -77,7 +77,7 @@ def capture(
 ) -> Iterator[list[LogLine]]:
     """Collect the log lines of this thread into the yielded list (`into`, if given, so
     that someone else can see the lines so far) until the block ends; `sink` is also
-    handed each line as it comes (a worker process sends it to the scheduler)."""
+    handed each line as it comes (a worker process sends it to the run)."""
     with _install:
         root = logging.getLogger()
         if _handler not in root.handlers:
@@ -100,7 +100,7 @@ def echo(line: LogLine) -> None:
 
 
 def in_worker() -> None:
-    """This process is a worker: the scheduler shows what its assets log."""
+    """This process is a worker: the run shows what its assets log."""
     _handler.in_worker = True
     log_informative()
 

@@ -61,16 +61,16 @@ class Job:
     versions: dict[str, str]  # every upstream asset that has data -> the version this run reads
     data_version: str | None = None  # a source's file hash
     timeout: float | None = None
-    code_version: str | None = None  # what the scheduler recorded (a worker checks it)
+    code_version: str | None = None  # what the run recorded (a worker checks it)
     code_parts: dict[str, str] | None = None
     revalidate: str | None = None  # validate this stored version again instead of computing
 
 
 @dataclass
 class TaskOutcome:
-    """What a task hands back to the scheduler: a staged file, or why there is none.
+    """What a task hands back to the run: a staged file, or why there is none.
 
-    `frame` is kept only when the task ran in the scheduler's process: frames never travel
+    `frame` is kept only when the task ran in the run's process: frames never travel
     between processes (a worker's output travels as the staged Parquet file).
     """
 
@@ -178,7 +178,7 @@ def run_task(
 ) -> TaskOutcome:
     """Compute `defn` from `inputs` (parameter name -> DataFrame), validate and stage it.
 
-    The output is staged whether or not it passed its checks: the scheduler publishes it
+    The output is staged whether or not it passed its checks: the run publishes it
     or keeps it as rejected. `data_version` is given for sources (the file's hash). Rows
     removed by quarantine are kept under the materialization's id. With `write_behind`,
     staging is left to `outcome.write()`, so that the caller can write one output while

@@ -67,7 +67,7 @@ _checked: dict[tuple[Any, str, str], str] = {}  # (loader, asset, code version) 
 
 
 def _code_differs(job: Job, graph: Graph, loader: GraphLoader) -> str:
-    """Why the worker's code of the asset is not the code the scheduler recorded, if it is
+    """Why the worker's code of the asset is not the code the run recorded, if it is
     not: a module edited during the run, or another library version on a Dask worker."""
     if job.code_version is None:
         return ""
@@ -99,7 +99,7 @@ def _fingerprinter() -> Any:
 
 def process_main(conn: Connection, loader: GraphLoader, store: Store) -> None:
     """A worker process of the `processes` executor: jobs in, outcomes out, until None."""
-    # The scheduler decides what Ctrl-C or a SIGTERM to the whole group stops.
+    # The run decides what Ctrl-C or a SIGTERM to the whole group stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("VIBEPIPER_WORKER", "1")
@@ -116,7 +116,7 @@ def process_main(conn: Connection, loader: GraphLoader, store: Store) -> None:
         try:
             conn.send(STARTED)
             conn.send(compute(job, loader, store, conn.send))  # log lines go as they come
-        except OSError:  # the scheduler is gone (killed): so is the point of going on
+        except OSError:  # the run is gone (killed): so is the point of going on
             return
 
 

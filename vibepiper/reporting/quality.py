@@ -14,7 +14,7 @@ from vibepiper.execution.states import RunResult
 from vibepiper.graph.graph import Graph
 from vibepiper.validation.outcome import CheckOutcome
 
-if TYPE_CHECKING:  # a type only: the audit runs through the scheduler
+if TYPE_CHECKING:  # a type only: the audit runs in execution
     from vibepiper.execution.audit import AuditResult
 
 SAMPLE_LINES = 3

@@ -257,10 +257,7 @@ class ParquetStore:
                 f"the stored data of asset '{asset}' is missing ({path})", _rebuild(asset)
             ) from None
         except NotAFileError:
-            raise StoreError(
-                f"the stored data of asset '{asset}' is damaged ({path} is not a regular file)",
-                _rebuild(asset),
-            ) from None
+            raise _not_a_file(asset, path) from None
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise _unreadable(asset, path, exc) from exc
         raise StoreError(
@@ -283,15 +280,9 @@ class ParquetStore:
         except FileNotFoundError:
             return None
         except NotAFileError:
-            raise StoreError(
-                f"the stored data of asset '{asset}' is damaged ({path} is not a regular file)",
-                _rebuild(asset),
-            ) from None
+            raise _not_a_file(asset, path) from None
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise StoreError(
-                f"the stored data of asset '{asset}' is unreadable ({path}: {type(exc).__name__})",
-                _rebuild(asset),
-            ) from exc
+            raise _unreadable(asset, path, exc) from exc
         wrong = identity_problem(found.schema.metadata, asset, version)
         if wrong:
             raise StoreError(
@@ -461,6 +452,13 @@ def _component(name: str) -> str:
 
 def _rebuild(asset: str) -> str:
     return f"re-create it with `vibepiper materialize {asset} --force`"
+
+
+def _not_a_file(asset: str, path: Path) -> StoreError:
+    return StoreError(
+        f"the stored data of asset '{asset}' is damaged ({path} is not a regular file)",
+        _rebuild(asset),
+    )
 
 
 def _unreadable(asset: str, path: Path, exc: Exception) -> StoreError:
