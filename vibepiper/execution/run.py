@@ -74,7 +74,6 @@ def materialize(
     and the workspace's graph was read from a snapshot: it imports the project's code."""
     check_pools(ws.graph, names, options.pools)
     executor = executor or InProcessExecutor()
-    ws.catalog.ensure()  # a catalog that cannot be used is refused before anything is made
     with run_turn(ws.catalog):
         current = ws.catalog.current()  # no other run can change it while this one runs
         the_plan = plan(ws, names, PlanOptions(force=options.force), current)

@@ -22,13 +22,16 @@ def run_turn(catalog: Catalog) -> Iterator[None]:
     wait for a run.)"""
     from vibepiper.catalog import lock
 
+    turns = catalog.home / "run.lock"
+    if not turns.exists():  # the first run: an unusable catalog is refused before it is made
+        catalog.ensure()
     catalog.make_home()
 
     def waiting(holder: str) -> None:
         print(f"waiting for the run of {holder} to finish", file=sys.stderr, flush=True)
 
     with lock.hold(
-        catalog.home / "run.lock",
+        turns,
         exclusive=True,
         timeout=_run_wait(),
         what="the project's runs",
