@@ -154,3 +154,22 @@ def test_the_version_tree_behind_a_data_version(project: Project) -> None:
     assert reads.version_tree(project.catalog, "report", made["materialization_id"]) == tree
     with pytest.raises(AssetNotMaterializedError, match="no data version or materialization"):
         reads.version_tree(project.catalog, "report", "zzz")
+
+
+def test_what_doctor_and_query_read(project: Project) -> None:
+    catalog = project.catalog
+    made = catalog.fetch(
+        "SELECT asset, data_version, status, materialization_id FROM materializations"
+    )
+    kept = {
+        (r["asset"], r["data_version"]) for r in made if r["status"] in ("succeeded", "skipped")
+    }
+    assert reads.published_versions(catalog) == kept
+    rejected = [r for r in made if r["asset"] == "capped" and r["status"] == "check_failed"]
+    assert rejected and (rejected[0]["asset"], rejected[0]["data_version"]) not in kept
+    assert reads.materialization_ids(catalog) == {r["materialization_id"] for r in made}
+    assert reads.running_runs(catalog) == []  # both runs finished
+    current = {r["asset"]: r for r in reads.current_data_rows(catalog)}
+    assert set(current) == {"raw", "clean", "capped", "report"}
+    assert current["capped"]["data_version"] != rejected[0]["data_version"]  # the first run's
+    assert all(r["quarantined_rows"] in (0, None) for r in current.values())

@@ -399,12 +399,10 @@ class Project:
         """How to open each asset's current data, and its quarantined rows, if any."""
         from functools import partial
 
+        from vibepiper.catalog import reads
         from vibepiper.units import whole
 
-        rows = self.catalog.fetch(
-            "SELECT asset, materialization_id, data_version, quarantined_rows "
-            "FROM current_materializations WHERE partition_key IS NULL"
-        )
+        rows = reads.current_data_rows(self.catalog)
         assets: dict[str, Opener] = {}
         quarantine: dict[str, Opener] = {}
         for row in rows:

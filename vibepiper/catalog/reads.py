@@ -170,7 +170,39 @@ def recent_materializations(catalog: Catalog, per_asset: int) -> list[Row]:
     )
 
 
+def running_runs(catalog: Catalog) -> list[Row]:
+    """The runs still marked running (their process may be gone: see `run_alive`)."""
+    return catalog.fetch("SELECT run_id, pid, host, started_at FROM runs WHERE status = 'running'")
+
+
+def current_data_rows(catalog: Catalog) -> list[Row]:
+    """Each asset's current materialization: its id, data version and quarantined rows."""
+    return catalog.fetch(
+        "SELECT asset, materialization_id, data_version, quarantined_rows "
+        "FROM current_materializations WHERE partition_key IS NULL"
+    )
+
+
 # -- versions --------------------------------------------------------------------------
+
+
+def published_versions(catalog: Catalog) -> set[tuple[str, str]]:
+    """Every (asset, data version) a run published or kept, current or not."""
+    return {
+        (r["asset"], r["data_version"])
+        for r in catalog.fetch(
+            "SELECT DISTINCT asset, data_version FROM materializations "
+            "WHERE data_version IS NOT NULL AND status IN ('succeeded', 'skipped')"
+        )
+    }
+
+
+def materialization_ids(catalog: Catalog) -> set[str]:
+    """Every materialization id the catalog records."""
+    return {
+        r["materialization_id"]
+        for r in catalog.fetch("SELECT materialization_id FROM materializations")
+    }
 
 
 def full_version(catalog: Catalog, asset: str, prefix: str) -> str:

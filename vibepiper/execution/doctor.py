@@ -33,6 +33,7 @@ import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vibepiper.catalog import reads
 from vibepiper.catalog.catalog import Catalog, run_alive
 from vibepiper.errors import StoreError
 from vibepiper.graph.graph import Graph
@@ -72,17 +73,8 @@ def examine(
     full with `verify`, else only its metadata); repair what can be, if asked."""
     exam = Examination([])
     live = _runs(catalog, exam.findings, repair)
-    published = {
-        (r["asset"], r["data_version"])
-        for r in catalog.fetch(
-            "SELECT DISTINCT asset, data_version FROM materializations "
-            "WHERE data_version IS NOT NULL AND status IN ('succeeded', 'skipped')"
-        )
-    }
-    known_ids = {
-        r["materialization_id"]
-        for r in catalog.fetch("SELECT materialization_id FROM materializations")
-    }
+    published = reads.published_versions(catalog)
+    known_ids = reads.materialization_ids(catalog)
     suspect = _current_data(store, catalog, exam.findings, repair)
     sources = {n for n, d in graph.assets.items() if d.is_source}
     notes = []
@@ -112,7 +104,7 @@ def examine(
 def _runs(catalog: Catalog, found: list[Finding], repair: bool) -> list[dict[str, Any]]:
     """Report (and with `repair`, mark abandoned) the runs marked running whose process is
     gone; return the runs still going on."""
-    runs = catalog.fetch("SELECT run_id, pid, host, started_at FROM runs WHERE status = 'running'")
+    runs = reads.running_runs(catalog)
     here = socket.gethostname()
     dead = [
         r["run_id"] for r in runs if r["host"] == here and not run_alive(r["pid"], r["started_at"])
