@@ -483,20 +483,13 @@ def test_a_timed_out_asset_fails_blocks_downstream_and_is_stopped(
     assert not alive(pid)  # ...which is gone now, as is the command
 
 
-DASK_LOSES_TIMED_OUT_LOGS = pytest.mark.xfail(
-    strict=True,
-    reason="the dask executor loses what a timed-out asset logged: a task's log lines come "
-    "back with its result, and a timed-out task has none",
-)
-
-
 @pytest.mark.parametrize(
     "timed_out_run",
     [
         "inprocess",
         "threads",
         "processes",
-        pytest.param("dask", marks=[pytest.mark.slow, DASK_LOSES_TIMED_OUT_LOGS]),
+        pytest.param("dask", marks=pytest.mark.slow),
     ],
     indirect=True,
 )

@@ -51,6 +51,7 @@ class DaskExecutor:
         self.client: Any = None
         self.tasks: dict[Future[TaskOutcome], Any] = {}
         self.begun: dict[Future[TaskOutcome], float] = {}
+        self.lines: dict[str, list[LogLine]] = {}  # materialization id -> its lines so far
         self.guard = threading.Lock()
         if address:  # connect now: a wrong address is a usage error before anything runs
             try:
@@ -60,6 +61,7 @@ class DaskExecutor:
                     f"cannot reach the Dask scheduler at {address}: {first_line(exc)}",
                     "check --address (tcp://HOST:PORT) and that the scheduler is running",
                 ) from None
+            self._listen()
             self._warm()
             info = self.client.scheduler_info()["workers"].values()
             self.workers = workers or max(sum(w["nthreads"] for w in info), 1)
@@ -78,8 +80,22 @@ class DaskExecutor:
                 silence_logs=40,  # errors only
             )
             self.client = distributed.Client(self.cluster)
+            self._listen()
             self._warm()
         return self.client
+
+    def _listen(self) -> None:
+        """Take each line a task logs as it comes (sent as a Dask event by the worker)."""
+        from vibepiper.execution.worker import LOG_TOPIC
+
+        self.client.subscribe_topic(LOG_TOPIC, self._logged)
+
+    def _logged(self, event: tuple[float, Any]) -> None:
+        with contextlib.suppress(Exception):  # an event of someone else's on our topic
+            message = event[1]
+            lines = self.lines.get(message["id"])
+            if lines is not None:
+                lines.append(LogLine(*message["line"]))
 
     def _warm(self) -> None:
         """Have every worker import the project now, so that it does not count against the
@@ -94,6 +110,7 @@ class DaskExecutor:
 
         future: Future[TaskOutcome] = Future()
         future.set_running_or_notify_cancel()
+        self.lines[job.materialization_id] = lines  # before it starts: its first lines count
         task = self._connect().submit(
             dask_compute,
             job,
@@ -111,6 +128,7 @@ class DaskExecutor:
             with self.guard:
                 self.tasks.pop(future, None)
                 self.begun.pop(future, None)
+                self.lines.pop(job.materialization_id, None)
             if future.done():
                 return
             try:

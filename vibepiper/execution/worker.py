@@ -127,7 +127,27 @@ def warm(loader: GraphLoader) -> None:
         _graph(loader)
 
 
+LOG_TOPIC = "vibepiper-logs"  # the Dask event topic a task's log lines are sent on
+
+
 def dask_compute(job: Job, loader: GraphLoader, store: Store) -> TaskOutcome:
-    """The task the `dask` executor submits (one per asset)."""
+    """The task the `dask` executor submits (one per asset). Each line it logs is also
+    sent at once as a Dask event, so that what a task logged before it was stopped (timed
+    out, cancelled) is kept; the outcome carries them all when it ends."""
     in_worker()
-    return compute(job, loader, store)
+    return compute(job, loader, store, _dask_sink(job.materialization_id))
+
+
+def _dask_sink(materialization_id: str) -> Callable[[LogLine], None] | None:
+    import distributed
+
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # not in a Dask worker (called directly)
+        return None
+
+    def send(line: LogLine) -> None:
+        fields = [line.created, line.level, line.logger, line.message]
+        worker.log_event(LOG_TOPIC, {"id": materialization_id, "line": fields})
+
+    return send
