@@ -207,6 +207,7 @@ def test_each_run_recomputes_exactly_what_the_model_predicts(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 150 examples take about 280 s on 2 idle cores: 300 is too tight
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=models(), edits=edit_lists(8))
 def test_each_run_recomputes_exactly_what_the_model_predicts_long(
