@@ -50,7 +50,14 @@ def load_settings(
             f"project folder {path} does not exist", "pass --project DIR with an existing folder"
         )
     table = _tool_table(root / "pyproject.toml")
-    names = tuple(modules or ()) or tuple(table.get("modules", ()))
+    listed = table.get("modules", ())
+    if not isinstance(listed, list | tuple):
+        example = f"[{listed!r}]".replace("'", '"') if isinstance(listed, str) else '["shop"]'
+        raise ProjectLoadError(
+            f"modules = {listed!r} in [tool.vibepiper] of {root / 'pyproject.toml'} is not a list",
+            f"write it as a list of module names: modules = {example}",
+        )
+    names = tuple(modules or ()) or tuple(listed)
     if not names:
         raise ProjectLoadError(
             f"no asset modules for the project in {root}",

@@ -47,6 +47,9 @@ class Group(click.Group):
             return base.main(*args, standalone_mode=False, **kwargs)
         try:
             code = base.main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `vibepiper`: its help
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "vibepiper"
             message = " ".join(exc.format_message().split()).rstrip(".")
@@ -62,6 +65,25 @@ class Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, but dbt's and Prefect's words for a run point to `materialize`."""
+        if args and args[0] in DBT_HABITS and args[0] not in self.commands:
+            raise click.UsageError(
+                f"there is no command '{args[0]}': to compute assets, use `vibepiper "
+                f"materialize` ({DBT_HABITS[args[0]]})",
+                ctx,
+            )
+        return super().resolve_command(ctx, args)
+
+
+# What users of dbt and Prefect type to run a pipeline, and what ours does instead.
+DBT_HABITS = {
+    "run": "it computes the stale assets, like dbt run",
+    "build": "it computes and checks the stale assets, like dbt build",
+}
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from vibepiper.errors import DefinitionError
+from vibepiper.errors import DefinitionError, did_you_mean
 
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")  # the whole name: see fullmatch below
 MAX_NAME = 100  # characters: a name is a folder of the store and part of file names
@@ -257,7 +257,7 @@ def build_asset(
         takes_context=takes_context,
         deps=dep_names,
         schema=check_schema(f"asset '{asset_name}'", schema),
-        checks=tuple(checks or ()),
+        checks=_checks(f"asset '{asset_name}'", checks),
         version=None if version is None else str(version),
         tags=_names(asset_name, "tags", tags),
         group=group or "default",
@@ -307,12 +307,51 @@ def asset(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     `Context`; parameters with defaults are configuration. See SPEC §1 for the options.
     """
     if fn is not None:
+        _check_option_names(fn, options)
         return build_asset(fn, **options)
 
     def decorate(func: Callable[..., Any]) -> AssetDef:
+        _check_option_names(func, options)
         return build_asset(func, **options)
 
     return decorate
+
+
+def _check_option_names(fn: Any, options: Mapping[str, Any]) -> None:
+    """A DefinitionError naming the first option `@asset` does not have."""
+    known = [p for p in inspect.signature(build_asset).parameters if p != "fn"]
+    for option in options:
+        if option not in known:
+            name = options.get("name") or getattr(fn, "__name__", "?")
+            raise DefinitionError(
+                f"asset '{name}': @asset has no option '{option}'{did_you_mean(option, known)}",
+                f"the options are {', '.join(known)}",
+            )
+
+
+def _checks(owner: str, checks: Any) -> tuple[Any, ...]:
+    """The expectations given as `checks=`: a list (or tuple) of `expect.*(...)` calls."""
+    from vibepiper.definitions.expect import Expectation
+
+    if checks is None:
+        return ()
+    if not isinstance(checks, list | tuple):
+        single = isinstance(checks, Expectation)
+        raise DefinitionError(
+            f"{owner}: checks= takes a list of expectations, not "
+            f"{'one expectation' if single else repr(checks)[:80]}",
+            "write checks=[expect.unique('id')] (in square brackets, even for one)",
+        )
+    for item in checks:
+        if not isinstance(item, Expectation):
+            called = "call it with its arguments, " if callable(item) else ""
+            shown = getattr(item, "__name__", None) if callable(item) else None
+            raise DefinitionError(
+                f"{owner}: {shown or repr(item)[:80]} in checks= is not an expectation",
+                f"{called}e.g. expect.not_null('id'); a @check function is declared with "
+                "@check(asset=...), not listed in checks=",
+            )
+    return tuple(checks)
 
 
 def _default_reader(path: str) -> Any:
@@ -364,7 +403,7 @@ def source_file(
         config={},
         takes_context=False,
         schema=check_schema(f"source '{name}'", schema),
-        checks=tuple(checks or ()),
+        checks=_checks(f"source '{name}'", checks),
         tags=_names(name, "tags", tags),
         group=group or "default",
         description=description or f"Source file {path}",
