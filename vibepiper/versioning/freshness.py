@@ -75,30 +75,11 @@ class Reason:
     checks: tuple[str, ...] = ()  # for CHECK_READ: the checks that read `asset`
 
     def __str__(self) -> str:
-        kind, asset, detail = self.kind, self.asset, self.detail
-        if kind is Why.NEVER:
-            return "never materialized"
-        if kind is Why.FILE:
-            return f"its stored file is {detail}"
-        if kind is Why.SOURCE:
-            return f"source {detail} changed"
-        if kind is Why.NEW_INPUT:
-            return f"new input {asset}"
-        if kind is Why.UPSTREAM_CHANGED:
-            return f"upstream {asset} changed since {detail}"
-        if kind is Why.UPSTREAM_STALE:
-            return f"upstream {asset} {detail}"
-        if kind is Why.MAX_AGE:
-            return f"older than max_age {detail}"
-        if kind is Why.CHECK_READ:
-            if len(self.checks) == 1:
-                return f"check {self.checks[0]} reads {asset}, which {detail}"
-            return f"checks {', '.join(self.checks)} read {asset}, which {detail}"
-        if kind is Why.LAST_ATTEMPT:
-            return f"the last attempt {detail}"
-        if kind is Why.FORCE:
-            return "--force"
-        return detail  # CODE, ERROR: already in words
+        if self.kind is Why.CHECK_READ:
+            checks, verb = ", ".join(self.checks), "reads" if len(self.checks) == 1 else "read"
+            noun = "check" if len(self.checks) == 1 else "checks"
+            return f"{noun} {checks} {verb} {self.asset}, which {self.detail}"
+        return _WORDS[self.kind].format(asset=self.asset, detail=self.detail)
 
     @property
     def upstream(self) -> str | None:
@@ -107,6 +88,20 @@ class Reason:
 
 
 _BLAMING = (Why.UPSTREAM_CHANGED, Why.UPSTREAM_STALE, Why.CHECK_READ)
+# Each kind of reason in words (CHECK_READ, which names one check or several, aside).
+_WORDS = {
+    Why.NEVER: "never materialized",
+    Why.FILE: "its stored file is {detail}",
+    Why.CODE: "{detail}",  # already in words
+    Why.SOURCE: "source {detail} changed",
+    Why.NEW_INPUT: "new input {asset}",
+    Why.UPSTREAM_CHANGED: "upstream {asset} changed since {detail}",
+    Why.UPSTREAM_STALE: "upstream {asset} {detail}",
+    Why.MAX_AGE: "older than max_age {detail}",
+    Why.LAST_ATTEMPT: "the last attempt {detail}",
+    Why.FORCE: "--force",
+    Why.ERROR: "{detail}",  # already in words
+}
 LAST_CHECKS_FAILED = "failed its checks"  # the detail of a LAST_ATTEMPT after check_failed
 
 
