@@ -104,3 +104,88 @@ def test_the_python_api_raises_the_same_definition_errors() -> None:
     with pytest.raises(DefinitionError, match="checks= takes a list"):
         asset(checks=expect.unique("id"))(orders)
     assert asset(checks=(expect.unique("id"),))(orders).checks == (expect.unique("id"),)
+
+
+def test_a_command_run_from_a_subfolder_finds_the_project_above(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": SHOP.replace("OPTIONS", "")})
+    inner = root / "notebooks" / "drafts"
+    inner.mkdir(parents=True)
+    (root / "notebooks" / "pyproject.toml").write_text('[project]\nname = "notes"\n')
+    done = run_cli(inner, "materialize")
+    assert done.returncode == 0, done.stderr
+    assert f"using the project in {root / 'pyproject.toml'}" in done.stderr
+    assert (root / ".vibepiper" / "catalog.duckdb").exists()
+    assert not (inner / ".vibepiper").exists()
+    listed = run_cli(inner, "list")
+    assert listed.returncode == 0 and "orders" in listed.stdout
+
+
+def test_in_the_project_folder_itself_nothing_is_said_about_it(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": SHOP.replace("OPTIONS", "")})
+    done = run_cli(root, "list")
+    assert done.returncode == 0 and "using the project" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "--project", "proj"),
+        ("status", "--project=proj"),
+        ("list", "orders", "-m", "pipeline", "--project", "proj"),
+    ],
+)
+def test_global_options_may_follow_the_command(tmp_path: Path, args: tuple[str, ...]) -> None:
+    write_project(tmp_path / "proj", {"pipeline": SHOP.replace("OPTIONS", "")})
+    done = run_cli(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    assert "orders" in done.stdout
+
+
+def test_an_option_value_named_like_a_command_is_left_alone(tmp_path: Path) -> None:
+    from vibepiper.cli.main import hoist_global_options
+
+    commands = {"list", "status", "query"}
+    assert hoist_global_options(["--project", "list", "status"], commands) == [
+        "--project",
+        "list",
+        "status",
+    ]
+    assert hoist_global_options(["query", "--", "--project", "x"], commands) == [
+        "query",
+        "--",
+        "--project",
+        "x",
+    ]
+    assert hoist_global_options(["status", "--json", "--home", "h"], commands) == [
+        "--home",
+        "h",
+        "status",
+        "--json",
+    ]
+
+
+def test_init_writes_a_project_into_a_fresh_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "README.md").write_text("# shop\n")
+    (repo / ".gitignore").write_text("*.log")
+    done = run_cli(repo, "init", ".")
+    assert done.returncode == 0, done.stderr
+    assert (repo / "pyproject.toml").exists() and (repo / "assets.py").exists()
+    assert (repo / "README.md").read_text() == "# shop\n"
+    assert (repo / ".gitignore").read_text() == "*.log\n.vibepiper/\n__pycache__/\n"
+    assert run_cli(repo, "materialize").returncode == 0
+
+
+def test_init_refuses_a_folder_with_work_in_it_and_names_what_is_there(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "notes.txt").write_text("mine")
+    done = run_cli(repo, "init", ".")
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "is not empty (it holds notes.txt)" in line and ".git" in line
+    assert not (repo / "pyproject.toml").exists()
+    assert (repo / "notes.txt").read_text() == "mine"

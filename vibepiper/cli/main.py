@@ -4,7 +4,9 @@ it needs (pandas, DuckDB, rich...) when it runs, so `vibepiper --help` stays ins
 from __future__ import annotations
 
 import sys
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,15 +18,89 @@ from vibepiper.errors import EXIT_CANCELLED, VibePiperError
 class Options:
     """The global options, handed to every command."""
 
-    project: str
+    project: str | None  # None: the nearest folder up from here with [tool.vibepiper]
     modules: tuple[str, ...]
     home: str | None
 
     def load(self) -> Any:
         from vibepiper.project import Project
 
-        project = Project(self.project, modules=self.modules or None, home=self.home)
-        return project
+        return Project(self.folder(), modules=self.modules or None, home=self.home)
+
+    def folder(self) -> str:
+        """--project, else the project this folder is in: the nearest pyproject.toml with
+        a [tool.vibepiper] table, here or above (as git and dbt find theirs). Which file
+        was used is said on stderr when it is not the current folder's."""
+        if self.project is not None:
+            return self.project
+        here = Path.cwd()
+        found = find_project(here)
+        if found is None or found == here:
+            return "."
+        click.echo(f"using the project in {found / 'pyproject.toml'}", err=True)
+        return str(found)
+
+
+def find_project(start: Path) -> Path | None:
+    """The nearest folder from `start` up whose pyproject.toml has [tool.vibepiper]."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and _declares_project(candidate):
+            return folder
+    return None
+
+
+def _declares_project(pyproject: Path) -> bool:
+    try:
+        with pyproject.open("rb") as file:
+            table = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # stop here: loading it will say what is wrong with it
+    tool = table.get("tool")
+    return isinstance(tool, dict) and "vibepiper" in tool
+
+
+# The options of `vibepiper` itself, which may also be written after the command
+# (`vibepiper status --project ..`), and whether each takes a value.
+GLOBAL_OPTIONS = {"--project": True, "--home": True, "--module": True, "-m": True}
+
+
+def hoist_global_options(args: list[str], commands: set[str]) -> list[str]:
+    """`args` with the global options written after the command moved before it."""
+    at = _command_at(args, commands)
+    if at is None:
+        return args
+    before, after, rest = args[: at + 1], [], args[at + 1 :]
+    hoisted: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--":
+            after.extend(rest[i:])
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in GLOBAL_OPTIONS and ("=" in arg or i + 1 < len(rest)):
+            taken = 1 if "=" in arg else 2
+            hoisted.extend(rest[i : i + taken])
+            i += taken
+            continue
+        after.append(arg)
+        i += 1
+    return [*hoisted, *before, *after]
+
+
+def _command_at(args: list[str], commands: set[str]) -> int | None:
+    """Where the command's name is in `args` (after the global options), if anywhere."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in GLOBAL_OPTIONS:
+            i += 2
+        elif arg.startswith("-"):
+            i += 1
+        else:
+            return i if arg in commands else None
+    return None
 
 
 class Group(click.Group):
@@ -63,6 +139,9 @@ class Group(click.Group):
             sys.exit(EXIT_CANCELLED)
         sys.exit(code if isinstance(code, int) else 0)  # ctx.exit(n) comes back as n
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args, set(self.commands)))
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical
 
@@ -90,10 +169,13 @@ DBT_HABITS = {
 @click.option(
     "--project",
     "project",
-    default=".",
+    default=None,
     metavar="DIR",
-    show_default=True,
-    help="The project folder (with pyproject.toml).",
+    help=(
+        "The project folder (with pyproject.toml; default: the nearest folder, here or "
+        "above, whose pyproject.toml has [tool.vibepiper]). Global options may also be "
+        "written after the command."
+    ),
 )
 @click.option(
     "--module",
@@ -115,7 +197,9 @@ DBT_HABITS = {
 )
 @click.version_option(package_name="vibepiper", prog_name="vibepiper")
 @click.pass_context
-def cli(ctx: click.Context, project: str, modules: tuple[str, ...], home: str | None) -> None:
+def cli(
+    ctx: click.Context, project: str | None, modules: tuple[str, ...], home: str | None
+) -> None:
     """VibePiper: data assets with data quality built in.
 
     Write functions decorated with @asset; VibePiper computes the stale ones in dependency

@@ -61,6 +61,32 @@ Paris,France,2100000
 
 GITIGNORE = ".vibepiper/\n__pycache__/\n"
 
+# What a freshly made repository holds (`git init`, or a hosted one with a README and a
+# licence): `init` may write a project beside these.
+MAY_BE_THERE = {
+    ".git",
+    ".gitignore",
+    ".gitattributes",
+    ".hg",
+    "README",
+    "README.md",
+    "README.rst",
+    "LICENSE",
+    "LICENSE.md",
+    "LICENSE.txt",
+}
+
+
+def _add_ignored(gitignore: Path) -> None:
+    """Our lines in .gitignore, added to the ones already there."""
+    have = gitignore.read_text().splitlines() if gitignore.exists() else []
+    missing = [line for line in GITIGNORE.splitlines() if line not in have]
+    if not missing:
+        return
+    lead = "\n" if have and not gitignore.read_text().endswith("\n") else ""
+    with gitignore.open("a") as file:
+        file.write(lead + "".join(f"{line}\n" for line in missing))
+
 
 def create_project(directory: str) -> list[str]:
     """Write a new project into `directory`; return the lines to show the user."""
@@ -70,14 +96,24 @@ def create_project(directory: str) -> list[str]:
             f"{root / 'pyproject.toml'} already exists",
             "run `vibepiper init` with a new or empty folder",
         )
-    if root.exists() and any(root.iterdir()):
-        raise UsageError(f"folder {root} is not empty", "choose a new or empty folder")
+    in_the_way = (
+        sorted(p.name for p in root.iterdir() if p.name not in MAY_BE_THERE)
+        if root.is_dir()
+        else []
+    )
+    if in_the_way:
+        shown = ", ".join(in_the_way[:5]) + (", ..." if len(in_the_way) > 5 else "")
+        raise UsageError(
+            f"folder {root} is not empty (it holds {shown})",
+            "choose a new folder, or one holding only a fresh repository's files "
+            "(.git, .gitignore, README, LICENSE)",
+        )
     name = re.sub(r"[^a-z0-9_-]+", "-", root.resolve().name.lower()).strip("-") or "assets"
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text(PYPROJECT.format(name=name))
     (root / "assets.py").write_text(ASSETS)
     (root / "data" / "cities.csv").write_text(CITIES)
-    (root / ".gitignore").write_text(GITIGNORE)
+    _add_ignored(root / ".gitignore")
     return [
         f"created a project in {root}",
         f"  cd {directory}",
