@@ -189,3 +189,39 @@ def test_init_refuses_a_folder_with_work_in_it_and_names_what_is_there(
     assert "is not empty (it holds notes.txt)" in line and ".git" in line
     assert not (repo / "pyproject.toml").exists()
     assert (repo / "notes.txt").read_text() == "mine"
+
+
+ORDERED = """
+import pandas as pd
+from vibepiper import asset
+
+@asset
+def setup() -> pd.DataFrame:
+    return pd.DataFrame({"ok": [True]})
+
+@asset
+def raw() -> pd.DataFrame:
+    return pd.DataFrame({"id": [1, 2]})
+
+@asset(deps=["setup"])
+def report(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw
+"""
+
+
+def test_cli_lineage_marks_order_only_edges_in_every_format(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": ORDERED})
+    text = run_cli(root, "lineage", "report", "--upstream")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert [ln for ln in lines if "setup" in ln] == ["  <- setup  [never run, stale] (order only)"]
+    assert [ln for ln in lines if "raw" in ln] == ["  <- raw  [never run, stale]"]
+    import json
+
+    graph = json.loads(run_cli(root, "lineage", "report", "--format", "json").stdout)
+    assert sorted(graph["edges"]) == [["raw", "report"], ["setup", "report"]]
+    assert graph["order_only_edges"] == [["setup", "report"]]
+    dot = run_cli(root, "lineage", "report", "--format", "dot").stdout
+    assert '"setup" -> "report" [style=dashed];' in dot and '"raw" -> "report";' in dot
+    mermaid = run_cli(root, "lineage", "setup", "--format", "mermaid").stdout
+    assert "  setup -.-> report" in mermaid.splitlines()

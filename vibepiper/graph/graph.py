@@ -67,6 +67,11 @@ class Graph:
     def descendants(self, name: str, depth: int | None = None) -> set[str]:
         return _walk(self.downstream, name, depth)
 
+    def order_only(self, up: str, down: str) -> bool:
+        """Whether the edge up -> down only orders them (`deps=`): `down` does not read
+        `up`'s data."""
+        return up not in self.assets[down].inputs.values()
+
     def sorted(self, names: Iterable[str]) -> list[str]:
         """`names` in the graph's topological order."""
         wanted = set(names)

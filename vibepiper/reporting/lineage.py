@@ -34,6 +34,7 @@ class Neighbourhood:
     edges: list[tuple[str, str]]
     upstream: bool
     downstream: bool
+    order_only: frozenset[tuple[str, str]] = frozenset()  # edges of deps=, not data
 
 
 def neighbourhood(
@@ -64,7 +65,8 @@ def neighbourhood(
             "reasons": [] if verdict is None else list(verdict.reasons),
         }
     edges = [(up, name) for name in nodes for up in graph.upstream[name] if up in nodes]
-    return Neighbourhood(asset, nodes, edges, upstream, downstream)
+    order_only = frozenset(e for e in edges if graph.order_only(*e))
+    return Neighbourhood(asset, nodes, edges, upstream, downstream, order_only)
 
 
 def render(hood: Neighbourhood, fmt: str) -> str:
@@ -74,6 +76,7 @@ def render(hood: Neighbourhood, fmt: str) -> str:
                 "asset": hood.asset,
                 "nodes": list(hood.nodes.values()),
                 "edges": [list(e) for e in hood.edges],
+                "order_only_edges": [list(e) for e in hood.edges if e in hood.order_only],
             },
             indent=2,
         )
@@ -109,10 +112,13 @@ def _text(hood: Neighbourhood) -> list[str]:
             links: dict[str, list[str]] = links,
             arrow: str = arrow,
             seen: set[str] = seen,
+            up: bool = title == "upstream",
         ) -> None:
             for other in links[name]:
                 again = " (see above)" if other in seen and links[other] else ""
-                lines.append(f"{'  ' * depth}{arrow}{_label(hood.nodes[other])}{again}")
+                edge = (other, name) if up else (name, other)
+                order = " (order only)" if edge in hood.order_only else ""
+                lines.append(f"{'  ' * depth}{arrow}{_label(hood.nodes[other])}{order}{again}")
                 if other not in seen:
                     seen.add(other)
                     walk(other, depth + 1)
@@ -129,14 +135,19 @@ def _dot(hood: Neighbourhood) -> str:
         color = COLORS.get(node["state"], COLORS[None])
         width = ", penwidth=2" if name == hood.asset else ""
         lines.append(f'  "{name}" [fillcolor="{color}"{width}];')
-    lines += [f'  "{up}" -> "{down}";' for up, down in hood.edges]
+    for up, down in hood.edges:
+        dashed = " [style=dashed]" if (up, down) in hood.order_only else ""
+        lines.append(f'  "{up}" -> "{down}"{dashed};')
     return "\n".join([*lines, "}"])
 
 
 def _mermaid(hood: Neighbourhood) -> str:
     lines = ["graph LR"]
     lines += [f"  {name}[{name}]" for name in hood.nodes]
-    lines += [f"  {up} --> {down}" for up, down in hood.edges]
+    lines += [
+        f"  {up} {'-.->' if (up, down) in hood.order_only else '-->'} {down}"
+        for up, down in hood.edges
+    ]
     lines.append(f"  style {hood.asset} stroke-width:3px")
     return "\n".join(lines)
 

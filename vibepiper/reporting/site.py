@@ -58,7 +58,7 @@ def _svg(graph: Graph, assets: Mapping[str, dict[str, Any]]) -> str:
             x1, y1 = position[up][0] + NODE_W, position[up][1] + NODE_H // 2
             x2, y2 = position[name][0], position[name][1] + NODE_H // 2
             mid = (x1 + x2) // 2
-            kind = "edge" if up in graph.assets[name].inputs.values() else "edge order"
+            kind = "edge order" if graph.order_only(up, name) else "edge"
             parts.append(
                 f'<path class="{kind}" data-from="{up}" data-to="{name}" '
                 f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"/>'
