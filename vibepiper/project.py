@@ -154,7 +154,7 @@ class Project:
         options = RunOptions(
             force=force,
             fail_fast=fail_fast,
-            selection=_selection_text(select),
+            selection=_selection_text(select, exclude),
             pools=self.settings.pools,
             signals=signals,
         )
@@ -335,7 +335,10 @@ class Project:
         self.load_code()
         names = self.select(select, exclude)
         return audit(
-            self.workspace(), names, require_fresh=require_fresh, selection=_selection_text(select)
+            self.workspace(),
+            names,
+            require_fresh=require_fresh,
+            selection=_selection_text(select, exclude),
         )
 
     def read(
@@ -431,6 +434,13 @@ class Project:
             )
 
 
-def _selection_text(select: str | Iterable[str] | None) -> str:
-    """The selection as the user typed it, for the `runs` table."""
-    return " ".join([select] if isinstance(select, str) else select or [])
+def _selection_text(
+    select: str | Iterable[str] | None, exclude: str | Iterable[str] | None = None
+) -> str:
+    """The selection as the user typed it, for the `runs` table: `orders+ --exclude stg_*`."""
+    words = _words(select) + [f"--exclude {e}" for e in _words(exclude)]
+    return " ".join(words)
+
+
+def _words(given: str | Iterable[str] | None) -> list[str]:
+    return [given] if isinstance(given, str) else list(given or [])

@@ -150,9 +150,12 @@ def check(
     failed = sum(1 for o in outcomes if o.blocking)
     warned = sum(1 for o in outcomes if not o.passed and not o.blocking)
     problems = sum(1 for a in result.audits if a.problem_fails)
+    from vibepiper.text import plural
+
     click.echo(
-        f"checked {len(result.audits)} assets: {len(outcomes)} checks, {failed} failed, "
-        f"{warned} warnings" + (f", {problems} not fresh or unreadable" if problems else "")
+        f"checked {plural(len(result.audits), 'asset')}: {plural(len(outcomes), 'check')}, "
+        f"{failed} failed, {plural(warned, 'warning')}"
+        + (f", {problems} not fresh or unreadable" if problems else "")
     )
     if junit_xml:
         quality.write_junit(Path(junit_xml), findings)
