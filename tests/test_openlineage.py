@@ -87,7 +87,15 @@ def test_file_transport(project_dir: Callable[..., Path]) -> None:
     assert read["facets"]["version"]["datasetVersion"] == versions["numbers"]
     checks = jobs["numbers"][1]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     assert checks == [
-        {"assertion": "not_null_n", "success": True, "severity": "error", "params": {}}
+        {
+            "assertion": "not_null",
+            "name": "not_null_n",
+            "column": "n",
+            "description": "not_null('n')",
+            "success": True,
+            "severity": "error",
+            "params": {},
+        }
     ]
     # A second run computes only the failed asset: nothing is emitted for skipped ones.
     (root / "events.jsonl").unlink()

@@ -1,11 +1,14 @@
 """OpenLineage: each computed asset emits a START and a COMPLETE (or FAIL) run event whose
 job is the asset, whose inputs are the assets it read and whose output is the asset itself,
-with schema, version, row-count and data-quality facets.
+with schema, version, row-count and data-quality facets, and a jobType facet saying it is a
+batch VibePiper asset. Every facet VibePiper builds names VibePiper (at its version) as its
+`_producer`; tests/test_openlineage_spec.py validates the events against the specification.
 
 Configured with `[tool.vibepiper] openlineage = {transport = "file", path = "..."}` (JSON
 lines) or `{transport = "http", url = "..."}`. The events are built with the
 `openlineage-python` client (`pip install 'vibepiper[openlineage]'`). A transport that
-fails never fails the run: the first error is reported once on stderr.
+fails (or an event that cannot be built) never fails the run: the first error is reported
+once on stderr.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from vibepiper.definitions.expect import Expectation, Kind
 from vibepiper.errors import UsageError
 from vibepiper.execution import states
 from vibepiper.execution.states import AssetResult
 from vibepiper.graph.graph import Graph
+from vibepiper.version import __version__
 
 if TYPE_CHECKING:
     from vibepiper.execution.reporter import Reporter
 
-PRODUCER = "https://pypi.org/project/vibepiper/"
+PRODUCER = f"https://pypi.org/project/vibepiper/{__version__}/"
+# Expectations that judge one column: their first argument names it.
+COLUMN_KINDS = (Kind.NOT_NULL, Kind.ACCEPTED_VALUES, Kind.IN_RANGE, Kind.RELATIONSHIP)
 
 
 def make_client(config: dict[str, Any]) -> Any:
@@ -75,22 +82,23 @@ class OpenLineageReporter:
     def asset_started(self, name: str, state: str) -> None:
         if state == states.RUNNING and name not in self.runs:
             self.runs[name] = str(uuid.uuid4())
-            self._emit(self._event("START", name, None))
+            self._emit("START", name, None)
 
     def asset_finished(self, result: AssetResult) -> None:
         if result.asset not in self.runs:
             return  # skipped or blocked: nothing ran
         kind = "COMPLETE" if result.state == states.SUCCEEDED else "FAIL"
-        self._emit(self._event(kind, result.asset, result))
+        self._emit(kind, result.asset, result)
 
     def _event(self, kind: str, name: str, result: AssetResult | None) -> Any:
         from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-        from openlineage.client.facet_v2 import error_message_run, parent_run
+        from openlineage.client.facet_v2 import error_message_run, job_type_job, parent_run
 
         facets: dict[str, Any] = {
             "parent": parent_run.ParentRunFacet(
                 run=parent_run.Run(runId=str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))),
                 job=parent_run.Job(namespace=self.namespace, name="vibepiper_run"),
+                producer=PRODUCER,
             )
         }
         if result is not None and result.state != states.SUCCEEDED:
@@ -98,12 +106,16 @@ class OpenLineageReporter:
                 message=result.message or result.state,
                 programmingLanguage="python",
                 stackTrace=result.error,
+                producer=PRODUCER,
             )
+        job_type = job_type_job.JobTypeJobFacet(
+            processingType="BATCH", integration="VIBEPIPER", jobType="ASSET", producer=PRODUCER
+        )
         return RunEvent(
             eventType=getattr(RunState, kind),
             eventTime=datetime.now(UTC).isoformat(),
             run=Run(runId=self.runs[name], facets=facets),
-            job=Job(namespace=self.namespace, name=name),
+            job=Job(namespace=self.namespace, name=name, facets={"jobType": job_type}),
             inputs=self._inputs(name, result),
             outputs=self._outputs(name, result),
             producer=PRODUCER,
@@ -120,7 +132,7 @@ class OpenLineageReporter:
                 name=up,
                 facets={
                     "version": dataset_version_dataset.DatasetVersionDatasetFacet(
-                        datasetVersion=str(used[up])
+                        datasetVersion=str(used[up]), producer=PRODUCER
                     )
                 }
                 if used.get(up)
@@ -131,9 +143,6 @@ class OpenLineageReporter:
 
     def _outputs(self, name: str, result: AssetResult | None) -> list[Any]:
         from openlineage.client.event_v2 import OutputDataset
-        from openlineage.client.facet_v2 import (
-            data_quality_assertions_dataset as dq,
-        )
         from openlineage.client.facet_v2 import (
             dataset_version_dataset,
             output_statistics_output_dataset,
@@ -147,22 +156,18 @@ class OpenLineageReporter:
                 fields=[
                     schema_dataset.SchemaDatasetFacetFields(name=column, type=dtype)
                     for column, dtype in result.columns
-                ]
+                ],
+                producer=PRODUCER,
             )
         if result is not None and result.checks:
-            facets["dataQualityAssertions"] = dq.DataQualityAssertionsDatasetFacet(
-                assertions=[
-                    dq.Assertion(assertion=c.name, success=bool(c.passed), severity=c.severity)
-                    for c in result.checks
-                ]
-            )
+            facets["dataQualityAssertions"] = self._assertions(name, result.checks)
         if result is not None and result.state == states.SUCCEEDED:
             facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
-                datasetVersion=str(result.data_version)
+                datasetVersion=str(result.data_version), producer=PRODUCER
             )
             output_facets["outputStatistics"] = (
                 output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                    rowCount=result.row_count
+                    rowCount=result.row_count, producer=PRODUCER
                 )
             )
         return [
@@ -171,9 +176,30 @@ class OpenLineageReporter:
             )
         ]
 
-    def _emit(self, event: Any) -> None:
+    def _assertions(self, name: str, outcomes: Sequence[Any]) -> Any:
+        """The checks' results: `assertion` is the kind of test (an expectation's kind, or
+        "schema" / "check"), `name` the check's own name."""
+        from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq
+
+        declared = {exp.name: exp for exp in self.graph.assets[name].checks}
+        assertions = []
+        for outcome in outcomes:
+            exp = declared.get(outcome.name) if outcome.kind == "expect" else None
+            assertions.append(
+                dq.Assertion(
+                    assertion=str(exp.kind) if exp is not None else outcome.kind,
+                    success=bool(outcome.passed),
+                    column=_column(exp) if exp is not None else None,
+                    severity=str(outcome.severity),
+                    name=outcome.name,
+                    description=exp.describe() if exp is not None else None,
+                )
+            )
+        return dq.DataQualityAssertionsDatasetFacet(assertions=assertions, producer=PRODUCER)
+
+    def _emit(self, kind: str, name: str, result: AssetResult | None) -> None:
         try:
-            self.client.emit(event)
+            self.client.emit(self._event(kind, name, result))
         except Exception as exc:  # lineage must never break a run
             if not self.failed:
                 self.failed = True
@@ -181,6 +207,13 @@ class OpenLineageReporter:
                     f"warning: OpenLineage events could not be sent: {type(exc).__name__}: {exc}",
                     file=sys.stderr,
                 )
+
+
+def _column(exp: Expectation) -> str | None:
+    """The one column an expectation judges (None: it judges the whole dataset)."""
+    if exp.kind in COLUMN_KINDS or (exp.kind == Kind.UNIQUE and len(exp.args) == 1):
+        return str(exp.args[0])
+    return None
 
 
 class Fanout:
