@@ -12,7 +12,6 @@ import json
 import select
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -76,12 +75,12 @@ def test_a_held_lock_fails_history_naming_the_holder_until_released(
     assert invoke(shop, "materialize").exit_code == 0
     holder = lock_holder()
 
-    started = time.monotonic()
-    busy = run_cli(shop, "history", "lonely", env={"VIBEPIPER_LOCK_TIMEOUT": "1"}, timeout=60)
-    elapsed = time.monotonic() - started
+    # The holder keeps the lock until released: `history` gives up on its own, after the
+    # 1 s asked for (the default, 60 s, would outlast run_cli's 45 s and fail the test).
+    busy = run_cli(shop, "history", "lonely", env={"VIBEPIPER_LOCK_TIMEOUT": "1"}, timeout=45)
+    assert holder.poll() is None
 
     assert busy.returncode == 1
-    assert elapsed < 8, f"took {elapsed:.1f} s with a 1 s lock timeout"
     line = one_line(busy.stderr)
     assert f"process {holder.pid}" in line
     assert busy.stdout == ""

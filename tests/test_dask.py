@@ -9,7 +9,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -115,10 +114,8 @@ def test_an_external_dask_cluster_makes_the_same_data_versions(
 @pytest.mark.slow  # the Dask client tries to connect for 10 s before it gives up
 def test_address_of_a_closed_port_is_a_one_line_error(shop: Path) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
-    started = time.monotonic()
     result = run_cli(shop, "materialize", "--address", address)
     one_line_error(result, "cannot reach the Dask scheduler", address)
-    assert time.monotonic() - started < 60
     assert not (shop / ".vibepiper" / "catalog.duckdb").exists() or not catalog_rows(
         shop, "SELECT * FROM runs"
     )

@@ -411,7 +411,8 @@ def warm_up() -> pd.DataFrame:
 def sleepy(warm_up: pd.DataFrame, context) -> pd.DataFrame:
     (HERE / "sleepy.pid").write_text(str(os.getpid()))
     context.log.info("sleepy starts its long nap")
-    time.sleep(30)
+    time.sleep(600)
+    (HERE / "sleepy.woke").touch()
     return pd.DataFrame({"x": [1]})
 
 
@@ -438,7 +439,6 @@ class TimedOutRun:
     executor: str
     root: Path
     done: subprocess.CompletedProcess[str]
-    seconds: float
 
 
 @pytest.fixture(scope="module")
@@ -448,9 +448,8 @@ def timed_out_run(
     """The SLEEPY project, whose `sleepy` times out, run once by the param's executor."""
     executor = request.param
     root = project(tmp_path_factory.mktemp(f"timeout_{executor}") / "proj", SLEEPY)
-    started = time.monotonic()
-    done = run_cli(root, "materialize", *TIMEOUT_ARGS[executor], timeout=60)
-    return TimedOutRun(executor, root, done, time.monotonic() - started)
+    done = run_cli(root, "materialize", *TIMEOUT_ARGS[executor], timeout=300)
+    return TimedOutRun(executor, root, done)
 
 
 @pytest.mark.parametrize("timed_out_run", EXECUTORS, indirect=True)
@@ -458,9 +457,8 @@ def test_a_timed_out_asset_fails_blocks_downstream_and_is_stopped(
     timed_out_run: TimedOutRun,
 ) -> None:
     executor, root, done = timed_out_run.executor, timed_out_run.root, timed_out_run.done
-    elapsed = timed_out_run.seconds
     assert done.returncode == 1, done.stdout + done.stderr
-    assert elapsed < (25 if executor == "dask" else 15), elapsed  # not the 30 s sleepy sleeps
+    assert not (root / "sleepy.woke").exists()  # the run did not wait out its 600 s nap
 
     found = states(root)
     assert found["sleepy"][0] == "failed"
@@ -536,16 +534,14 @@ def test_ctrl_c_cancels_the_run(
     """A terminal's Ctrl-C: SIGINT to the whole process group."""
     proc = materializing(executor)
     slow_pid = int((cancellable / "slow.pid").read_text())
-    sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     if executor == "threads":
         # A thread cannot be stopped: the run waits for it, then throws its output away.
         time.sleep(1.0)
         assert proc.poll() is None, proc.communicate()
         (cancellable / "release").touch()
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=300)  # `slow` waits 600 s unless released
     assert proc.returncode == 130, out + err
-    assert time.monotonic() - sent < 10
     assert "cancelling" in err
     assert "cancelled" in out
     assert_cancelled_cleanly(cancellable)

@@ -225,3 +225,37 @@ def test_cli_lineage_marks_order_only_edges_in_every_format(tmp_path: Path) -> N
     assert '"setup" -> "report" [style=dashed];' in dot and '"raw" -> "report";' in dot
     mermaid = run_cli(root, "lineage", "setup", "--format", "mermaid").stdout
     assert "  setup -.-> report" in mermaid.splitlines()
+
+
+SLOW_PROPERTY = """
+import time
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+
+@pytest.mark.timeout(2)
+@settings(deadline=None, max_examples=3)
+@given(st.integers())
+def test_past_its_timeout(x):
+    time.sleep(1.5)
+"""
+
+
+def test_a_property_test_past_its_timeout_fails_loudly(tmp_path: Path) -> None:
+    """Our pytest settings end a test past its timeout with a failure that says so, even
+    inside hypothesis (whose callbacks wrapped the signal method's exception)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_slow_property.py").write_text(SLOW_PROPERTY)
+    repo = Path(__file__).resolve().parents[1]
+    config = ["-o", "addopts=", "-c", str(repo / "pyproject.toml"), "--rootdir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *config, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0, done.stdout
+    assert "+ Timeout +" in done.stdout + done.stderr

@@ -26,8 +26,8 @@ from vibepiper import asset
 HERE = Path(__file__).parent
 
 
-def wait_for_release():
-    end = time.monotonic() + 30
+def wait_for_release():  # long enough that a run that waited for it cannot pass for cancelled
+    end = time.monotonic() + 600
     while not (HERE / "release").exists() and time.monotonic() < end:
         time.sleep(0.05)
 
