@@ -141,6 +141,23 @@ def test_query_gives_the_published_values(matrix: Path) -> None:
         assert got == want, case
 
 
+def test_sql_sees_the_columns_every_reader_gets(matrix: Path) -> None:
+    """The index as stored (docs/types.md, "The index"): row numbers are not stored, any
+    other index is columns, so the file (what `query` reads) and `read()` have the same
+    columns."""
+    project = Project(matrix)
+    versions = _versions(matrix)
+    for case in PUBLISHED:
+        columns = list(_expected(case).columns)
+        path = project.store.path_for(f"t_{case}", versions[f"t_{case}"])
+        assert pq.read_schema(path).names == columns, case
+        assert list(project.read(f"t_{case}").columns) == columns, case
+    assert list(_expected("named_index").columns) == ["key", "v"]
+    assert list(_expected("multi_index").columns) == ["key", "day", "v"]
+    assert list(_expected("unnamed_string_index").columns) == ["index", "v"]
+    assert list(_expected("filtered_index").columns) == ["v"]
+
+
 def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 

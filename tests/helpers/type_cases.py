@@ -149,9 +149,25 @@ CASES = {
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, 8], dtype=object)),
         "int64",
     ),
-    "index_of_ints_with_nulls": (
+    "index_of_ints_with_nulls": (  # row numbers, however odd: dropped
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, None], dtype=object)),
-        "refused: reads back as float64",
+        "int64",
+    ),
+    "filtered_index": (
+        lambda: pd.DataFrame({"v": [3, -1, 4, -1, -5, 9]}).query("v > 0"),
+        "int64",
+    ),
+    "unnamed_string_index": (
+        lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index(["p", "q"])),
+        "int64",
+    ),
+    "index_of_nullable_ints_named": (
+        lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, None], dtype=object, name="k")),
+        "int64",
+    ),
+    "index_named_as_a_column": (
+        lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, 8], name="v")),
+        "refused: has the name of a column",
     ),
 }
 

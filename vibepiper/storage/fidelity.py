@@ -7,7 +7,9 @@ that Parquet will give back for it (`Stored.frame`): downstream assets, checks, 
 Columns whose type Parquet keeps exactly are handed on as they are; for any other, the
 frame is rebuilt from the table exactly as a read would rebuild it, and compared with what
 the asset returned. A change of value is never silent: a column that cannot be stored
-faithfully is an `UnstorableOutput` naming the column and what to do. A few types are
+faithfully is an `UnstorableOutput` naming the column and what to do. The index is not
+kept as an index: row numbers (an unnamed index of integers, such as filtering leaves)
+are dropped, any other index becomes the first columns. A few types are
 normalised first, in documented ways (docs/types.md): an object column of integers
 becomes Int64, of booleans `boolean`, of datetimes datetime64; `datetime64[s]` becomes
 `datetime64[ms]` (Parquet has no seconds unit).
@@ -19,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vibepiper.storage.parquet_files import IndexNotStorable, index_as_columns
 from vibepiper.text import first_line, quoted
 
 if TYPE_CHECKING:
@@ -113,8 +116,10 @@ def _register_pandas_types() -> None:
 
 
 def _normalise(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The documented normalisations: object columns of integers, booleans, datetimes
-    (and other types pandas has an array for) to those arrays; datetime64[s] to [ms]."""
+    """The documented normalisations: the index as columns, or dropped if it is only row
+    numbers; object columns of integers, booleans, datetimes (and other types pandas has
+    an array for) to those arrays; datetime64[s] to [ms]."""
+    frame = _index_as_columns(asset, frame)
     changed: dict[str, Any] = {}
     for name, dtype in frame.dtypes.items():
         if _kept(dtype) and _unit(dtype) != "s":
@@ -122,11 +127,14 @@ def _normalise(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
         better = _better_column(asset, str(name), frame[name])
         if better is not None:
             changed[str(name)] = better
-    index = _better_index(asset, frame.index)
-    if not changed and index is None:
-        return frame
-    frame = frame.assign(**changed) if changed else frame
-    return frame.set_axis(index) if index is not None else frame
+    return frame.assign(**changed) if changed else frame
+
+
+def _index_as_columns(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
+    try:
+        return index_as_columns(frame)
+    except IndexNotStorable as exc:
+        raise UnstorableOutput(f"asset '{asset}': {exc}") from None
 
 
 def _better_column(asset: str, name: str, column: pd.Series) -> Any:
@@ -152,24 +160,6 @@ def _better_column(asset: str, name: str, column: pd.Series) -> Any:
     if _unit(array.dtype) == "s":
         array = pd.Series(array).dt.as_unit("ms").array
     return array
-
-
-def _better_index(asset: str, index: pd.Index) -> pd.Index | None:
-    import pandas as pd
-
-    if isinstance(index, pd.RangeIndex):
-        return None
-    levels = [index.get_level_values(i) for i in range(index.nlevels)]
-    better = [
-        _better_column(asset, f"index level {i}", pd.Series(level))
-        for i, level in enumerate(levels)
-    ]
-    if all(b is None for b in better):
-        return None
-    arrays = [lv if b is None else b for lv, b in zip(levels, better, strict=True)]
-    if index.nlevels == 1:
-        return pd.Index(arrays[0], name=index.name)
-    return pd.MultiIndex.from_arrays(arrays, names=index.names)
 
 
 def _zones(column: pd.Series) -> set[str | None]:
@@ -263,22 +253,15 @@ def _plain(kind: pa.DataType) -> str:
 
 
 def _kept_as_is(frame: pd.DataFrame) -> bool:
-    """Whether reading the frame back gives the frame itself: every column (and index
-    level) has a type that Parquet keeps exactly (checked against the type matrix of
-    tests/test_fidelity.py). A look at the dtypes, so the common case costs nothing."""
-    import pandas as pd
-
-    if not all(_kept(dtype) for dtype in frame.dtypes):
-        return False
-    index = frame.index
-    if isinstance(index, pd.RangeIndex):
-        return True
-    levels = index.dtypes if isinstance(index, pd.MultiIndex) else [index.dtype]
-    return all(_kept(dtype, in_index=True) for dtype in levels)
+    """Whether reading the (normalised: numbered 0, 1, 2...) frame back gives the frame
+    itself: every column has a type that Parquet keeps exactly (checked against the type
+    matrix of tests/test_fidelity.py). A look at the dtypes, so the common case costs
+    nothing."""
+    return all(_kept(dtype) for dtype in frame.dtypes)
 
 
-def _kept(dtype: Any, in_index: bool = False) -> bool:
-    """Whether Parquet gives back a column (or an index level) of this type exactly."""
+def _kept(dtype: Any) -> bool:
+    """Whether Parquet gives back a column of this type exactly."""
     import numpy as np
     import pandas as pd
 
@@ -288,8 +271,6 @@ def _kept(dtype: Any, in_index: bool = False) -> bool:
         return dtype.unit != "s"
     if isinstance(dtype, pd.StringDtype):
         return dtype.storage == "pyarrow"
-    if in_index:  # pyarrow rebuilds the other types only for columns
-        return False
     if isinstance(dtype, pd.CategoricalDtype):
         categories = dtype.categories.dtype
         return isinstance(categories, pd.StringDtype) and categories.storage == "pyarrow"
@@ -318,48 +299,22 @@ def _compare(asset: str, frame: pd.DataFrame, back: pd.DataFrame) -> None:
         if mine.dtype == theirs.dtype and _kept(mine.dtype):
             continue
         _same_column(asset, f"column {quoted(str(name))}", mine.to_numpy(), theirs.to_numpy())
-    index, back_index = frame.index, back.index
-    if (
-        type(index) is type(back_index)
-        and index.equals(back_index)
-        and all(
-            _kept(index.get_level_values(i).dtype, in_index=True)
-            and index.get_level_values(i).dtype == back_index.get_level_values(i).dtype
-            for i in range(index.nlevels)
-        )
-    ):
-        return
-    for i in range(frame.index.nlevels):
-        _same_column(
-            asset,
-            f"index level {i}",
-            frame.index.get_level_values(i).to_numpy(),
-            back.index.get_level_values(i).to_numpy(),
-        )
 
 
 def _stable(asset: str, frame: pd.DataFrame, back: pd.DataFrame, table: pa.Table) -> None:
     """What is read back must store as the same content, or data versions would depend
-    on where a frame came from (pyarrow gives back some index types as others)."""
+    on where a frame came from (a type detail that changes on the way)."""
     from vibepiper.storage.parquet_store import to_arrow
     from vibepiper.versioning.data_version import table_version
 
     if table_version(to_arrow(back)) == table_version(table):
         return
-    levels: list[tuple[str, Any, Any]] = [
-        (
-            f"index level {i}",
-            frame.index.get_level_values(i).dtype,
-            back.index.get_level_values(i).dtype,
-        )
-        for i in range(frame.index.nlevels)
-    ]
-    columns = [(f"column {quoted(str(c))}", frame[c].dtype, back[c].dtype) for c in frame.columns]
-    for what, mine, theirs in [*levels, *columns]:
+    for name in frame.columns:
+        mine, theirs = frame[name].dtype, back[name].dtype
         if mine != theirs:
             raise UnstorableOutput(
-                f"asset '{asset}': {what} reads back as {theirs}, not {mine}; "
-                "convert it to a type that Parquet keeps (see docs/types.md), or reset_index()"
+                f"asset '{asset}': column {quoted(str(name))} reads back as {theirs}, not "
+                f"{mine}; convert it to a type that Parquet keeps (see docs/types.md)"
             )
     raise UnstorableOutput(
         f"asset '{asset}': its data does not read back as written; see docs/types.md"

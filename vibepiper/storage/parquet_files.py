@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from vibepiper.text import first_line, quoted
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 _THREADED_CELLS = 4_000_000  # from this size on, pyarrow's threads convert a frame faster
@@ -25,6 +26,11 @@ CONTENT_KEY = b"vibepiper.content"  # the table_version of the data, in the file
 PANDAS_KEY = b"vibepiper.pandas"  # a hash of the pandas metadata (column names, index, dtypes)
 ASSET_KEY = b"vibepiper.asset"  # the asset the file was written for
 VERSION_KEY = b"vibepiper.version"  # the data version it was written as (its name)
+_INTEGERS = frozenset({"integer", "empty"})  # what pandas' infer_dtype says of row numbers
+
+
+class IndexNotStorable(ValueError):
+    """A DataFrame's index cannot become columns (named as a column, or not by a string)."""
 
 
 class NotAFileError(OSError):
@@ -210,16 +216,57 @@ def link_target(path: Path) -> str:
 
 
 def to_arrow(frame: Any) -> pa.Table:
-    """The Arrow table for a pandas DataFrame (index kept unless it is a plain range)."""
+    """The Arrow table for a pandas DataFrame, its index as `index_as_columns` says."""
     import pyarrow as pa
 
     if isinstance(frame, pa.Table):
         return frame
+    frame = index_as_columns(frame)
     # pyarrow converts columns on a new thread pool by default, which costs ~2 ms a call:
     # ten times the conversion of a 10,000-row frame. Only large frames gain from it.
     rows, columns = frame.shape
     threads = None if rows * columns >= _THREADED_CELLS else 1
     return pa.Table.from_pandas(frame, preserve_index=None, nthreads=threads)
+
+
+def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` as it is stored (docs/types.md, "The index"), numbered 0, 1, 2...: an index
+    of row numbers (`row_numbers`) dropped, which pyarrow would store as a column
+    `__index_level_0__`; any other index its first columns, named as `reset_index()`
+    names them. An IndexNotStorable if they cannot be named so."""
+    import pandas as pd
+
+    index = frame.index
+    if row_numbers(index):  # a plain RangeIndex is stored as a range: no column, no copy
+        return frame if index.equals(pd.RangeIndex(len(index))) else frame.reset_index(drop=True)
+    names = [n for n in index.names if n is not None]
+    taken = [n for n in names if n in frame.columns]
+    if taken:
+        raise IndexNotStorable(
+            f"its index {quoted(str(taken[0]))} has the name of a column; drop one of them "
+            "(reset_index(drop=True), or set_index(..., drop=True))"
+        )
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise IndexNotStorable(
+            f"its index is named {odd[0]!r}, not a string; name it with "
+            "rename_axis('name') or drop it with reset_index(drop=True)"
+        )
+    try:
+        return frame.reset_index()
+    except ValueError as exc:  # an unnamed level's default name ("index") is a column too
+        raise IndexNotStorable(
+            f"its index cannot become columns ({first_line(exc)}); name its levels with "
+            "rename_axis([...]) or drop it with reset_index(drop=True)"
+        ) from None
+
+
+def row_numbers(index: pd.Index) -> bool:
+    """Whether an index holds nothing but row numbers: unnamed, one level, integers (a
+    RangeIndex, or what filtering or sorting a frame leaves of one)."""
+    from pandas.api.types import infer_dtype
+
+    return index.nlevels == 1 and index.name is None and infer_dtype(index) in _INTEGERS
 
 
 def _pair(key: bytes, value: str) -> bytes:

@@ -105,6 +105,11 @@ def _fail(exp: Expectation, message: str) -> ExpectResult:
     return ExpectResult(CheckOutcome(exp.name, exp.severity, False, 0, message))
 
 
+def _named(exp: Expectation) -> tuple[str, ...]:
+    """The columns `exp` names (its text arguments, but a query's): a sample's first."""
+    return () if exp.kind == Kind.SQL else tuple(a for a in exp.args if isinstance(a, str))
+
+
 def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     return f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
@@ -133,7 +138,9 @@ def _result(exp: Expectation, frame: pd.DataFrame, found: Found) -> ExpectResult
         return ExpectResult(CheckOutcome(exp.name, exp.severity, True), mask)
     message = f"{exp.describe()} failed for {count} of {len(frame)} rows"
     return ExpectResult(
-        CheckOutcome(exp.name, exp.severity, False, count, message, sample_json(frame[mask])),
+        CheckOutcome(
+            exp.name, exp.severity, False, count, message, sample_json(frame[mask], _named(exp))
+        ),
         mask,
     )
 
@@ -167,7 +174,8 @@ def _rows(exp: Expectation, rows: pd.DataFrame, prefix: str) -> CheckOutcome:
     if rows.empty:
         return CheckOutcome(exp.name, exp.severity, True)
     message = f"{prefix} {plural(len(rows), 'failing row')}"
-    return CheckOutcome(exp.name, exp.severity, False, len(rows), message, sample_json(rows))
+    sample = sample_json(rows, _named(exp))
+    return CheckOutcome(exp.name, exp.severity, False, len(rows), message, sample)
 
 
 def _judged(exp: Expectation, count: int | None) -> CheckOutcome:
@@ -183,7 +191,7 @@ def _judged(exp: Expectation, count: int | None) -> CheckOutcome:
 def _checked(exp: Expectation, result: CheckResult) -> CheckOutcome:
     if result.passed:
         return CheckOutcome(exp.name, exp.severity, True, message=result.message)
-    count, sample = summarize_failing(result.failing_rows)
+    count, sample = summarize_failing(result.failing_rows, _named(exp))
     message = result.message or _judged(exp, count or None).message
     return CheckOutcome(exp.name, exp.severity, False, count, message, sample)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,7 +16,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SAMPLE_ROWS = 5  # failing rows kept per check
-SAMPLE_CHARS = 2000  # and at most this much JSON
+SAMPLE_VALUE_CHARS = 100  # a longer value is shortened to this, ending in ELLIPSIS
+SAMPLE_CHARS = 10_000  # rows after the first are dropped while the JSON is longer
+ELLIPSIS = "…"
+INTEGERS = frozenset({"integer", "empty"})  # what pandas' infer_dtype says of row numbers
 
 CheckKind = Literal["schema", "expect", "check"]  # a pandera schema, an expect.*, a @check
 
@@ -62,56 +68,126 @@ class Validation:
         return [o for o in self.outcomes if not o.passed and not o.blocking]
 
 
-def sample_json(rows: Any, limit: int = SAMPLE_ROWS) -> str | None:
-    """A bounded JSON array of a few failing rows (from a DataFrame, Series or list).
+def sample_json(rows: Any, first: Sequence[str] = (), limit: int = SAMPLE_ROWS) -> str | None:
+    """A few failing rows (a DataFrame, a Series or a list) as a JSON array of objects.
 
-    Long values are cut, then rows dropped, so the text stays under SAMPLE_CHARS and is
-    always valid JSON.
+    One shape for every check: each object is one whole row, its columns as the data is
+    stored (docs/types.md: an index that is not the default one is columns too), the
+    failing columns `first`, then the others in the data's order. A value longer than
+    SAMPLE_VALUE_CHARS is shortened, ending in "…"; rows after the first are dropped
+    while the text is longer than SAMPLE_CHARS. A row is never cut short.
     """
-    records = _records(rows, limit)
+    records = _records(rows, first, limit)
     if not records:
         return None
-    while records:
-        text = json.dumps(records, default=str)
-        if len(text) <= SAMPLE_CHARS:
-            return text
+    text = _dumps(records)
+    while len(text) > SAMPLE_CHARS and len(records) > 1:
         records = records[:-1]
-    return json.dumps([{"truncated": text[: SAMPLE_CHARS // 2]}])
+        text = _dumps(records)
+    return text
 
 
-def summarize_failing(rows: Any) -> tuple[int, str | None]:
+def summarize_failing(rows: Any, first: Sequence[str] = ()) -> tuple[int, str | None]:
     """How many failing rows `rows` holds (rows, or a count) and a sample of them."""
     if rows is None:
         return 0, None
     if isinstance(rows, numbers.Integral):
         return int(rows), None
     try:
-        return len(rows), sample_json(rows)
+        return len(rows), sample_json(rows, first)
     except TypeError:
         return 0, None
 
 
-def _records(rows: Any, limit: int) -> list[Any]:
+def _records(rows: Any, first: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    frame = _as_frame(rows, limit)
+    names = _unique_names([str(c) for c in frame.columns])
+    lead = [names.index(c) for c in dict.fromkeys(first) if c in names]
+    order = lead + [i for i in range(len(names)) if i not in lead]
+    return [
+        {names[i]: _value(row[i]) for i in order}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def _as_frame(rows: Any, limit: int) -> pd.DataFrame:
+    """The first `limit` rows as a DataFrame whose index holds nothing (see sample_json)."""
     import pandas as pd
 
-    if rows is None:
-        return []
     if isinstance(rows, pd.Series):
-        rows = rows.to_frame()
-    if not isinstance(rows, pd.DataFrame):
-        return [_cut(v) for v in list(rows)[:limit]]
+        rows = rows.head(limit).to_frame("value" if rows.name is None else rows.name)
+    elif not isinstance(rows, pd.DataFrame):
+        items = list(rows)[:limit]
+        if items and all(isinstance(item, Mapping) for item in items):
+            rows = pd.DataFrame(items)
+        else:
+            rows = pd.DataFrame({"value": pd.Series(items, dtype=object)})
     head = rows.head(limit)
-    if not isinstance(head.index, pd.RangeIndex) or head.index.name is not None:
-        name = head.index.name or "row"
-        head = head.reset_index(names=name if name not in head.columns else f"_{name}")
-    records = json.loads(head.to_json(orient="records", date_format="iso", default_handler=str))
-    return [{str(k): _cut(v) for k, v in r.items()} for r in records]
+    return head if _default_index(head.index) else head.reset_index(allow_duplicates=True)
 
 
-def _cut(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > 200:
-        return value[:197] + "..."
-    return value
+def _default_index(index: pd.Index) -> bool:
+    """An index that is only row numbers: unnamed, of integers. The store drops it and
+    keeps any other as columns (storage/fidelity.py, the same rule; docs/types.md)."""
+    from pandas.api.types import infer_dtype
+
+    return index.nlevels == 1 and index.name is None and infer_dtype(index) in INTEGERS
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Column names as JSON keys: a repeated name gets a "'" for each repetition."""
+    taken, seen, out = set(names), set(), []
+    for name in names:
+        if name in seen:
+            while name in taken:
+                name += "'"
+            taken.add(name)
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def _value(value: Any) -> Any:
+    """`value` as JSON, shortened past SAMPLE_VALUE_CHARS (a list or dict as JSON text)."""
+    plain = _jsonable(value)
+    if isinstance(plain, list | dict):
+        text = json.dumps(plain, ensure_ascii=False)
+        return plain if len(text) <= SAMPLE_VALUE_CHARS else _shorten(text)
+    return _shorten(plain) if isinstance(plain, str) else plain
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON value for one cell: exact numbers, ISO dates, None for any missing value."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        value = pd.Timestamp(value) if isinstance(value, np.datetime64) else pd.Timedelta(value)
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else str(value)
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= SAMPLE_VALUE_CHARS:
+        return text
+    return text[: SAMPLE_VALUE_CHARS - len(ELLIPSIS)] + ELLIPSIS
+
+
+def _dumps(records: list[dict[str, Any]]) -> str:
+    return json.dumps(records, ensure_ascii=False, allow_nan=False)
 
 
 def outcome_row(

@@ -88,7 +88,7 @@ def _from_failure_cases(frame: pd.DataFrame, cases: pd.DataFrame) -> SchemaResul
             message = (
                 f"column '{column}' failed {check} in {plural(count, 'row')} (e.g. {examples})"
             )
-            sample = sample_json(rows)
+            sample = sample_json(rows, [str(column)])
         name = f"schema.{column}.{check}" if column not in ("None", "nan") else f"schema.{check}"
         outcomes.append(CheckOutcome(name, "error", False, count, message, sample, "schema"))
     mask = pd.Series(frame.index.isin(failing_index), index=frame.index) if row_level else None
