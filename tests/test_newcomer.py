@@ -259,3 +259,48 @@ def test_a_property_test_past_its_timeout_fails_loudly(tmp_path: Path) -> None:
     )
     assert done.returncode != 0, done.stdout
     assert "+ Timeout +" in done.stdout + done.stderr
+
+
+TWO = """
+import pandas as pd
+from vibepiper import asset
+
+@asset
+def raw() -> pd.DataFrame:
+    return pd.DataFrame({"id": [1, 2]})
+
+@asset
+def report(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--select", "report"),
+        ("-s", "report"),
+        ("--select=report",),
+        ("-s", "raw+", "-s", "report"),
+    ],
+)
+def test_select_is_also_an_option_as_in_dbt(tmp_path: Path, args: tuple[str, ...]) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": TWO})
+    assert run_cli(root, "materialize", "raw").returncode == 0
+    done = run_cli(root, "materialize", "--force", *args, "--exclude", "raw")
+    assert done.returncode == 0, done.stderr
+    assert "report" in done.stdout and "raw " not in done.stdout
+    import json
+
+    listed = json.loads(run_cli(root, "list", *args, "--json").stdout)
+    assert "report" in [row["name"] for row in listed]
+
+
+@pytest.mark.parametrize("typed", [",", "raw,", ",report", "raw,,report"])
+def test_an_empty_side_of_a_comma_echoes_what_was_typed(tmp_path: Path, typed: str) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": TWO})
+    done = run_cli(root, "list", typed)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line.startswith(f"error: selector '{typed}' has nothing on one side of a comma")
+    assert "write a,b" in line

@@ -3,6 +3,7 @@ it needs (pandas, DuckDB, rich...) when it runs, so `vibepiper --help` stays ins
 
 from __future__ import annotations
 
+import functools
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -217,7 +218,32 @@ def _add_commands() -> None:
     from vibepiper.cli import commands
 
     for command in commands.COMMANDS:
+        _accept_select_option(command)
         cli.add_command(command)
+
+
+def _accept_select_option(command: click.Command) -> None:
+    """Commands that take a selection also take it as dbt writes it: `--select/-s`."""
+    if not any(isinstance(p, click.Argument) and p.name == "select" for p in command.params):
+        return
+    command.params.insert(
+        1 + next(i for i, p in enumerate(command.params) if p.name == "select"),
+        click.Option(
+            ["--select", "-s", "select_option"],
+            multiple=True,
+            metavar="SELECT",
+            help="The selection, written as in dbt (the same as SELECT; repeatable).",
+        ),
+    )
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def merged(*args: Any, select: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        written = kwargs.pop("select_option", ())
+        return callback(*args, select=(*select, *written), **kwargs)
+
+    command.callback = merged
 
 
 _add_commands()

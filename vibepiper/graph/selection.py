@@ -80,7 +80,18 @@ def parse(select: str | Iterable[str] | None) -> list[list[Atom]]:
     if select is None:
         return []
     text = select if isinstance(select, str) else " ".join(select)
-    return [[parse_atom(a) for a in term.split(",")] for term in text.split()]
+    return [_parse_term(term) for term in text.split()]
+
+
+def _parse_term(term: str) -> list[Atom]:
+    """One intersection, `a,b,...`."""
+    parts = term.split(",")
+    if "" in parts:
+        raise SelectionError(
+            f"selector '{term}' has nothing on one side of a comma",
+            "write a,b for the assets in both a and b, or a b for those in either",
+        )
+    return [parse_atom(part) for part in parts]
 
 
 def _match(atom: Atom, graph: Graph) -> set[str]:
