@@ -35,6 +35,9 @@ class Settings:
     executor: str = "inprocess"  # the default executor of `materialize`
     workers: int | None = None  # its default number of workers
     pools: dict[str, int] = field(default_factory=dict)  # pool -> how many may run at once
+    # [tool.vibepiper.config]: asset -> parameter -> value (checked against the assets by
+    # `Project`, once they are known)
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def load_settings(
@@ -76,6 +79,7 @@ def load_settings(
         _home(home or os.environ.get("VIBEPIPER_HOME"), table.get("home"), root),
         _openlineage(table.get("openlineage"), root),
         **_execution(table),
+        config=_config(table.get("config", {}), root / "pyproject.toml"),
     )
 
 
@@ -127,6 +131,16 @@ def _execution(table: dict[str, Any]) -> dict[str, Any]:
             )
     found["pools"] = dict(pools)
     return found
+
+
+def _config(config: Any, pyproject: Path) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ProjectLoadError(
+            f"[tool.vibepiper] config = {config!r} in {pyproject} is not a table",
+            "write [tool.vibepiper.config.ASSET] sections: [tool.vibepiper.config.orders] "
+            "min_amount = 10",
+        )
+    return config
 
 
 def _count(value: Any) -> bool:

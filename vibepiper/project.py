@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from vibepiper.catalog.query import Opener
+    from vibepiper.definitions.config import Config
     from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.doctor import Examination
     from vibepiper.execution.reporter import Reporter
@@ -59,13 +60,14 @@ class Project:
             self._load_fully()
         else:
             self.graph, self.codes, self._listing = found.graph, found.codes, found.listing
+            self._defaults = found.defaults
             self.loaded = False
 
     def _load_fully(self) -> None:
         """Import the project's modules, and save a snapshot of what they define."""
         from vibepiper import snapshot
         from vibepiper.reporting.listing import asset_rows
-        from vibepiper.versioning.fingerprint import Fingerprinter
+        from vibepiper.versioning.fingerprint import Fingerprinter, config_texts
 
         assets, checks = load_definitions(self.settings)
         files = project_files(self.settings)
@@ -76,6 +78,7 @@ class Project:
             name: fingerprints.code_version(defn, self.graph.checks.get(name, ()))
             for name, defn in self.graph.assets.items()
         }
+        self._defaults = {n: config_texts(d.config) for n, d in self.graph.assets.items()}
         rows = asset_rows(self.graph, self.graph.order)
         self._listing = {row["name"]: row for row in rows}
         if snapshot.enabled():
@@ -118,13 +121,16 @@ class Project:
         address: str | None = None,
         cancel: threading.Event | None = None,
         signals: bool = False,
+        config: Config | None = None,
     ) -> RunResult:
         """Run the selection (default: everything); `result.states` has each final state.
 
         `executor` is where assets compute: "inprocess" (the default, one at a time),
         "threads", "processes" or "dask" (at `address`, else on a local cluster), with
         `workers` at once; setting `cancel` (a threading.Event) stops the run, and with
-        `signals` Ctrl-C and SIGTERM do (as the CLI does).
+        `signals` Ctrl-C and SIGTERM do (as the CLI does). `config` overrides configuration
+        values, as `--set` does: `{"orders": {"min_amount": 10}}` (over
+        `[tool.vibepiper.config]`, over the functions' defaults).
         """
         from vibepiper.execution.executors import make_executor
         from vibepiper.execution.run import RunOptions
@@ -132,6 +138,7 @@ class Project:
         from vibepiper.loader import GraphLoader
 
         names = self.select(select, exclude)
+        ws = self.workspace(config)
         executor, workers = self._executor(executor, workers, address)
         if self.settings.openlineage is not None:
             from vibepiper.reporting.openlineage import Fanout, OpenLineageReporter
@@ -141,7 +148,7 @@ class Project:
 
         def load_code() -> Workspace:
             self.load_code()  # something will be computed: its code is needed now
-            return self.workspace()
+            return self.workspace(config)
 
         runner = make_executor(
             executor,
@@ -160,7 +167,7 @@ class Project:
         )
         try:
             return run(
-                self.workspace(),
+                ws,
                 names,
                 options,
                 reporter=reporter,
@@ -196,25 +203,30 @@ class Project:
         *,
         force: bool = False,
         exclude: str | Iterable[str] | None = None,
+        config: Config | None = None,
     ) -> dict[str, Verdict]:
-        """Each selected asset's verdict as a run would see it now (fresh ones are skipped)."""
+        """Each selected asset's verdict as a run (with `config`) would see it now (fresh
+        ones are skipped)."""
         from vibepiper.execution.workspace import check_pools, plan
         from vibepiper.versioning.planner import PlanOptions
 
         names = self.select(select, exclude)
         check_pools(self.graph, names, self.settings.pools)
-        return plan(self.workspace(), names, PlanOptions(force=force)).verdicts()
+        return plan(self.workspace(config), names, PlanOptions(force=force)).verdicts()
 
-    def status(self, select: str | Iterable[str] | None = None) -> dict[str, Verdict]:
-        """Whether each selected asset is fresh; stale also when any ancestor is stale."""
-        return self._verdicts(self.select(select))
+    def status(
+        self, select: str | Iterable[str] | None = None, *, config: Config | None = None
+    ) -> dict[str, Verdict]:
+        """Whether each selected asset is fresh (for a run with `config`); stale also when
+        any ancestor is stale."""
+        return self._verdicts(self.select(select), config)
 
-    def _verdicts(self, names: list[str]) -> dict[str, Verdict]:
+    def _verdicts(self, names: list[str], config: Config | None = None) -> dict[str, Verdict]:
         """Each of `names`' verdicts, judged with the whole graph above them in view."""
         from vibepiper.execution.workspace import plan
         from vibepiper.versioning.planner import PlanOptions
 
-        return plan(self.workspace(), names, PlanOptions(whole_graph=True)).verdicts()
+        return plan(self.workspace(config), names, PlanOptions(whole_graph=True)).verdicts()
 
     def neighbourhood(
         self,
@@ -313,13 +325,17 @@ class Project:
         with run_turn(self.catalog):  # no run publishes while files are judged and removed
             return examine(self.graph, self.store, self.catalog, repair=True, verify=verify)
 
-    def explain(self, name: str) -> tuple[Cause, dict[str, Any] | None]:
-        """Why `name` is stale or fresh (a tree of causes), and its last run's row."""
+    def explain(
+        self, name: str, *, config: Config | None = None
+    ) -> tuple[Cause, dict[str, Any] | None]:
+        """Why `name` is stale or fresh (for a run with `config`; a tree of causes), and
+        its last run's row."""
         from vibepiper.catalog.reads import last_run
         from vibepiper.reporting.explain import trace
 
         self.require_asset(name)
-        verdicts = self._verdicts(self.graph.sorted(self.graph.ancestors(name) | {name}))
+        above = self.graph.sorted(self.graph.ancestors(name) | {name})
+        verdicts = self._verdicts(above, config)
         return trace(name, verdicts), last_run(self.catalog, name, self.graph.ancestors(name))
 
     def check(
@@ -420,10 +436,22 @@ class Project:
                 quarantine[name] = partial(self.store.kept_dataset, unit, mid, "quarantine")
         return assets, quarantine
 
-    def workspace(self) -> Workspace:
-        from vibepiper.execution.workspace import Workspace
+    def workspace(self, config: Config | None = None) -> Workspace:
+        """What commands work on, with the configuration of `[tool.vibepiper.config]` and
+        `config` (which wins) applied."""
+        from vibepiper.execution.workspace import Workspace, configure
 
-        return Workspace(self.graph, self.root, self.store, self.catalog, self.codes)
+        ws = Workspace(self.graph, self.root, self.store, self.catalog, self.codes)
+        return configure(ws, self.configuration(config), self._defaults)
+
+    def configuration(self, config: Config | None = None) -> dict[str, dict[str, Any]]:
+        """The configuration overrides in effect (asset -> parameter -> value): those of
+        pyproject.toml, then `config`; a UsageError names an unknown asset or parameter."""
+        from vibepiper.definitions.config import checked, merged
+
+        where = f"{self.root / 'pyproject.toml'}, [tool.vibepiper.config]"
+        pyproject = checked(self.settings.config, self._defaults, where)
+        return merged(pyproject, checked(config or {}, self._defaults))
 
     def require_asset(self, name: str) -> None:
         """Raise a SelectionError (with "did you mean") unless `name` is an asset."""

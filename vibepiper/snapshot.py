@@ -25,9 +25,9 @@ from vibepiper.definitions.asset import AssetDef, check_name
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
-from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion
+from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion, config_texts
 
-FORMAT = 3
+FORMAT = 4
 FILENAME = "snapshot.json"
 
 
@@ -35,6 +35,9 @@ FILENAME = "snapshot.json"
 class Snapshot:
     graph: Graph  # assets without their functions: enough to select, judge and list
     codes: dict[str, CodeVersion]
+    # asset -> its configuration parameters' defaults, as code versions hash them (the
+    # graph's assets have no configuration: their functions were not imported)
+    defaults: dict[str, dict[str, str]]
     listing: dict[str, dict[str, Any]]  # name -> its `vibepiper list --json` row
 
 
@@ -173,6 +176,7 @@ def _asset_entry(defn: AssetDef, graph: Graph, code: CodeVersion) -> dict[str, A
         "source_path": defn.source_path,
         "code_version": code.version,
         "code_parts": code.parts,
+        "config": config_texts(defn.config),
     }
 
 
@@ -186,7 +190,7 @@ def _not_loaded(*args: Any, **kwargs: Any) -> Any:
 def _rebuild(data: dict[str, Any]) -> Snapshot:
     """The snapshot's definitions; a name that no definition could have (the file was
     edited or forged: names end up in SQL and paths) makes the whole snapshot unusable."""
-    assets, codes, reads = [], {}, {}
+    assets, codes, reads, defaults = [], {}, {}, {}
     for entry in data["assets"]:
         _check_names(entry)
         if entry["check_reads"]:
@@ -210,9 +214,10 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
             )
         )
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
+        defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
     listing = {check_name(row["name"]): row for row in data["listing"]}
     graph = replace(Graph.build(assets), check_reads=MappingProxyType(reads))
-    return Snapshot(graph, codes, listing)
+    return Snapshot(graph, codes, defaults, listing)
 
 
 def _check_names(entry: dict[str, Any]) -> None:
@@ -223,5 +228,6 @@ def _check_names(entry: dict[str, Any]) -> None:
     for reads in dict(entry["check_reads"]).values():
         for name in reads:
             check_name(name)
-    if not all(isinstance(p, str) and p.isidentifier() for p in dict(entry["inputs"])):
+    params = [*dict(entry["inputs"]), *dict(entry["config"])]
+    if not all(isinstance(p, str) and p.isidentifier() for p in params):
         raise TypeError("a parameter name is not an identifier")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vibepiper.cli.common import emit_json, json_option, select_argument
+from vibepiper.cli.run_cmds import overrides, set_option
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
@@ -42,11 +43,15 @@ def list_(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
 @click.command()
 @select_argument
 @json_option
+@set_option
 @click.pass_obj
-def status(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
-    """Show whether each asset is fresh or stale, and why it is stale."""
-    project = opts.load()
-    verdicts = project.status(select)
+def status(
+    opts: Options, select: tuple[str, ...], as_json: bool, settings: tuple[str, ...]
+) -> None:
+    """Show whether each asset is fresh or stale, and why it is stale (for a run with the
+    --set values given, if any)."""
+    config = overrides(settings)
+    verdicts = opts.load().status(select, config=config)
     rows = [
         {"name": name, "fresh": v.fresh, "reasons": list(v.reasons)} for name, v in verdicts.items()
     ]
@@ -165,13 +170,16 @@ def docs(opts: Options, out: str | None, serve: bool, port: int) -> None:
 @click.command()
 @click.argument("asset")
 @json_option
+@set_option
 @click.pass_obj
-def explain(opts: Options, asset: str, as_json: bool) -> None:
-    """Why ASSET is stale or fresh, traced up the graph to the root causes, and why it was
-    recomputed, skipped, blocked or failed in its last run."""
+def explain(opts: Options, asset: str, as_json: bool, settings: tuple[str, ...]) -> None:
+    """Why ASSET is stale or fresh (for a run with the --set values given, if any), traced
+    up the graph to the root causes, and why it was recomputed, skipped, blocked or failed
+    in its last run."""
     from vibepiper.reporting.explain import render
 
-    cause, run = opts.load().explain(asset)
+    config = overrides(settings)
+    cause, run = opts.load().explain(asset, config=config)
     if as_json:
         emit_json({**cause.as_dict(), "last_run": run})
         return

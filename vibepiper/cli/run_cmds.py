@@ -15,6 +15,23 @@ from vibepiper.execution import EXECUTORS
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
 
+set_option = click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="ASSET.PARAM=VALUE",
+    help="Give a configuration parameter (one with a default) of ASSET this value, over "
+    "[tool.vibepiper.config] (repeatable). VALUE is read as TOML (10, 2.5, true, "
+    "'\"10\"', [1, 2]); anything else is a string (eu).",
+)
+
+
+def overrides(settings: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
+    """The configuration the `--set` options give (None: none given)."""
+    from vibepiper.definitions.config import from_sets
+
+    return from_sets(settings) if settings else None
+
 
 @click.command()
 @select_argument
@@ -40,6 +57,7 @@ if TYPE_CHECKING:
     metavar="tcp://HOST:PORT",
     help="The Dask scheduler to use (default: a local cluster for the run).",
 )
+@set_option
 @click.pass_obj
 def materialize(
     opts: Options,
@@ -51,6 +69,7 @@ def materialize(
     executor: str | None,
     workers: int | None,
     address: str | None,
+    settings: tuple[str, ...],
 ) -> None:
     """Compute the selected assets that are stale, validate and publish them.
 
@@ -58,9 +77,10 @@ def materialize(
     as failed ("cancelled"), and the exit code is 130; a second Ctrl-C exits at once.
     Nothing half-written is ever published.
     """
+    config = overrides(settings)
     project = opts.load()
     if dry_run:
-        _print_plan(project.plan(select, exclude=exclude, force=force))
+        _print_plan(project.plan(select, exclude=exclude, force=force, config=config))
         return
     from vibepiper.execution.recorder import RunNotRecorded
     from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
@@ -79,6 +99,7 @@ def materialize(
             workers=workers,
             address=address,
             signals=True,
+            config=config,
         )
     except RunNotRecorded as exc:  # its summary, then its one line (error: ...), exit 1
         if exc.run is None:

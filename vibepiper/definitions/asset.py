@@ -12,7 +12,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -114,6 +114,11 @@ class AssetDef:
         names = [*self.inputs.values(), *self.deps]
         names += [c.to for c in self.checks if getattr(c, "to", None)]
         return tuple(dict.fromkeys(names))
+
+    def with_config(self, values: Mapping[str, Any]) -> AssetDef:
+        """A copy whose configuration parameters take `values` instead of their defaults
+        (the overrides of `--set` and `[tool.vibepiper.config]`)."""
+        return replace(self, config={**self.config, **values}) if values else self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (handy in unit tests)."""

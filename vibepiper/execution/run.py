@@ -312,6 +312,7 @@ class Run:
             code_parts=code.parts,
             # only what its checks read changed: validate its current data again
             revalidate=self._revalidate(unit, decision) if not force else None,
+            config=dict(self.ws.config.get(name, {})),
         )
         return Launch(job, code, versions, tuple(str(c) for c in decision.causes))
 

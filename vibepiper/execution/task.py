@@ -64,6 +64,8 @@ class Job:
     code_version: str | None = None  # what the run recorded (a worker checks it)
     code_parts: dict[str, str] | None = None
     revalidate: str | None = None  # validate this stored version again instead of computing
+    config: dict[str, Any] = field(default_factory=dict)  # configuration overrides (a worker
+    # applies them to the asset it imported; the run's own asset already has them)
 
 
 @dataclass
@@ -312,7 +314,7 @@ def _call(defn: AssetDef, inputs: Mapping[str, Any], context: Context, attempt: 
                 f"cannot read source file {defn.source_path} of asset '{defn.name}': "
                 f"{type(exc).__name__}: {first_line(exc)}"
             ) from exc
-    kwargs = dict(inputs)
+    kwargs = {**defn.config, **inputs}  # configuration values: defaults or overrides
     if defn.takes_context:
         kwargs["context"] = Context(
             context.run_id, context.asset, context.project_dir, dict(defn.config), attempt

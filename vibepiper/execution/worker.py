@@ -48,7 +48,7 @@ def compute(
     """Compute one job in this worker; the outcome carries no frame."""
     try:
         graph = _graph(loader)
-        defn = graph.assets[job.asset]
+        defn = graph.assets[job.asset].with_config(job.config)
     except BaseException as exc:
         return outcome_of_failure("the worker could not load the project", exc)
     differs = _code_differs(job, graph, loader)
@@ -73,10 +73,13 @@ def _code_differs(job: Job, graph: Graph, loader: GraphLoader) -> str:
         return ""
     key = (loader, job.asset, job.code_version)
     if key not in _checked:
-        from vibepiper.versioning.fingerprint import describe_changes
+        from vibepiper.versioning.fingerprint import config_texts, configured, describe_changes
 
         name = job.asset
-        code = _fingerprinter().code_version(graph.assets[name], graph.checks.get(name, ()))
+        defn = graph.assets[name]
+        code = _fingerprinter().code_version(defn, graph.checks.get(name, ()))
+        defaults = config_texts(defn.config)
+        code = configured(code, defaults, {**defaults, **config_texts(job.config)})
         _checked[key] = ""
         if code.version != job.code_version:
             what = "; ".join(describe_changes(job.code_parts or {}, code.parts))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.errors import UsageError
@@ -12,7 +14,7 @@ from vibepiper.execution.observe import Observer
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.store import Store
 from vibepiper.units import Unit
-from vibepiper.versioning.fingerprint import CodeVersion
+from vibepiper.versioning.fingerprint import CodeVersion, config_texts, configured
 from vibepiper.versioning.freshness import Current
 from vibepiper.versioning.planner import Plan, PlanOptions, make_plan
 
@@ -20,16 +22,40 @@ from vibepiper.versioning.planner import Plan, PlanOptions, make_plan
 @dataclass(frozen=True)
 class Workspace:
     """Everything a command needs: the graph, where the project lives, its store and
-    catalog, and the code versions known so far (filled in as they are computed)."""
+    catalog, the code versions known so far (filled in as they are computed), and the
+    configuration overrides already applied to the graph's assets and their code versions
+    (asset -> parameter -> value; see `configure`)."""
 
     graph: Graph
     project_dir: Path
     store: Store
     catalog: Catalog
     codes: dict[str, CodeVersion] = field(default_factory=dict)
+    config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def observer(self) -> Observer:
         return Observer(self.graph, self.store, self.project_dir, self.catalog.home, self.codes)
+
+
+def configure(
+    ws: Workspace,
+    config: Mapping[str, Mapping[str, Any]],
+    defaults: Mapping[str, Mapping[str, str]],
+) -> Workspace:
+    """`ws` with configuration overrides: each overridden asset is called with, and records,
+    its new values, and its code version is that of those values (`defaults`: each asset's
+    default values as `config_texts`, which a snapshot's assets do not carry)."""
+    config = {name: dict(values) for name, values in config.items() if values}
+    if not config:
+        return ws
+    assets, codes = dict(ws.graph.assets), dict(ws.codes)
+    for name, values in config.items():
+        assets[name] = assets[name].with_config(values)
+        if name in codes:
+            texts = defaults[name]
+            codes[name] = configured(codes[name], texts, {**texts, **config_texts(values)})
+    graph = replace(ws.graph, assets=MappingProxyType(assets))
+    return replace(ws, graph=graph, codes=codes, config=config)
 
 
 def plan(

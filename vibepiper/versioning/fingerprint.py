@@ -18,7 +18,7 @@ import inspect
 import os
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +64,46 @@ def describe_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
                 reasons.append(f"{label} changed")
         elif label not in old and label == "version":
             reasons.append("version= set")
+        elif label == "config" and label not in old:  # an override of a pinned version
+            reasons.append("configuration changed")
+    if "config" in old and "config" not in new and "version" in new:
+        reasons.append("configuration changed")
     if not reasons:
         reasons.append("code changed")
     return reasons
+
+
+def config_texts(config: Mapping[str, Any]) -> dict[str, str]:
+    """Each configuration value as the deterministic text a code version hashes."""
+    return {name: _text(value) for name, value in config.items()}
+
+
+def _text(value: Any) -> str:
+    try:
+        return _canonical(value)
+    except Exception as exc:  # user objects can fail in any way when inspected
+        return f"{UNKNOWN}: {type(exc).__name__}"  # its code version is unknown too
+
+
+def config_digest(texts: Mapping[str, str]) -> str:
+    """The configuration part of a code version, from `config_texts` (the same digest
+    as the canonical text of the whole configuration)."""
+    items = sorted((_canonical(name), text) for name, text in texts.items())
+    return _digest("{" + ",".join(f"{k}:{v}" for k, v in items) + "}")
+
+
+def configured(
+    code: CodeVersion, defaults: Mapping[str, str], values: Mapping[str, str]
+) -> CodeVersion:
+    """The code version of an asset whose configuration is `values` (`config_texts`)
+    rather than its `defaults`. A version pinned with `version=` gains a configuration
+    part only when the values differ from the defaults."""
+    if dict(values) == dict(defaults) or UNKNOWN in code.parts:
+        return code
+    parts = {**code.parts, "config": config_digest(values)}
+    if "version" in code.parts:
+        return CodeVersion(f"{code.version}+{parts['config']}", parts)
+    return CodeVersion(_digest(_canonical(parts)), parts)
 
 
 def _label_order(label: str) -> tuple[int, str]:
@@ -102,7 +139,7 @@ class Fingerprinter:
         # Parameter defaults are the configuration, a part of their own.
         own = self._own_hash(fn, defaults=False)
         parts["code"] = own + (f"|{defn.source_path}" if defn.source_path else "")
-        parts["config"] = _digest(_canonical(dict(defn.config)))
+        parts["config"] = _digest(_canonical(dict(defn.config)))  # == config_digest()
         if defn.schema is not None:
             parts["schema"] = self._schema_hash(defn.schema)
         if defn.checks or checks:
