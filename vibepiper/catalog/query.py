@@ -9,7 +9,8 @@ locks its configuration. What a query can touch is enforced by DuckDB's own sett
 writes, no other files, no extensions), not by inspecting the SQL text. Statements that
 would only change the throwaway in-memory database (`CREATE TABLE`, `DROP VIEW`) are
 refused too, by the type DuckDB's parser gives each statement (and, for EXPLAIN, that of
-the statement it explains), so that `query` reads and nothing else.
+the statement it explains), so that `query` reads and nothing else. It runs one statement:
+of several, only the last one's rows could be shown, so several are refused.
 
 The user's SQL runs in a worker thread, so that Ctrl-C and `timeout` can interrupt DuckDB
 at any moment; rows are handed over in batches, never all at once.
@@ -38,6 +39,20 @@ CATALOG_SCHEMA = "catalog"
 QUARANTINE_SCHEMA = "quarantine"
 # Statement types that only read; PIVOT parses as MULTI. CALL runs table functions.
 READING = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
+# Why a statement of another type is refused, by DuckDB's type (LOAD: also INSTALL; SET:
+# also RESET, USE and PRAGMA x = y); any other writes.
+REFUSED_BECAUSE = {
+    "LOAD": "query runs without extensions and cannot install or load one",
+    "SET": "the settings of query are locked",
+}
+WRITES = "the query is read-only"
+# The hint of a SQL error, by what it is about (its DuckDB exception, or words of it).
+SANDBOX_HINTS = {
+    "Permission": "query reads the catalog's tables and the assets' views, not files",
+    "configuration has been locked": "the settings of query are locked",
+    "read-only": "the catalog is read-only",
+}
+HELP = "see `vibepiper query --help`"
 BATCH = 2048  # rows fetched at a time
 TEMP_FOLDER = "query-tmp"  # under the project home: each query spills into its own folder
 # Column types DuckDB renders as text (full precision, "infinity") instead of Python's.
@@ -178,23 +193,25 @@ def stream_query(
     timeout: float | None = None,
     iso: bool | None = None,
 ) -> None:
-    """Run `sql` and call `consume(names, batches)` with the result of its last statement,
-    in a worker thread; Ctrl-C (KeyboardInterrupt) or `timeout` seconds stop it at once.
+    """Run `sql`, one reading statement, and call `consume(names, batches)` with its
+    result, in a worker thread; Ctrl-C (KeyboardInterrupt) or `timeout` seconds stop it
+    at once. A statement that writes, or more than one, is a UsageError.
 
     With `iso` set, date, time and timestamp columns come as DuckDB writes them (full
     precision, 'infinity'), with a 'T' between date and time if `iso` is true.
     """
     with sandbox(catalog, asset_data, quarantine_data) as con:
-        statements = _checked(con, sql)
+        statement = _checked(con, sql)
         stop = threading.Event()
 
         def work() -> None:
-            _execute(con, statements, consume, stop, iso)
+            _execute(con, statement, consume, stop, iso)
 
         _supervise(con, work, stop, timeout)
 
 
-def _checked(con: Any, sql: str) -> list[Any]:
+def _checked(con: Any, sql: str) -> Any:
+    """The one reading statement of `sql`, parsed by DuckDB."""
     import duckdb
 
     try:
@@ -205,14 +222,20 @@ def _checked(con: Any, sql: str) -> list[Any]:
         raise _sql_error(exc) from None
     if not statements:
         raise UsageError("the query has no statement", "give a SELECT statement")
-    return statements
+    if len(statements) > 1:
+        raise UsageError(
+            f"query failed: {len(statements)} statements given, and query runs one",
+            "run each with its own `vibepiper query`, or join their rows with UNION ALL",
+        )
+    return statements[0]
 
 
 def _refuse_writes(con: Any, statement: Any) -> None:
     kind = statement.type.name
     if kind not in READING:
         raise UsageError(
-            f"query failed: {kind} statements are refused: the query is read-only",
+            f"query failed: {_typed(statement)} statements are refused: "
+            + REFUSED_BECAUSE.get(kind, WRITES),
             "use SELECT (or WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, PRAGMA)",
         )
     if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs what it explains: judge that statement
@@ -226,13 +249,33 @@ def _refuse_writes(con: Any, statement: Any) -> None:
         _refuse_writes(con, found[0])
 
 
-def _explained(text: str) -> str:
-    """The statement after `EXPLAIN [ANALYZE] [(options)]` in `text`."""
+def _typed(statement: Any) -> str:
+    """The kind of `statement` as it was typed (INSTALL, USE), not as DuckDB's type names
+    it (LOAD, SET): its first keyword (two for FORCE INSTALL); a WITH ...'s type."""
+    words = [(word.upper(), kind) for _, word, kind in _tokens(statement.query)[:2]]
+    if not words or words[0][1] != "keyword" or words[0][0] == "WITH":
+        return str(statement.type.name)
+    if words[0][0] == "FORCE" and len(words) > 1:
+        return f"FORCE {words[1][0]}"
+    return words[0][0]
+
+
+def _tokens(text: str) -> list[tuple[int, str, str]]:
+    """The tokens of `text` but comments, by DuckDB's tokenizer: (offset, text, kind)."""
     import duckdb
 
     tokens = [(offset, kind) for offset, kind in duckdb.tokenize(text) if kind.name != "comment"]
     ends = [*(offset for offset, _ in tokens[1:]), len(text)]
-    words = [text[start:end].strip() for (start, _), end in zip(tokens, ends, strict=True)]
+    return [
+        (start, text[start:end].strip(), kind.name)
+        for (start, kind), end in zip(tokens, ends, strict=True)
+    ]
+
+
+def _explained(text: str) -> str:
+    """The statement after `EXPLAIN [ANALYZE] [(options)]` in `text`."""
+    tokens = _tokens(text)
+    words = [word for _, word, _ in tokens]
     i = 1  # words[0] is EXPLAIN
     if i < len(words) and words[i].upper() in ("ANALYZE", "ANALYSE"):
         i += 1
@@ -246,19 +289,11 @@ def _explained(text: str) -> str:
     return text[tokens[i][0] :] if i < len(tokens) else ""
 
 
-def _execute(
-    con: Any, statements: list[Any], consume: Consumer, stop: Any, iso: bool | None
-) -> None:
+def _execute(con: Any, statement: Any, consume: Consumer, stop: Any, iso: bool | None) -> None:
     import duckdb
 
     try:
-        for statement in statements[:-1]:
-            if stop.is_set():
-                return
-            con.execute(statement)
-            con.complete()
-        last = statements[-1]
-        con.execute(_as_text(con, last, iso) if iso is not None else last)
+        con.execute(_as_text(con, statement, iso) if iso is not None else statement)
         names = [d[0] for d in con.description] if con.description else []
 
         def batches() -> Batches:
@@ -349,9 +384,10 @@ def _halt(con: Any, stop: Any, worker: threading.Thread, patience: float = 5.0) 
 
 
 def _sql_error(exc: Exception) -> UsageError:
-    return UsageError(
-        f"query failed: {_first(exc)}", "the catalog is read-only; see `vibepiper query --help`"
-    )
+    """DuckDB's error in one line; what the sandbox has to do with it, if anything."""
+    text = f"{type(exc).__name__} {exc}"
+    why = next((hint for words, hint in SANDBOX_HINTS.items() if words in text), "")
+    return UsageError(f"query failed: {_first(exc)}", f"{why}; {HELP}" if why else HELP)
 
 
 def _first(exc: Exception) -> str:

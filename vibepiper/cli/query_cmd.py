@@ -37,12 +37,14 @@ TABLE_ROWS = 1000  # what `query` shows as a table unless --limit says otherwise
 def query(
     opts: Options, sql: str, fmt: str | None, limit: int | None, timeout: float | None
 ) -> None:
-    """Run read-only SQL over the catalog and one view per asset (its current data).
+    """Run one read-only SQL statement over the catalog and one view per asset (its
+    current data).
 
     Tables: runs, materializations, lineage, check_results, current_materializations.
     Each asset is a view by its name (always also as assets.NAME); the rows quarantine
-    removed from it are quarantine.NAME. Nothing can be written. Ctrl-C stops the query
-    (exit 130).
+    removed from it are quarantine.NAME. Nothing can be written; a statement that would
+    write, or more than one statement, is refused (exit 2), as is a SQL error. Ctrl-C
+    stops the query (exit 130).
     """
     writer = {"json": _QueryJson, "csv": _QueryCsv}.get(fmt or "", _QueryTable)(limit)
     opts.load().query_stream(sql, writer, timeout=timeout, iso=fmt is not None)
