@@ -257,3 +257,12 @@ def test_project_materialize_takes_config(tmp_path: Path, forget_project_modules
     assert again.states["orders"] == "skipped"
     with pytest.raises(UsageError, match="did you mean 'region'"):
         project.materialize(config={"orders": {"regoin": "eu"}})
+
+
+def test_check_require_fresh_judges_with_the_same_overrides(tmp_path: Path) -> None:
+    root = shop(tmp_path / "shop")
+    materialize(root, "--set", "orders.min_amount=10")
+    same = run_cli(root, "check", "--require-fresh", "--set", "orders.min_amount=10")
+    assert same.returncode == 0, same.stdout + same.stderr
+    other = run_cli(root, "check", "--require-fresh")
+    assert other.returncode == 1 and "configuration changed" in other.stdout, other.stdout

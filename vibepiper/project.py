@@ -344,14 +344,16 @@ class Project:
         *,
         exclude: str | Iterable[str] | None = None,
         require_fresh: bool = False,
+        config: Config | None = None,
     ) -> AuditResult:
-        """Re-validate the current data of the selection without recomputing it."""
+        """Re-validate the current data of the selection without recomputing it (with
+        `require_fresh`, also fail what is stale for a run with `config`)."""
         from vibepiper.execution.audit import audit
 
         self.load_code()
         names = self.select(select, exclude)
         return audit(
-            self.workspace(),
+            self.workspace(config),
             names,
             require_fresh=require_fresh,
             selection=_selection_text(select, exclude),

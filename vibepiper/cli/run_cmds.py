@@ -144,6 +144,7 @@ def _annotate(findings: Any) -> None:
     is_flag=True,
     help="Also fail when a selected asset is stale or was never materialized.",
 )
+@set_option
 @click.pass_obj
 def check(
     opts: Options,
@@ -151,6 +152,7 @@ def check(
     exclude: tuple[str, ...],
     junit_xml: str | None,
     require_fresh: bool,
+    settings: tuple[str, ...],
 ) -> None:
     """Re-validate the current data of the selected assets, without recomputing (for CI).
 
@@ -162,8 +164,9 @@ def check(
 
     from vibepiper.reporting import quality
 
+    config = overrides(settings)  # what --require-fresh judges freshness for
     project = opts.load()
-    result = project.check(select, exclude=exclude, require_fresh=require_fresh)
+    result = project.check(select, exclude=exclude, require_fresh=require_fresh, config=config)
     findings = quality.from_audit(result)
     for line in quality.report_lines(findings):
         click.echo(line)
