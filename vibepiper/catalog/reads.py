@@ -21,14 +21,19 @@ Row = dict[str, Any]
 # -- runs and materializations ---------------------------------------------------------
 
 
-def history_rows(catalog: Catalog, asset: str, limit: int) -> list[Row]:
-    """Materializations of `asset`, newest first, each with its inputs and check results."""
+def history_rows(
+    catalog: Catalog, asset: str, limit: int, statuses: Collection[str] | None = None
+) -> list[Row]:
+    """Materializations of `asset` (only those of `statuses`, if given), newest first,
+    each with its inputs and check results."""
+    wanted = None if statuses is None else sorted(statuses)
     with catalog.connect() as con:
         made = rows(
             con,
             "SELECT * FROM materializations WHERE asset = ? "
+            "AND (? IS NULL OR list_contains(?, status)) "
             "ORDER BY finished_at DESC, materialization_id DESC LIMIT ?",
-            [asset, limit],
+            [asset, wanted, wanted, limit],
         )
         ids = [r["materialization_id"] for r in made]
         lineage = rows(
@@ -55,6 +60,15 @@ def history_rows(catalog: Catalog, asset: str, limit: int) -> list[Row]:
     return made
 
 
+def status_counts(catalog: Catalog, asset: str) -> dict[str, int]:
+    """How many materializations of `asset` ended in each state."""
+    found = catalog.fetch(
+        "SELECT status, count(*) AS n FROM materializations WHERE asset = ? GROUP BY status",
+        [asset],
+    )
+    return {r["status"]: r["n"] for r in found}
+
+
 def run_rows(catalog: Catalog, limit: int) -> list[Row]:
     """The latest runs, newest first, each with how many of its assets ended in each state."""
     return catalog.fetch(
@@ -72,12 +86,15 @@ def run_rows(catalog: Catalog, limit: int) -> list[Row]:
 
 
 def log_rows(catalog: Catalog, run_id: str, asset: str | None) -> tuple[str, list[Row]]:
-    """The log lines of a run (a unique prefix of its id, or `latest`), optionally of one
-    asset, in the order they were logged; with the run's full id."""
+    """The log lines of a run (a unique prefix of its id, or `latest`: the latest
+    materialize run, as check runs log nothing), optionally of one asset, in the order
+    they were logged; with the run's full id."""
     with catalog.connect() as con:
         if run_id == "latest":
             found = rows(
-                con, "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
+                con,
+                "SELECT run_id FROM runs WHERE coalesce(kind, 'materialize') = 'materialize' "
+                "ORDER BY started_at DESC, run_id DESC LIMIT 1",
             )
         else:
             found = rows(
@@ -206,14 +223,37 @@ def materialization_ids(catalog: Catalog) -> set[str]:
 
 
 def full_version(catalog: Catalog, asset: str, prefix: str) -> str:
-    """The data version of `asset` that `prefix` abbreviates (one that succeeded)."""
-    found = catalog.fetch(
-        "SELECT DISTINCT data_version FROM materializations WHERE asset = ? "
-        "AND status = 'succeeded' AND starts_with(data_version, ?)",
-        [asset, prefix],
-    )
+    """The data version of `asset` that `prefix` abbreviates (one that was published)."""
+    made = find_version(catalog, asset, prefix)
+    if made["status"] != "succeeded":
+        raise AssetNotMaterializedError(
+            f"data version {prefix!r} of asset '{asset}' was rejected by its checks "
+            "and never published",
+            f"see the output kept for inspection with `vibepiper show {asset} --version {prefix}`",
+        )
+    return str(made["data_version"])
+
+
+def find_version(catalog: Catalog, asset: str, prefix: str) -> Row:
+    """The materialization that made the data version of `asset` that `prefix`
+    abbreviates: the latest that published it or, if its checks rejected it every time,
+    the latest that kept it aside (status check_failed, with the names of the checks
+    that failed in `failed_checks`). Its materialization_id, run_id, data_version,
+    status and finished_at."""
+    with catalog.connect() as con:
+        found = _versions(con, asset, prefix)
+        if len(found) == 1 and found[0]["status"] == "check_failed":
+            found[0]["failed_checks"] = [
+                r["check_name"]
+                for r in rows(
+                    con,
+                    "SELECT check_name FROM check_results WHERE materialization_id = ? "
+                    "AND NOT passed AND severity = 'error' ORDER BY check_name",
+                    [found[0]["materialization_id"]],
+                )
+            ]
     if len(found) == 1:
-        return str(found[0]["data_version"])
+        return found[0]
     if not found:
         raise AssetNotMaterializedError(
             f"asset '{asset}' has no data version {prefix!r}",
@@ -222,6 +262,23 @@ def full_version(catalog: Catalog, asset: str, prefix: str) -> str:
     raise AssetNotMaterializedError(
         f"data version {prefix!r} of asset '{asset}' is ambiguous ({len(found)} match)",
         "give more characters of it",
+    )
+
+
+def _versions(con: Any, asset: str, version: str, before: Any = None, limit: int = 2) -> list[Row]:
+    """Up to `limit` data versions of `asset` that `version` abbreviates (or that its
+    materialization with that id made), made no later than `before`: each by the latest
+    materialization that published it, else the latest whose checks rejected it."""
+    return rows(
+        con,
+        "SELECT materialization_id, run_id, data_version, status, finished_at "
+        "FROM materializations WHERE asset = ? AND status IN ('succeeded', 'check_failed') "
+        "AND (materialization_id = ? OR starts_with(data_version, ?)) "
+        "AND (? IS NULL OR finished_at <= ?) "
+        "QUALIFY row_number() OVER (PARTITION BY data_version "
+        "ORDER BY status = 'succeeded' DESC, finished_at DESC, materialization_id DESC) = 1 "
+        "ORDER BY finished_at DESC LIMIT ?",
+        [asset, version, version, before, before, limit],
     )
 
 
@@ -282,23 +339,16 @@ def _made(asset: str, data_version: str, found: Row | None = None) -> Row:
         "materialization_id": found.get("materialization_id"),
         "run_id": found.get("run_id"),
         "finished_at": found.get("finished_at"),
+        "status": found.get("status"),
         "inputs": [],
     }
 
 
 def _find(con: Any, asset: str, version: str, before: Any = None) -> Row | None:
-    found = rows(
-        con,
-        "SELECT materialization_id, run_id, data_version, finished_at "
-        "FROM materializations WHERE asset = ? AND status = 'succeeded' AND "
-        "(materialization_id = ? OR starts_with(data_version, ?)) "
-        "AND (? IS NULL OR finished_at <= ?) "
-        "ORDER BY finished_at DESC LIMIT 2",
-        [asset, version, version, before, before],
-    )
+    found = _versions(con, asset, version, before)
     if not found:
         return None
-    if len({r["data_version"] for r in found}) > 1:
+    if len(found) > 1:
         raise AssetNotMaterializedError(
             f"{version!r} matches several data versions of '{asset}'", "give more characters of it"
         )

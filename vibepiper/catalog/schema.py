@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -84,9 +84,13 @@ VIEWS: dict[str, str] = {
         QUALIFY row_number() OVER (
             PARTITION BY asset, partition_key
             ORDER BY finished_at DESC, materialization_id DESC) = 1""",
-    # Each unit's latest attempt to compute it (skipped and blocked runs attempted nothing).
+    # Each unit's latest attempt to compute it (skipped and blocked runs attempted nothing):
+    # succeeded, failed, check_failed, or cancelled (recorded as failed, "cancelled").
     "last_attempts": """
-        SELECT asset, partition_key, status, finished_at FROM materializations
+        SELECT asset, partition_key, finished_at,
+            CASE WHEN status = 'failed' AND error = 'cancelled' THEN 'cancelled'
+                ELSE status END AS status
+        FROM materializations
         WHERE status IN ('succeeded', 'failed', 'check_failed')
         QUALIFY row_number() OVER (
             PARTITION BY asset, partition_key
@@ -110,6 +114,7 @@ MIGRATIONS: dict[int, list[str]] = {
     2: [],  # the `logs` table, made by the CREATE ... IF NOT EXISTS that follow each migration
     3: [],  # the `check_reads` table, made the same way
     4: ["ALTER TABLE materializations ADD COLUMN IF NOT EXISTS partition_key VARCHAR"],
+    5: [],  # last_attempts tells a cancelled attempt from a failed one
 }
 
 

@@ -1,5 +1,5 @@
 """What the commands share: the selection, --exclude, --json and --limit options, and
-JSON output."""
+JSON output (exact: floats as Python writes them, so they read back the same)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,27 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return str(value)
+
+
+def json_value(value: Any) -> Any:
+    """`value` with what JSON has no literal for as a string: NaN, Infinity, -Infinity."""
+    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
+
+
+_INF = float("inf")
+
+
+def frame_records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as JSON-ready objects, as `query --json` gives them: every
+    value exact, a missing one (NaN in a float column, None, NA, NaT) null."""
+    values = frame.astype(object).where(frame.notna(), None)
+    return [
+        {str(name): json_value(value) for name, value in zip(frame.columns, row, strict=True)}
+        for row in values.itertuples(index=False, name=None)
+    ]

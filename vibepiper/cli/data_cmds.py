@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from vibepiper.cli.common import emit_json, json_option, limit_option
+from vibepiper.cli.common import emit_json, frame_records, json_default, json_option, limit_option
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from vibepiper.cli.main import Options
+    from vibepiper.project import Project
 
 
 @click.command()
@@ -48,10 +52,13 @@ def show(
 ) -> None:
     """Preview an asset's current data (or an older, rejected or quarantined version)."""
     project = opts.load()
-    frame = project.read(asset, version=version, rejected=rejected, quarantined=quarantined)
+    if version is not None and not (rejected or quarantined):
+        frame = _read_version(project, asset, version)
+    else:
+        frame = project.read(asset, version=version, rejected=rejected, quarantined=quarantined)
     head = frame.head(limit)
     if as_json:
-        click.echo(head.to_json(orient="records", date_format="iso"))
+        click.echo(json.dumps(frame_records(head), default=json_default, allow_nan=False))
         return
     from vibepiper.reporting.console import visible_frame
 
@@ -59,21 +66,79 @@ def show(
     click.echo(f"({len(head)} of {len(frame)} rows, {frame.shape[1]} columns)", err=True)
 
 
+def _read_version(project: Project, asset: str, version: str) -> pd.DataFrame:
+    """The data at `version` of `asset`: published, or rejected by its checks (the output
+    kept for inspection, said so on stderr)."""
+    from vibepiper.catalog.reads import find_version
+    from vibepiper.units import whole
+
+    project.require_asset(asset)
+    made = find_version(project.catalog, asset, version)
+    if made["status"] == "succeeded":
+        return project.read(asset, version=made["data_version"])
+    frame = project.store.read_kept(whole(asset), made["materialization_id"], "rejected")
+    checks = ", ".join(made["failed_checks"]) or "its checks"
+    click.echo(
+        f"data version {made['data_version'][:12]} of asset '{asset}' was rejected by "
+        f"{checks} in run {made['run_id']} and never published: this is the output kept "
+        "for inspection",
+        err=True,
+    )
+    return frame
+
+
 @click.command()
 @click.argument("asset")
 @limit_option("materializations")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also the runs that computed nothing for ASSET (skipped: it was fresh; blocked: "
+    "an upstream failed).",
+)
+@click.option(
+    "--errors",
+    is_flag=True,
+    help="Only its failed materializations (failed, check_failed), each with its full "
+    "error: the traceback.",
+)
 @json_option
 @click.pass_obj
-def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
-    """Every materialization of ASSET: run, time, state, rows, versions, inputs, checks."""
-    from vibepiper.catalog.reads import history_rows
+def history(
+    opts: Options, asset: str, limit: int, show_all: bool, errors: bool, as_json: bool
+) -> None:
+    """The materializations of ASSET, newest first: run, time, state, rows, versions,
+    inputs, checks (skipped and blocked rows with --all; full errors with --errors)."""
+    from vibepiper.catalog.reads import history_rows, status_counts
 
     project = opts.load()
     project.require_asset(asset)
-    rows = history_rows(project.catalog, asset, limit)
+    statuses = FAILED if errors else None if show_all else MADE
+    rows = history_rows(project.catalog, asset, limit, statuses)
     if as_json:
         emit_json(rows)
-        return
+    elif errors:
+        _print_errors(rows)
+    else:
+        _print_history(rows)
+    hidden: list[str] = []
+    if not (show_all or errors):
+        counts = status_counts(project.catalog, asset)
+        hidden = [f"{counts[s]} {s}" for s in NO_OPS if counts.get(s)]
+    if hidden:
+        click.echo(f"not shown: {', '.join(hidden)} (--all shows them)", err=True)
+    elif not rows:
+        what = "failed materializations" if errors else "materializations yet"
+        click.echo(f"asset '{asset}' has no {what}", err=True)
+
+
+MADE = ("succeeded", "failed", "check_failed")  # the states of an attempt to compute it
+FAILED = ("failed", "check_failed")
+NO_OPS = ("skipped", "blocked")  # nothing was computed: it was fresh, or an upstream failed
+
+
+def _print_history(rows: list[dict[str, Any]]) -> None:
     from vibepiper.reporting.console import print_table
 
     shown = [
@@ -90,8 +155,19 @@ def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
         for r in rows
     ]
     print_table(shown, ["run", "finished", "status", "rows", "code", "data", "inputs", "note"])
-    if not rows:
-        click.echo(f"asset '{asset}' has no materializations yet", err=True)
+
+
+def _print_errors(rows: list[dict[str, Any]]) -> None:
+    """Each failed materialization: when and how it ended, then its whole error."""
+    from vibepiper.reporting.console import visible
+
+    for i, r in enumerate(rows):
+        click.echo(
+            ("\n" if i else "")
+            + f"{r['status']} in run {r['run_id']} at {str(r['finished_at'])[:19]}:"
+        )
+        for line in visible((r["error"] or "(no error recorded)").rstrip()).splitlines():
+            click.echo(f"  {line}")
 
 
 @click.command()
@@ -99,7 +175,8 @@ def history(opts: Options, asset: str, limit: int, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def runs(opts: Options, limit: int, as_json: bool) -> None:
-    """The latest runs, newest first: status, duration and how their assets ended."""
+    """The latest runs, newest first: their kind (materialize, or check: validating
+    without computing), status, duration and how their assets ended."""
     from vibepiper.catalog.reads import run_rows
 
     rows = run_rows(opts.load().catalog, limit)
@@ -128,8 +205,10 @@ def runs(opts: Options, limit: int, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def logs(opts: Options, run_id: str, asset: str | None, as_json: bool) -> None:
-    """What the assets of a run logged (RUN_ID: an id from `vibepiper runs`, a unique
-    prefix of one, or `latest`), or only ASSET's lines."""
+    """What the assets of a run logged, or only ASSET's lines.
+
+    RUN_ID: an id from `vibepiper runs`, a unique prefix of one, or `latest`: the latest
+    materialize run (a check run computes nothing, so it logs nothing)."""
     from vibepiper.catalog.reads import log_rows
 
     project = opts.load()

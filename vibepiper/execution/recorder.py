@@ -93,7 +93,9 @@ class Recorder:
         self, run_id: str, result: AssetResult, config: Mapping[str, Any], partition: str = ""
     ) -> None:
         """Add the rows of one unit's result: its materialization, check results, log
-        lines and, if it succeeded, its lineage and what its checks read."""
+        lines and, if it made data (succeeded, or rejected by its checks), its lineage and
+        what its checks read. (Only a succeeded one becomes current: see the catalog's
+        views.)"""
         mid, now = result.materialization_id, utcnow()
         self.add(
             "materializations",
@@ -122,7 +124,7 @@ class Recorder:
         )
         self.add("check_results", [outcome_row(o, mid, run_id, now) for o in result.checks])
         self.add("logs", log_rows(run_id, result.asset, mid, result.logs))
-        if result.state == states.SUCCEEDED:
+        if result.state in (states.SUCCEEDED, states.CHECK_FAILED):
             reads = result.check_reads.items()
             self.add(
                 "check_reads",

@@ -166,9 +166,20 @@ def summary(run: RunResult, unrecorded: Iterable[str] | None = None) -> list[str
     elif failed:
         resume = " ".join(f"{r.asset}+" for r in failed)
         lines.append(f"fix the failures, then resume with: vibepiper materialize '{resume}'")
-        if any(r.state == states.FAILED and r.error for r in failed):
-            lines.append("the full tracebacks are in the catalog: vibepiper history ASSET")
+        lines += _traceback_hint([r.asset for r in failed if r.state == states.FAILED and r.error])
     return lines
+
+
+def _traceback_hint(assets: Sequence[str]) -> list[str]:
+    """Where the full tracebacks of the failed `assets` are: the exact command."""
+    if len(assets) == 1:
+        return [f"the full traceback is in the catalog: vibepiper history {assets[0]} --errors"]
+    if assets:
+        return [
+            "the full tracebacks are in the catalog: vibepiper history ASSET --errors "
+            f"(ASSET: {', '.join(assets[:8])}{' ...' if len(assets) > 8 else ''})"
+        ]
+    return []
 
 
 def print_table(

@@ -116,7 +116,7 @@ def write_junit(path: Path, findings: Sequence[Finding]) -> None:
                 failure.text = _failure_text(outcome)
             elif not outcome.passed:
                 out = ET.SubElement(case, "system-out")
-                out.text = f"warning: {outcome.message}\n" + _failure_text(outcome)
+                out.text = _failure_text(outcome, "warning: ")
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
@@ -127,8 +127,12 @@ def write_junit(path: Path, findings: Sequence[Finding]) -> None:
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _failure_text(outcome: CheckOutcome) -> str:
-    lines = [outcome.message, f"failing rows: {outcome.failing_rows}"]
+def _failure_text(outcome: CheckOutcome, prefix: str = "") -> str:
+    """Its message, and how many rows failed and a few of them where rows failed (not
+    for a stale or missing asset, say)."""
+    lines = [prefix + outcome.message]
+    if outcome.failing_rows:
+        lines.append(f"failing rows: {outcome.failing_rows}")
     lines += _sample_rows(outcome.sample)
     return "\n".join(lines) + "\n"
 

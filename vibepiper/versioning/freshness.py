@@ -33,7 +33,8 @@ class Current:
     finished_at: datetime
     inputs: dict[str, str | None]
     code_parts: dict[str, str] = field(default_factory=dict)
-    last_attempt: str = "succeeded"  # the state of the latest attempt to compute it, if later
+    # the state of the latest attempt to compute it, if later (or "cancelled")
+    last_attempt: str = "succeeded"
     # the data version of each other asset its checks read when it was last validated
     check_reads: dict[str, str | None] = field(default_factory=dict)
     partition: str = ""  # the partition key ("": the whole asset)
@@ -102,7 +103,13 @@ _WORDS = {
     Why.FORCE: "--force",
     Why.ERROR: "{detail}",  # already in words
 }
-LAST_CHECKS_FAILED = "failed its checks"  # the detail of a LAST_ATTEMPT after check_failed
+# The detail of a LAST_ATTEMPT, by the state of that attempt.
+LAST_CHECKS_FAILED = "failed its checks"
+_LAST_ATTEMPT = {
+    "failed": "failed",
+    "check_failed": LAST_CHECKS_FAILED,
+    "cancelled": "was cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -183,9 +190,8 @@ def judge(
             causes.append(Reason(Why.CHECK_READ, other, "it was not validated against", checks))
         elif version != current.check_reads[other]:
             causes.append(Reason(Why.CHECK_READ, other, "changed", checks))
-    if current.last_attempt in ("failed", "check_failed"):
-        failed = LAST_CHECKS_FAILED if current.last_attempt == "check_failed" else "failed"
-        causes.append(Reason(Why.LAST_ATTEMPT, detail=failed))
+    if current.last_attempt in _LAST_ATTEMPT:
+        causes.append(Reason(Why.LAST_ATTEMPT, detail=_LAST_ATTEMPT[current.last_attempt]))
     return Verdict.of(causes)
 
 
