@@ -266,3 +266,17 @@ def test_check_require_fresh_judges_with_the_same_overrides(tmp_path: Path) -> N
     assert same.returncode == 0, same.stdout + same.stderr
     other = run_cli(root, "check", "--require-fresh")
     assert other.returncode == 1 and "configuration changed" in other.stdout, other.stdout
+
+
+def test_overrides_are_judged_from_the_snapshot_without_importing(tmp_path: Path) -> None:
+    marked = SHOP + '\nfrom pathlib import Path\nPath(__file__).with_name("imported").touch()\n'
+    root = write_project(tmp_path / "shop", {"shop": marked})
+    materialize(root, "--set", "orders.min_amount=10")
+    (root / "imported").unlink()
+    materialize(root, "--set", "orders.min_amount=10")
+    assert set(latest_states(root).values()) == {"skipped"}
+    stale = ok_json(run_cli(root, "status", "--json", "--set", "orders.min_amount=0"))
+    assert [r["name"] for r in stale if not r["fresh"]] == ["orders", "big"]
+    assert not (root / "imported").exists()
+    materialize(root)  # back to the default: computes, so the code is imported
+    assert (root / "imported").exists()
