@@ -304,3 +304,20 @@ def test_an_empty_side_of_a_comma_echoes_what_was_typed(tmp_path: Path, typed: s
     line = one_line(done.stderr)
     assert line.startswith(f"error: selector '{typed}' has nothing on one side of a comma")
     assert "write a,b" in line
+
+
+def test_the_site_shows_each_check_once_with_when_it_last_ran(tmp_path: Path) -> None:
+    root = tmp_path / "cities"
+    assert run_cli(tmp_path, "init", "cities").returncode == 0
+    assert run_cli(root, "materialize").returncode == 0
+    for _ in range(2):  # each `check` records its results again
+        assert run_cli(root, "check").returncode == 0
+    assert run_cli(root, "docs", "--out", "site").returncode == 0
+    page = (root / "site" / "assets" / "countries.html").read_text()
+    checks = page.split("<h3>Checks</h3>")[1].split("</table>")[0]
+    import re
+
+    rows = re.findall(r"<tr class=\"passed\"><td>([a-z_]+)</td>.*?</tr>", checks)
+    assert sorted(rows) == ["not_null_population", "unique_country"]
+    assert "<th>checked (UTC)</th>" in checks
+    assert len(re.findall(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", checks)) == 2

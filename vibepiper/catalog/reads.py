@@ -163,16 +163,19 @@ def last_run(catalog: Catalog, asset: str, ancestors: Collection[str]) -> Row | 
 
 
 def last_check_results(catalog: Catalog) -> list[Row]:
-    """The check results of each asset's latest materialization that ran its checks
-    (succeeded or check_failed): asset, check_name, severity, passed, failing_rows,
-    message; by check name."""
+    """The latest result of each check of each asset's latest materialization that ran
+    its checks (succeeded or check_failed; `vibepiper check` judges it again, each time
+    adding results): asset, check_name, severity, passed, failing_rows, message,
+    checked_at; by check name."""
     return catalog.fetch(
-        "SELECT m.asset, c.check_name, c.severity, c.passed, "
-        "c.failing_rows, c.message FROM check_results c JOIN ("
+        "SELECT m.asset, c.check_name, c.severity, c.passed, c.failing_rows, c.message, "
+        "c.checked_at FROM check_results c JOIN ("
         "SELECT asset, materialization_id FROM materializations "
         "WHERE status IN ('succeeded', 'check_failed') QUALIFY "
         "row_number() OVER (PARTITION BY asset ORDER BY finished_at DESC)"
-        " = 1) m USING (materialization_id) ORDER BY c.check_name",
+        " = 1) m USING (materialization_id) QUALIFY row_number() OVER ("
+        "PARTITION BY m.asset, c.check_name ORDER BY c.checked_at DESC NULLS LAST) = 1 "
+        "ORDER BY c.check_name",
     )
 
 

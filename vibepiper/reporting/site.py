@@ -113,13 +113,14 @@ def asset_details(info: Mapping[str, Any]) -> str:
     if info["checks"]:
         out.append(
             "<h3>Checks</h3><table><tr><th>check</th><th>severity</th><th>last result"
-            "</th><th>failing rows</th><th>message</th></tr>"
+            "</th><th>checked (UTC)</th><th>failing rows</th><th>message</th></tr>"
         )
         for chk in info["checks"]:
             result = {True: "passed", False: "failed", None: "not run"}[chk["passed"]]
             out.append(
                 f'<tr class="{result}"><td>{esc(chk["name"])}</td>'
                 f"<td>{esc(chk['severity'])}</td><td>{result}</td>"
+                f"<td>{_when(chk['checked_at'])}</td>"
                 f"<td>{chk['failing_rows'] or ''}</td><td>{esc(chk['message'] or '')}"
                 "</td></tr>"
             )
@@ -130,13 +131,18 @@ def asset_details(info: Mapping[str, Any]) -> str:
             "<th>status</th><th>rows</th><th>data version</th></tr>"
         )
         out += [
-            f"<tr><td>{esc(str(h['finished_at'])[:19])}</td><td>{esc(h['status'])}</td>"
+            f"<tr><td>{_when(h['finished_at'])}</td><td>{esc(h['status'])}</td>"
             f"<td>{h['row_count'] if h['row_count'] is not None else ''}</td>"
             f"<td><code>{esc((h['data_version'] or '')[:12])}</code></td></tr>"
             for h in info["history"]
         ]
         out.append("</table>")
     return "".join(out)
+
+
+def _when(moment: Any) -> str:
+    """A catalog time (UTC) to the second, or nothing."""
+    return "" if moment is None else html.escape(str(moment)[:19])
 
 
 def _link(name: str) -> str:
@@ -217,12 +223,20 @@ def _checks(graph: Graph, name: str, results: list[dict[str, Any]]) -> list[dict
             "passed": r["passed"],
             "failing_rows": r["failing_rows"],
             "message": r["message"],
+            "checked_at": r["checked_at"],
         }
         for r in results
     ]
     ran = {c["name"] for c in checks}
     checks += [
-        {"name": c, "severity": "", "passed": None, "failing_rows": None, "message": ""}
+        {
+            "name": c,
+            "severity": "",
+            "passed": None,
+            "failing_rows": None,
+            "message": "",
+            "checked_at": None,
+        }
         for c in check_names(graph, name)
         if c not in ran and not c.startswith("schema:")
     ]
