@@ -321,3 +321,24 @@ def test_the_site_shows_each_check_once_with_when_it_last_ran(tmp_path: Path) ->
     assert sorted(rows) == ["not_null_population", "unique_country"]
     assert "<th>checked (UTC)</th>" in checks
     assert len(re.findall(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</td>", checks)) == 2
+
+
+def test_without_a_terminal_each_asset_says_when_it_starts(tmp_path: Path) -> None:
+    import re
+
+    root = write_project(tmp_path / "proj", {"pipeline": TWO})
+    done = run_cli(root, "materialize")  # stdout is a pipe, as in CI
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    started = [
+        i
+        for i, ln in enumerate(lines)
+        if re.fullmatch(r" {6}(raw|report) +started +at \d\d:\d\d:\d\d UTC", ln)
+    ]
+    finished = [
+        i for i, ln in enumerate(lines) if re.match(r"\[\d/2\] (raw|report) +succeeded", ln)
+    ]
+    assert len(started) == 2 and len(finished) == 2
+    assert started[0] < finished[0] < started[1] < finished[1]
+    again = run_cli(root, "materialize")  # nothing starts when everything is fresh
+    assert "started" not in again.stdout

@@ -1,7 +1,8 @@
 """What a person sees: live progress of a run, its summary, and tables of rows.
 
 On a terminal, a rich progress bar with one line per finished asset; otherwise (CI logs,
-pipes) plain lines, one per finished asset, that read well in a log file.
+pipes) plain lines, one when each asset starts (with the time) and one when it finishes,
+that read well in a log file.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from vibepiper.execution import states
@@ -79,12 +81,23 @@ class ConsoleReporter:
             self._progress.start()
 
     def asset_started(self, name: str, state: str) -> None:
-        """`name` is now `state` (running, retrying, validating); several may run at once."""
+        """`name` is now `state` (running, retrying, validating); several may run at once.
+        Without a terminal (CI logs), each start is a line with the time, so a long asset
+        does not look idle."""
+        first = name not in self.running
         self.running[name] = state
         if self._progress is not None:
             self._progress.update(self._task, description=self._running_text())
         elif state == states.RETRYING:
-            self._echo(f"           {name} failed, retrying")
+            self._echo(f"{self._blank_counter} {name} failed, retrying")
+        elif first and state == states.RUNNING:
+            at = datetime.now(UTC).strftime("%H:%M:%S UTC")
+            self._echo(f"{self._blank_counter} {name:<{self.width}}  {'started':<12} at {at}")
+
+    @property
+    def _blank_counter(self) -> str:
+        """Spaces as wide as the `[n/total]` counter of finished lines."""
+        return " " * (2 * len(str(self.total)) + 3)
 
     def _running_text(self) -> str:
         """'running orders' or, with parallel executors, 'running orders, stg_x +3 more'."""
