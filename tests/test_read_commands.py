@@ -115,6 +115,10 @@ def test_a_rejected_version_is_shown_traced_and_records_its_inputs(shop: Path) -
     assert [(i["asset"], i["data_version"]) for i in traced["inputs"]] == [
         ("raw", rejected["inputs"][0]["data_version"])
     ]
+    assert traced["status"] == "check_failed" and traced["inputs"][0]["status"] == "succeeded"
+    text = run_cli(shop, "lineage", "capped", "--version", version).stdout.splitlines()
+    assert "(rejected by its checks, never published; made " in text[0]
+    assert "rejected" not in text[1]
 
     # The published version is still current, and still shown without a word of rejection.
     current = run_cli(shop, "show", "capped", "--json")

@@ -165,6 +165,7 @@ class Made:
     run_id: str | None
     finished_at: Any
     inputs: list[Made] = field(default_factory=list)
+    status: str | None = None  # check_failed: rejected by its checks, never published
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +174,7 @@ class Made:
             "materialization_id": self.materialization_id,
             "run_id": self.run_id,
             "finished_at": self.finished_at,
+            "status": self.status,
             "inputs": [m.as_dict() for m in self.inputs],
         }
 
@@ -191,6 +193,7 @@ def _made(row: Mapping[str, Any]) -> Made:
         row["run_id"],
         row["finished_at"],
         [_made(r) for r in row["inputs"]],
+        row.get("status"),
     )
 
 
@@ -200,9 +203,12 @@ def render_made(made: Made) -> list[str]:
     def walk(node: Made, depth: int) -> None:
         when = f"{node.finished_at:%Y-%m-%d %H:%M:%S}" if node.finished_at else "unknown"
         run = f", run {node.run_id}" if node.run_id else ""
+        rejected = (
+            "rejected by its checks, never published; " if node.status == "check_failed" else ""
+        )
         lines.append(
             f"{'  ' * depth}{'<- ' if depth else ''}{node.asset} "
-            f"@ {node.data_version[:12]}  (made {when}{run})"
+            f"@ {node.data_version[:12]}  ({rejected}made {when}{run})"
         )
         for child in node.inputs:
             walk(child, depth + 1)
