@@ -146,6 +146,11 @@ def test_a_named_index_survives_as_a_column(published: Path) -> None:
 def test_quarantined_rows_leak_no_index(published: Path) -> None:
     rows = _query(published, "select * from quarantine.kept")
     assert [sorted(r) for r in rows] == [["_vp_reason", "amount", "id"]] * 2
+    recorded = catalog_rows(
+        published, "SELECT check_name, passed, failing_rows, quarantined FROM check_results"
+    )
+    assert recorded == [("in_range_amount", False, 2, True)]  # not lost to a second look
+    assert [r["amount"] for r in _query(published, "select * from kept")] == [2.0, 3.0, 5.0, 7.0]
 
 
 def test_the_data_version_does_not_depend_on_the_index(published: Path, tmp_path: Path) -> None:

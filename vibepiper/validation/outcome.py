@@ -128,7 +128,8 @@ def _as_frame(rows: Any, limit: int) -> pd.DataFrame:
 
 def _default_index(index: pd.Index) -> bool:
     """An index that is only row numbers: unnamed, of integers. The store drops it and
-    keeps any other as columns (storage/fidelity.py, the same rule; docs/types.md)."""
+    keeps any other as columns (the rule of storage.parquet_files.row_numbers, which
+    validation may not import; docs/types.md)."""
     from pandas.api.types import infer_dtype
 
     return index.nlevels == 1 and index.name is None and infer_dtype(index) in INTEGERS

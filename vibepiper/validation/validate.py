@@ -44,6 +44,10 @@ def validate(
     if not index.is_unique:  # quarantine works by row label: make labels unique meanwhile
         frame = frame.set_axis(range(len(frame)))
     result = _validate(defn, checks, frame, upstream, _Quarantine(frame))
+    if result.quarantined is not None and _numbered(index):
+        # rows numbered 0, 1, 2... (as the store gives them) stay so: the published frame
+        # is then the one every reader gets back, and is not validated again
+        return replace(result, frame=result.frame.reset_index(drop=True))
     if index is frame.index:
         return result
     published = result.frame.set_axis(index[result.frame.index.to_numpy()])
@@ -51,6 +55,12 @@ def validate(
     if removed is not None:
         removed = removed.set_axis(index[removed.index.to_numpy()])
     return replace(result, frame=published, quarantined=removed)
+
+
+def _numbered(index: pd.Index) -> bool:
+    import pandas as pd
+
+    return isinstance(index, pd.RangeIndex) and index.equals(pd.RangeIndex(len(index)))
 
 
 def _validate(
