@@ -74,9 +74,11 @@ def test_file_transport(project_dir: Callable[..., Path]) -> None:
     )
     start, done = jobs["doubled"]
     assert start["run"]["runId"] == done["run"]["runId"]
-    assert {e["run"]["facets"]["parent"]["run"]["runId"] for e in events} == {
-        start["run"]["facets"]["parent"]["run"]["runId"]
-    }
+    (parent,) = jobs.pop("vibepiper_run")[:1]  # the run itself: START, then FAIL
+    assert [e["eventType"] for e in by_job(events)["vibepiper_run"]] == ["START", "FAIL"]
+    assert {
+        e["run"]["facets"]["parent"]["run"]["runId"] for jobs_ in jobs.values() for e in jobs_
+    } == {parent["run"]["runId"]}
     (output,) = done["outputs"]
     assert [f["name"] for f in output["facets"]["schema"]["fields"]] == ["n", "d"]
     assert output["outputFacets"]["outputStatistics"]["rowCount"] == 3
@@ -101,7 +103,7 @@ def test_file_transport(project_dir: Callable[..., Path]) -> None:
     (root / "events.jsonl").unlink()
     run_cli(root, "materialize")
     again = by_job([json.loads(x) for x in (root / "events.jsonl").read_text().splitlines()])
-    assert set(again) == {"broken"}
+    assert set(again) == {"broken", "vibepiper_run"}
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
@@ -142,6 +144,8 @@ def test_http_transport(project_dir: Callable[..., Path], server: str) -> None:
         ("doubled", "START"),
         ("numbers", "COMPLETE"),
         ("numbers", "START"),
+        ("vibepiper_run", "COMPLETE"),
+        ("vibepiper_run", "START"),
     ]
 
 

@@ -7,7 +7,9 @@ among those files fails the test, so a facet added later is validated too."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from referencing.exceptions import Unresolvable
 from vibepiper.version import __version__
 
 from .conftest import run_cli, write_project
+from .helpers.cancel import CANCELLABLE, start_materializing
 
 # Next to the repository, as CI lays it out: a clone of main with ../shared beside it.
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "openlineage"
@@ -204,6 +207,7 @@ def facet_problems(spec: Spec, place: str, key: str, facet: dict[str, Any]) -> l
 
 def test_every_event_is_a_valid_run_event(spec: Spec, events: list[dict[str, Any]]) -> None:
     assert {e["eventType"] for e in events} == {"START", "COMPLETE", "FAIL"}
+    assert events[0]["job"]["name"] == events[-1]["job"]["name"] == "vibepiper_run"
     for event in events:
         assert event["schemaURL"] == spec.run_event
         problems = spec.errors(event, event["schemaURL"])
@@ -218,7 +222,36 @@ def test_every_event_is_a_valid_run_event(spec: Spec, events: list[dict[str, Any
         "dupes": ["START", "FAIL"],  # check_failed
         "typed": ["START", "FAIL"],  # check_failed: its pandera schema
         "broken": ["START", "FAIL"],
+        "vibepiper_run": ["START", "FAIL"],  # the run itself, the parent of the others
     }  # after_broken was blocked: it did not run, so it has no events
+    (parent,) = {e["run"]["runId"] for e in events if e["job"]["name"] == "vibepiper_run"}
+    children = [e for e in events if e["job"]["name"] != "vibepiper_run"]
+    assert {e["run"]["facets"]["parent"]["run"]["runId"] for e in children} == {parent}
+
+
+def test_a_cancelled_run_aborts_its_running_asset_and_itself(spec: Spec, tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path / "proj",
+        {"exec_assets": CANCELLABLE},
+        tool='[tool.vibepiper.openlineage]\ntransport = "file"\npath = "events.jsonl"\n',
+    )
+    proc = start_materializing(root, "inprocess")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out + err
+    events = [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines()]
+    for event in events:
+        assert not spec.errors(event, event["schemaURL"])
+        for place, key, facet in facets_of(event):
+            assert not facet_problems(spec, place, key, facet)
+    assert [(e["job"]["name"], e["eventType"]) for e in events] == [
+        ("vibepiper_run", "START"),
+        ("first", "START"),
+        ("first", "COMPLETE"),
+        ("slow", "START"),
+        ("slow", "ABORT"),
+        ("vibepiper_run", "ABORT"),
+    ]
 
 
 def test_every_facet_matches_its_own_schema(spec: Spec, events: list[dict[str, Any]]) -> None:

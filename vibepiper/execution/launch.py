@@ -67,7 +67,14 @@ class Launch:
             message = REVALIDATED + message
         return AssetResult(name, states.SUCCEEDED, mid, message=message, **common)
 
-    def stopped(self, message: str, logs: Iterable[Any] = (), attempts: int = 0) -> AssetResult:
+    def stopped(
+        self,
+        message: str,
+        logs: Iterable[Any] = (),
+        attempts: int = 0,
+        *,
+        cancelled: bool = False,
+    ) -> AssetResult:
         """It failed without a result of its own: timed out, cancelled."""
         return AssetResult(
             self.job.asset,
@@ -83,6 +90,7 @@ class Launch:
             error=message,
             logs=tuple(logs),
             attempts=attempts,
+            cancelled=cancelled,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from vibepiper.execution.states import AssetResult
+from vibepiper.execution.states import AssetResult, RunResult
 
 
 class Reporter(Protocol):
@@ -14,6 +14,7 @@ class Reporter(Protocol):
     def run_started(self, run_id: str, names: list[str]) -> None: ...
     def asset_started(self, name: str, state: str) -> None: ...
     def asset_finished(self, result: AssetResult) -> None: ...
+    def run_finished(self, run: RunResult) -> None: ...  # after the run is recorded
 
 
 class SilentReporter:
@@ -24,4 +25,7 @@ class SilentReporter:
         pass
 
     def asset_finished(self, result: AssetResult) -> None:
+        pass
+
+    def run_finished(self, run: RunResult) -> None:
         pass

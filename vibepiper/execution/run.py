@@ -147,6 +147,7 @@ class Run:
                 failure = exc
         if failure is not None:
             raise self._not_recorded(failure) from failure
+        self.reporter.run_finished(run)
         return run
 
     # -- the loop ----------------------------------------------------------------------
@@ -366,7 +367,7 @@ class Run:
                 echo(line)
         if self.cancel.is_set():  # it ended after the run was cancelled: publish nothing
             self._discard(future)
-            return self.launches[unit].stopped("cancelled", outcome.logs)
+            return self.launches[unit].stopped("cancelled", outcome.logs, cancelled=True)
         return self._finish(self.launches[unit], outcome)
 
     def _finish(self, launch: Launch, outcome: TaskOutcome) -> AssetResult:
@@ -439,7 +440,7 @@ class Run:
                 self._discard(future)
                 logs = future.result().logs
             del self.running[future]
-            self._complete(unit, self.launches[unit].stopped("cancelled", logs))
+            self._complete(unit, self.launches[unit].stopped("cancelled", logs, cancelled=True))
 
     def _close(self) -> None:
         """Whatever has no final state now (cancelled, or an error of ours) gets one."""

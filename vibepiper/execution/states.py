@@ -62,6 +62,7 @@ class AssetResult:
     columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
     logs: tuple[Any, ...] = ()  # the LogLines it logged while computing
     started_at: float | None = None  # time.time() when its computation started
+    cancelled: bool = False  # stopped by the run's cancellation (recorded as failed)
 
     @property
     def warnings(self) -> list[Any]:

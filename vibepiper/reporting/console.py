@@ -125,6 +125,9 @@ class ConsoleReporter:
         if self.done == self.total:
             self.close()
 
+    def run_finished(self, run: RunResult) -> None:
+        self.close()  # the summary is printed by the command, which knows what else to say
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()

@@ -1,7 +1,9 @@
-"""OpenLineage: each computed asset emits a START and a COMPLETE (or FAIL) run event whose
-job is the asset, whose inputs are the assets it read and whose output is the asset itself,
+"""OpenLineage: each computed asset emits a START and a COMPLETE (FAIL; ABORT when the run
+was cancelled) run event whose job is the asset, whose inputs are the assets it read and whose output is the asset itself,
 with schema, version, row-count and data-quality facets, and a jobType facet saying it is a
-batch VibePiper asset. Every facet VibePiper builds names VibePiper (at its version) as its
+batch VibePiper asset. The run itself is their parent (job `vibepiper_run`): it emits a
+START before its first asset computes and a COMPLETE, FAIL or ABORT when it ends (a run
+that computes nothing emits nothing). Every facet VibePiper builds names VibePiper (at its version) as its
 `_producer`; tests/test_openlineage_spec.py validates the events against the specification.
 
 Configured with `[tool.vibepiper] openlineage = {transport = "file", path = "..."}` (JSON
@@ -15,14 +17,14 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions.expect import Expectation, Kind
 from vibepiper.errors import UsageError
 from vibepiper.execution import states
-from vibepiper.execution.states import AssetResult
+from vibepiper.execution.states import AssetResult, RunResult
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 
@@ -81,14 +83,52 @@ class OpenLineageReporter:
 
     def asset_started(self, name: str, state: str) -> None:
         if state == states.RUNNING and name not in self.runs:
+            if not self.runs:  # the first asset that computes: the run, their parent, starts
+                self._send(lambda: self._run_event("START", None))
             self.runs[name] = str(uuid.uuid4())
             self._emit("START", name, None)
 
     def asset_finished(self, result: AssetResult) -> None:
         if result.asset not in self.runs:
             return  # skipped or blocked: nothing ran
-        kind = "COMPLETE" if result.state == states.SUCCEEDED else "FAIL"
+        if result.state == states.SUCCEEDED:
+            kind = "COMPLETE"
+        else:
+            kind = "ABORT" if result.cancelled else "FAIL"
         self._emit(kind, result.asset, result)
+
+    def run_finished(self, run: RunResult) -> None:
+        if self.runs:  # a run that computed nothing emitted nothing
+            kind = {"succeeded": "COMPLETE", "cancelled": "ABORT"}.get(run.status, "FAIL")
+            self._send(lambda: self._run_event(kind, run))
+
+    @property
+    def _parent_run_id(self) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))
+
+    def _run_event(self, kind: str, run: RunResult | None) -> Any:
+        """An event of the run itself (job `vibepiper_run`), the parent of the assets'."""
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.facet_v2 import error_message_run, job_type_job
+
+        facets: dict[str, Any] = {}
+        if run is not None and run.status == "failed":
+            failed = sorted(n for n, r in run.results.items() if not r.ok)
+            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+                message=f"failed or blocked: {', '.join(failed)}",
+                programmingLanguage="python",
+                producer=PRODUCER,
+            )
+        job_type = job_type_job.JobTypeJobFacet(
+            processingType="BATCH", integration="VIBEPIPER", jobType="JOB", producer=PRODUCER
+        )
+        return RunEvent(
+            eventType=getattr(RunState, kind),
+            eventTime=datetime.now(UTC).isoformat(),
+            run=Run(runId=self._parent_run_id, facets=facets),
+            job=Job(namespace=self.namespace, name="vibepiper_run", facets={"jobType": job_type}),
+            producer=PRODUCER,
+        )
 
     def _event(self, kind: str, name: str, result: AssetResult | None) -> Any:
         from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
@@ -96,7 +136,7 @@ class OpenLineageReporter:
 
         facets: dict[str, Any] = {
             "parent": parent_run.ParentRunFacet(
-                run=parent_run.Run(runId=str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))),
+                run=parent_run.Run(runId=self._parent_run_id),
                 job=parent_run.Job(namespace=self.namespace, name="vibepiper_run"),
                 producer=PRODUCER,
             )
@@ -198,8 +238,12 @@ class OpenLineageReporter:
         return dq.DataQualityAssertionsDatasetFacet(assertions=assertions, producer=PRODUCER)
 
     def _emit(self, kind: str, name: str, result: AssetResult | None) -> None:
+        self._send(lambda: self._event(kind, name, result))
+
+    def _send(self, build: Callable[[], Any]) -> None:
+        """Build an event and send it; a failure of either is one warning, once."""
         try:
-            self.client.emit(self._event(kind, name, result))
+            self.client.emit(build())
         except Exception as exc:  # lineage must never break a run
             if not self.failed:
                 self.failed = True
@@ -233,3 +277,7 @@ class Fanout:
     def asset_finished(self, result: AssetResult) -> None:
         for reporter in self.reporters:
             reporter.asset_finished(result)
+
+    def run_finished(self, run: RunResult) -> None:
+        for reporter in self.reporters:
+            reporter.run_finished(run)
