@@ -1,4 +1,4 @@
-"""What the commands share: the selection, --exclude, --json and --limit options, and
+"""What the commands share: the selection, --exclude, --set, --json and --limit options, and
 JSON output (exact: floats as Python writes them, so they read back the same)."""
 
 from __future__ import annotations
@@ -66,3 +66,21 @@ def frame_records(frame: Any) -> list[dict[str, Any]]:
         {str(name): json_value(value) for name, value in zip(frame.columns, row, strict=True)}
         for row in values.itertuples(index=False, name=None)
     ]
+
+
+set_option = click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="ASSET.PARAM=VALUE",
+    help="Give a configuration parameter (one with a default) of ASSET this value, over "
+    "[tool.vibepiper.config] (repeatable). VALUE is read as TOML (10, 2.5, true, "
+    "'\"10\"', [1, 2]); anything else is a string (eu).",
+)
+
+
+def overrides(settings: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
+    """The configuration the `--set` options give (None: none given)."""
+    from vibepiper.definitions.config import from_sets
+
+    return from_sets(settings) if settings else None

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from vibepiper.cli.common import emit_json, json_option, select_argument
-from vibepiper.cli.run_cmds import overrides, set_option
+from vibepiper.cli.common import emit_json, json_option, overrides, select_argument, set_option
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options

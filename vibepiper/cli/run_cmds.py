@@ -8,29 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vibepiper.cli.common import emit_json, exclude_option, json_option, select_argument
+from vibepiper.cli.common import (
+    emit_json,
+    exclude_option,
+    json_option,
+    overrides,
+    select_argument,
+    set_option,
+)
 from vibepiper.errors import EXIT_CANCELLED, EXIT_FAILED
 from vibepiper.execution import EXECUTORS
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
-
-set_option = click.option(
-    "--set",
-    "settings",
-    multiple=True,
-    metavar="ASSET.PARAM=VALUE",
-    help="Give a configuration parameter (one with a default) of ASSET this value, over "
-    "[tool.vibepiper.config] (repeatable). VALUE is read as TOML (10, 2.5, true, "
-    "'\"10\"', [1, 2]); anything else is a string (eu).",
-)
-
-
-def overrides(settings: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
-    """The configuration the `--set` options give (None: none given)."""
-    from vibepiper.definitions.config import from_sets
-
-    return from_sets(settings) if settings else None
 
 
 @click.command()
