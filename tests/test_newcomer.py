@@ -342,3 +342,15 @@ def test_without_a_terminal_each_asset_says_when_it_starts(tmp_path: Path) -> No
     assert started[0] < finished[0] < started[1] < finished[1]
     again = run_cli(root, "materialize")  # nothing starts when everything is fresh
     assert "started" not in again.stdout
+
+
+def test_outside_any_project_one_line_says_how_to_get_into_one(tmp_path: Path) -> None:
+    inner = tmp_path / "nowhere" / "deeper"
+    inner.mkdir(parents=True)
+    done = run_cli(inner, "status")
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line.startswith(
+        f"error: no VibePiper project here: no pyproject.toml with [tool.vibepiper] in {inner}"
+    )
+    assert "`vibepiper init DIR`" in line and "--project DIR" in line

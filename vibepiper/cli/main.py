@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from vibepiper.errors import EXIT_CANCELLED, VibePiperError
+from vibepiper.errors import EXIT_CANCELLED, ProjectLoadError, VibePiperError
 
 
 @dataclass
@@ -36,6 +36,12 @@ class Options:
             return self.project
         here = Path.cwd()
         found = find_project(here)
+        if found is None and not self.modules and not (here / "pyproject.toml").exists():
+            raise ProjectLoadError(
+                f"no VibePiper project here: no pyproject.toml with [tool.vibepiper] in {here} "
+                "or a folder above it",
+                "cd into a project, pass --project DIR, or create one with `vibepiper init DIR`",
+            )
         if found is None or found == here:
             return "."
         click.echo(f"using the project in {found / 'pyproject.toml'}", err=True)
