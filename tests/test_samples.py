@@ -184,3 +184,5 @@ def test_the_catalog_and_check_show_the_failing_column(tmp_path: Path) -> None:
     checked = run_cli(root, "check")
     samples = [line for line in checked.stdout.splitlines() if line.startswith("      {")]
     assert samples and all('"amount": -' in line for line in samples), checked.stdout
+    # Each printed row is whole: the same row as in the catalog, every column.
+    assert [json.loads(line) for line in samples] == rows

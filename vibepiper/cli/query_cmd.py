@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vibepiper.cli.common import json_default
+from vibepiper.cli.common import json_default, json_value
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
@@ -91,7 +91,7 @@ class _QueryJson(_QueryOutput):
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:
-            item = {n: _json_value(v) for n, v in zip(self.names, row, strict=True)}
+            item = {n: json_value(v) for n, v in zip(self.names, row, strict=True)}
             text = json.dumps(item, default=json_default, allow_nan=False)
             click.echo(self.separator + text, nl=False)
             self.separator = ",\n"
@@ -139,17 +139,3 @@ class _QueryTable(_QueryOutput):
         if not self.more:
             click.echo(f"({self.count} row{'s' if self.count != 1 else ''})", err=True)
         super().finish()
-
-
-def _json_value(value: Any) -> Any:
-    """`value` with what JSON has no literal for as a string: NaN, Infinity, -Infinity."""
-    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
-        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    return value
-
-
-_INF = float("inf")

@@ -86,7 +86,9 @@ def _sample_rows(sample: str | None) -> list[str]:
         rows = json.loads(sample)
     except ValueError:
         return [sample[:200]]
-    return [json.dumps(r, default=str)[:200] for r in rows[:SAMPLE_LINES]]
+    # Whole rows: their values are already shortened (validation/outcome.py), and cutting
+    # a row would hide the columns after the failing one.
+    return [json.dumps(r, default=str, ensure_ascii=False) for r in rows[:SAMPLE_LINES]]
 
 
 def write_junit(path: Path, findings: Sequence[Finding]) -> None:
