@@ -142,20 +142,29 @@ def test_query_gives_the_published_values(matrix: Path) -> None:
 
 
 def test_sql_sees_the_columns_every_reader_gets(matrix: Path) -> None:
-    """The index as stored (docs/types.md, "The index"): row numbers are not stored, any
-    other index is columns, so the file (what `query` reads) and `read()` have the same
-    columns."""
+    """The index as stored (docs/types.md, "The index"): row numbers are not stored; any
+    other index reads back as the index and is stored as columns named by its levels (an
+    unnamed one `index`), so the file (what `query` reads) never has `__index_level_0__`."""
     project = Project(matrix)
     versions = _versions(matrix)
     for case in PUBLISHED:
-        columns = list(_expected(case).columns)
+        back = project.read(f"t_{case}")
         path = project.store.path_for(f"t_{case}", versions[f"t_{case}"])
-        assert pq.read_schema(path).names == columns, case
-        assert list(project.read(f"t_{case}").columns) == columns, case
-    assert list(_expected("named_index").columns) == ["key", "v"]
-    assert list(_expected("multi_index").columns) == ["key", "day", "v"]
-    assert list(_expected("unnamed_string_index").columns) == ["index", "v"]
-    assert list(_expected("filtered_index").columns) == ["v"]
+        assert pq.read_schema(path).names == [*back.columns, *_index_fields(back)], case
+    assert list(_expected("named_index").index.names) == ["key"]
+    assert _index_fields(_expected("multi_index")) == ["key", "day"]
+    assert _index_fields(_expected("unnamed_string_index")) == ["index"]
+    assert _expected("unnamed_string_index").index.name is None
+    assert _index_fields(_expected("filtered_index")) == []
+    assert _index_fields(_expected("named_range_index")) == ["n"]
+
+
+def _index_fields(frame: pd.DataFrame) -> list[str]:
+    """The columns a frame's index is stored as: none for rows numbered 0, 1, 2...; else
+    the levels' names (an unnamed level as `reset_index()` names it)."""
+    if isinstance(frame.index, pd.RangeIndex) and frame.index.name is None:
+        return []
+    return [str(c) for c in pd.DataFrame(index=frame.index).reset_index().columns]
 
 
 def _missing(value: object) -> bool:
@@ -246,9 +255,17 @@ def _columns(draw: st.DrawFn) -> pd.Series:
 def _frames(draw: st.DrawFn) -> pd.DataFrame:
     columns = draw(st.lists(_columns(), min_size=1, max_size=3))
     size = min(len(c) for c in columns)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {f"c{i}": c.iloc[:size].reset_index(drop=True) for i, c in enumerate(columns)}
     )
+    index = draw(st.sampled_from(["default", "reversed", "named", "strings", "column"]))
+    if index == "reversed":  # row numbers: dropped
+        return frame.iloc[::-1]
+    if index == "named":
+        return frame.set_axis(pd.Index([i * 3 for i in range(size)], name="k"))
+    if index == "strings":  # unnamed, kept: stored as the column "index"
+        return frame.set_axis(pd.Index([f"r{i}" for i in range(size)]))
+    return frame.set_index("c0") if index == "column" and len(columns) > 1 else frame
 
 
 @settings(
@@ -258,8 +275,8 @@ def _frames(draw: st.DrawFn) -> pd.DataFrame:
 def test_what_is_stored_reads_back_as_what_was_handed_on(
     tmp_path: Path, frame: pd.DataFrame
 ) -> None:
-    """Any frame: refused with one line, or its Parquet file reads back as exactly the
-    frame handed downstream, with the same content hash."""
+    """Any frame (with any index): refused with one line, or its Parquet file reads back
+    as exactly the frame handed downstream, with the same content hash."""
     try:
         stored = for_storage("generated", frame)
     except UnstorableOutput as exc:

@@ -114,6 +114,7 @@ CASES = {
         lambda: _frame([{"x": 1}, {"y": 2}]),
         "refused: would read back changed",
     ),
+    "dicts_without_keys": (lambda: _frame([{}, {}]), "refused: dicts without keys"),
     "map_from_arrow": (
         lambda: pa.table({"v": pa.array([[("a", 1)], None], MAP)}),
         "refused: cannot be stored",
@@ -141,11 +142,19 @@ CASES = {
         ),
         "float64",
     ),
-    "range_index_offset": (
+    "named_range_index": (  # stored as a column: reads back as an Index of int64
+        lambda: pd.DataFrame({"v": [1, 2]}, index=pd.RangeIndex(2, name="n")),
+        "int64",
+    ),
+    "date_index_with_freq": (  # Parquet keeps no freq: read back without it
+        lambda: pd.DataFrame({"v": [1, 2]}, index=pd.date_range("2026-01-01", periods=2)),
+        "int64",
+    ),
+    "range_index_offset": (  # row numbers: dropped
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.RangeIndex(5, 9, 2)),
         "int64",
     ),
-    "object_index_of_ints": (
+    "object_index_of_ints": (  # row numbers: dropped
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, 8], dtype=object)),
         "int64",
     ),
@@ -153,21 +162,25 @@ CASES = {
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, None], dtype=object)),
         "int64",
     ),
-    "filtered_index": (
+    "filtered_index": (  # row numbers: dropped
         lambda: pd.DataFrame({"v": [3, -1, 4, -1, -5, 9]}).query("v > 0"),
         "int64",
     ),
-    "unnamed_string_index": (
+    "unnamed_string_index": (  # kept, unnamed; stored as the column "index"
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index(["p", "q"])),
         "int64",
     ),
     "index_of_nullable_ints_named": (
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, None], dtype=object, name="k")),
-        "int64",
+        "refused: reads back as float64",
     ),
     "index_named_as_a_column": (
         lambda: pd.DataFrame({"v": [1, 2]}, index=pd.Index([7, 8], name="v")),
         "refused: has the name of a column",
+    ),
+    "unnamed_index_where_index_is_a_column": (
+        lambda: pd.DataFrame({"v": [1, 2], "index": [3, 4]}, index=pd.Index(["p", "q"])),
+        "refused: would be stored as column 'index'",
     ),
 }
 

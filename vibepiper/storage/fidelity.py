@@ -7,12 +7,13 @@ that Parquet will give back for it (`Stored.frame`): downstream assets, checks, 
 Columns whose type Parquet keeps exactly are handed on as they are; for any other, the
 frame is rebuilt from the table exactly as a read would rebuild it, and compared with what
 the asset returned. A change of value is never silent: a column that cannot be stored
-faithfully is an `UnstorableOutput` naming the column and what to do. The index is not
-kept as an index: row numbers (an unnamed index of integers, such as filtering leaves)
-are dropped, any other index becomes the first columns. A few types are
-normalised first, in documented ways (docs/types.md): an object column of integers
-becomes Int64, of booleans `boolean`, of datetimes datetime64; `datetime64[s]` becomes
-`datetime64[ms]` (Parquet has no seconds unit).
+faithfully is an `UnstorableOutput` naming the column and what to do. An index of row
+numbers (unnamed integers, such as filtering leaves) is dropped, so the rows read back
+numbered 0, 1, 2...; any other index reads back as the same index, its levels stored as
+named columns (docs/types.md, "The index"). A few types are normalised first, in
+documented ways (docs/types.md): an object column of integers becomes Int64, of booleans
+`boolean`, of datetimes datetime64; `datetime64[s]` becomes `datetime64[ms]` (Parquet has
+no seconds unit).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vibepiper.storage.parquet_files import IndexNotStorable, index_as_columns
+from vibepiper.storage.parquet_files import IndexNotStorable, index_fields, without_row_numbers
 from vibepiper.text import first_line, quoted
 
 if TYPE_CHECKING:
@@ -116,10 +117,10 @@ def _register_pandas_types() -> None:
 
 
 def _normalise(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The documented normalisations: the index as columns, or dropped if it is only row
-    numbers; object columns of integers, booleans, datetimes (and other types pandas has
-    an array for) to those arrays; datetime64[s] to [ms]."""
-    frame = _index_as_columns(asset, frame)
+    """The documented normalisations: an index of row numbers dropped; object columns
+    (and index levels) of integers, booleans, datetimes (and other types pandas has an
+    array for) to those arrays; datetime64[s] to [ms]."""
+    frame = _without_row_numbers(asset, frame)
     changed: dict[str, Any] = {}
     for name, dtype in frame.dtypes.items():
         if _kept(dtype) and _unit(dtype) != "s":
@@ -127,14 +128,22 @@ def _normalise(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
         better = _better_column(asset, str(name), frame[name])
         if better is not None:
             changed[str(name)] = better
-    return frame.assign(**changed) if changed else frame
+    index = _better_index(asset, frame.index)
+    if not changed and index is None:
+        return frame
+    frame = frame.assign(**changed) if changed else frame
+    return frame.set_axis(index) if index is not None else frame
 
 
-def _index_as_columns(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
+def _without_row_numbers(asset: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with an index of row numbers dropped; refused if its index cannot be
+    stored as named columns."""
+    frame = without_row_numbers(frame)
     try:
-        return index_as_columns(frame)
+        index_fields(frame)
     except IndexNotStorable as exc:
         raise UnstorableOutput(f"asset '{asset}': {exc}") from None
+    return frame
 
 
 def _better_column(asset: str, name: str, column: pd.Series) -> Any:
@@ -160,6 +169,40 @@ def _better_column(asset: str, name: str, column: pd.Series) -> Any:
     if _unit(array.dtype) == "s":
         array = pd.Series(array).dt.as_unit("ms").array
     return array
+
+
+def _better_index(asset: str, index: pd.Index) -> pd.Index | None:
+    """The index as it reads back: its levels normalised as columns are, a date index
+    without its `freq` (Parquet does not keep it); None if nothing changes."""
+    import pandas as pd
+
+    if isinstance(index, pd.RangeIndex):
+        return None
+    # freq=None drops it, keeping the values (not copied); pandas-stubs omit None
+    if isinstance(index, pd.DatetimeIndex) and index.freq is not None:
+        index = pd.DatetimeIndex(index, freq=None)  # type: ignore[arg-type]
+        return _better_index(asset, index) or index
+    if isinstance(index, pd.TimedeltaIndex) and index.freq is not None:
+        index = pd.TimedeltaIndex(index, freq=None)  # type: ignore[arg-type]
+        return _better_index(asset, index) or index
+    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    names = [f"index level {i}" if n is None else str(n) for i, n in enumerate(index.names)]
+    better = [
+        _better_column(asset, name, pd.Series(level))
+        for name, level in zip(names, levels, strict=True)
+    ]
+    if all(b is None for b in better):
+        return None
+    arrays = [lv if b is None else b for lv, b in zip(levels, better, strict=True)]
+    if index.nlevels == 1:
+        return pd.Index(arrays[0], name=index.name)
+    return pd.MultiIndex.from_arrays(arrays, names=index.names)
+
+
+def _level(index: pd.Index, i: int) -> str:
+    """A level of the index as errors name it."""
+    name = index.names[i]
+    return f"index {quoted(str(name))}" if name is not None else f"index level {i}"
 
 
 def _zones(column: pd.Series) -> set[str | None]:
@@ -244,6 +287,22 @@ def _refuse_lossy_types(asset: str, table: pa.Table) -> None:
                 f"{kind.value_type}; convert it with .astype('{_plain(kind.value_type)}') "
                 "or make its categories strings"
             )
+        if _has_empty_struct(kind):
+            raise UnstorableOutput(
+                f"asset '{asset}': column {quoted(field.name)} holds dicts without keys, "
+                "which Parquet cannot store; give them keys, or store them as JSON text"
+            )
+
+
+def _has_empty_struct(kind: pa.DataType) -> bool:
+    """Whether a type is, or holds, a struct of no fields (what `{}` cells become)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        return kind.num_fields == 0 or any(_has_empty_struct(f.type) for f in kind)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_empty_struct(kind.value_type)
+    return False
 
 
 def _plain(kind: pa.DataType) -> str:
@@ -253,15 +312,23 @@ def _plain(kind: pa.DataType) -> str:
 
 
 def _kept_as_is(frame: pd.DataFrame) -> bool:
-    """Whether reading the (normalised: numbered 0, 1, 2...) frame back gives the frame
-    itself: every column has a type that Parquet keeps exactly (checked against the type
-    matrix of tests/test_fidelity.py). A look at the dtypes, so the common case costs
-    nothing."""
-    return all(_kept(dtype) for dtype in frame.dtypes)
+    """Whether reading the frame back gives the frame itself: every column and index
+    level has a type that Parquet keeps exactly (checked against the type matrix of
+    tests/test_fidelity.py), and the index is not a named RangeIndex (stored as a column,
+    it reads back as an Index). A look at the dtypes, so the common case costs nothing."""
+    import pandas as pd
+
+    if not all(_kept(dtype) for dtype in frame.dtypes):
+        return False
+    index = frame.index
+    if isinstance(index, pd.RangeIndex):
+        return index.name is None  # numbered 0, 1, 2...: row numbers are dropped before
+    levels = index.dtypes if isinstance(index, pd.MultiIndex) else [index.dtype]
+    return all(_kept(dtype, in_index=True) for dtype in levels)
 
 
-def _kept(dtype: Any) -> bool:
-    """Whether Parquet gives back a column of this type exactly."""
+def _kept(dtype: Any, in_index: bool = False) -> bool:
+    """Whether Parquet gives back a column (or an index level) of this type exactly."""
     import numpy as np
     import pandas as pd
 
@@ -271,6 +338,8 @@ def _kept(dtype: Any) -> bool:
         return dtype.unit != "s"
     if isinstance(dtype, pd.StringDtype):
         return dtype.storage == "pyarrow"
+    if in_index:  # pyarrow rebuilds the other types only for columns
+        return False
     if isinstance(dtype, pd.CategoricalDtype):
         categories = dtype.categories.dtype
         return isinstance(categories, pd.StringDtype) and categories.storage == "pyarrow"
@@ -299,22 +368,54 @@ def _compare(asset: str, frame: pd.DataFrame, back: pd.DataFrame) -> None:
         if mine.dtype == theirs.dtype and _kept(mine.dtype):
             continue
         _same_column(asset, f"column {quoted(str(name))}", mine.to_numpy(), theirs.to_numpy())
+    index, back_index = frame.index, back.index
+    if (
+        type(index) is type(back_index)
+        and index.equals(back_index)
+        and all(
+            _kept(index.get_level_values(i).dtype, in_index=True)
+            and index.get_level_values(i).dtype == back_index.get_level_values(i).dtype
+            for i in range(index.nlevels)
+        )
+    ):
+        return
+    if list(index.names) != list(back_index.names):
+        raise UnstorableOutput(f"asset '{asset}': its index does not read back as written")
+    for i in range(index.nlevels):
+        _same_column(
+            asset,
+            _level(index, i),
+            index.get_level_values(i).to_numpy(),
+            back_index.get_level_values(i).to_numpy(),
+        )
 
 
 def _stable(asset: str, frame: pd.DataFrame, back: pd.DataFrame, table: pa.Table) -> None:
     """What is read back must store as the same content, or data versions would depend
-    on where a frame came from (a type detail that changes on the way)."""
+    on where a frame came from (pyarrow gives back some index types as others)."""
     from vibepiper.storage.parquet_store import to_arrow
     from vibepiper.versioning.data_version import table_version
 
     if table_version(to_arrow(back)) == table_version(table):
         return
-    for name in frame.columns:
-        mine, theirs = frame[name].dtype, back[name].dtype
+    index, back_index = frame.index, back.index
+    levels = [
+        (
+            _level(index, i),
+            ", or reset_index()",
+            index.get_level_values(i).dtype,
+            back_index.get_level_values(i).dtype,
+        )
+        for i in range(index.nlevels)
+    ]
+    columns = [
+        (f"column {quoted(str(c))}", "", frame[c].dtype, back[c].dtype) for c in frame.columns
+    ]
+    for what, or_else, mine, theirs in [*levels, *columns]:
         if mine != theirs:
             raise UnstorableOutput(
-                f"asset '{asset}': column {quoted(str(name))} reads back as {theirs}, not "
-                f"{mine}; convert it to a type that Parquet keeps (see docs/types.md)"
+                f"asset '{asset}': {what} reads back as {theirs}, not {mine}; convert it to "
+                f"a type that Parquet keeps (see docs/types.md){or_else}"
             )
     raise UnstorableOutput(
         f"asset '{asset}': its data does not read back as written; see docs/types.md"

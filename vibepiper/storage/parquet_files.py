@@ -30,7 +30,8 @@ _INTEGERS = frozenset({"integer", "empty"})  # what pandas' infer_dtype says of 
 
 
 class IndexNotStorable(ValueError):
-    """A DataFrame's index cannot become columns (named as a column, or not by a string)."""
+    """A DataFrame's index cannot be stored as columns (a level named like a column or
+    another level, or by something other than a string)."""
 
 
 class NotAFileError(OSError):
@@ -216,49 +217,35 @@ def link_target(path: Path) -> str:
 
 
 def to_arrow(frame: Any) -> pa.Table:
-    """The Arrow table for a pandas DataFrame, its index as `index_as_columns` says."""
+    """The Arrow table for a pandas DataFrame, its index stored by the rule of
+    docs/types.md ("The index"): row numbers dropped, any other index as columns named
+    by `index_fields` that pandas reads back as the index."""
     import pyarrow as pa
 
     if isinstance(frame, pa.Table):
         return frame
-    frame = index_as_columns(frame)
+    frame = without_row_numbers(frame)
+    fields = index_fields(frame)
     # pyarrow converts columns on a new thread pool by default, which costs ~2 ms a call:
     # ten times the conversion of a 10,000-row frame. Only large frames gain from it.
     rows, columns = frame.shape
     threads = None if rows * columns >= _THREADED_CELLS else 1
-    return pa.Table.from_pandas(frame, preserve_index=None, nthreads=threads)
+    if not fields:  # numbered 0, 1, 2...: stored as a range, no column
+        return pa.Table.from_pandas(frame, preserve_index=None, nthreads=threads)
+    table = pa.Table.from_pandas(frame, preserve_index=True, nthreads=threads)
+    return _unnamed_levels_named(table, fields)
 
 
-def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` as it is stored (docs/types.md, "The index"), numbered 0, 1, 2...: an index
-    of row numbers (`row_numbers`) dropped, which pyarrow would store as a column
-    `__index_level_0__`; any other index its first columns, named as `reset_index()`
-    names them. An IndexNotStorable if they cannot be named so."""
+def without_row_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` numbered 0, 1, 2... if its index is only row numbers (`row_numbers`), which
+    pyarrow would store as a column `__index_level_0__`; else `frame` itself. A default
+    RangeIndex is not copied."""
     import pandas as pd
 
     index = frame.index
-    if row_numbers(index):  # a plain RangeIndex is stored as a range: no column, no copy
-        return frame if index.equals(pd.RangeIndex(len(index))) else frame.reset_index(drop=True)
-    names = [n for n in index.names if n is not None]
-    taken = [n for n in names if n in frame.columns]
-    if taken:
-        raise IndexNotStorable(
-            f"its index {quoted(str(taken[0]))} has the name of a column; drop one of them "
-            "(reset_index(drop=True), or set_index(..., drop=True))"
-        )
-    odd = [n for n in names if not isinstance(n, str)]
-    if odd:
-        raise IndexNotStorable(
-            f"its index is named {odd[0]!r}, not a string; name it with "
-            "rename_axis('name') or drop it with reset_index(drop=True)"
-        )
-    try:
-        return frame.reset_index()
-    except ValueError as exc:  # an unnamed level's default name ("index") is a column too
-        raise IndexNotStorable(
-            f"its index cannot become columns ({first_line(exc)}); name its levels with "
-            "rename_axis([...]) or drop it with reset_index(drop=True)"
-        ) from None
+    if not row_numbers(index) or index.equals(pd.RangeIndex(len(index))):
+        return frame
+    return frame.reset_index(drop=True)
 
 
 def row_numbers(index: pd.Index) -> bool:
@@ -267,6 +254,59 @@ def row_numbers(index: pd.Index) -> bool:
     from pandas.api.types import infer_dtype
 
     return index.nlevels == 1 and index.name is None and infer_dtype(index) in _INTEGERS
+
+
+def index_fields(frame: pd.DataFrame) -> list[str]:
+    """The columns that store the index of `frame` (with its row numbers dropped): none
+    for rows numbered 0, 1, 2...; else each level's name, an unnamed one named as
+    `reset_index()` names it (`index`, or `level_0`, `level_1`... in a MultiIndex). An
+    IndexNotStorable if a level has no such name of its own."""
+    index = frame.index
+    if row_numbers(index):
+        return []
+    odd = [n for n in index.names if n is not None and not isinstance(n, str)]
+    if odd:
+        raise IndexNotStorable(
+            f"its index is named {odd[0]!r}, not a string; name it with "
+            "rename_axis('name') or drop it with reset_index(drop=True)"
+        )
+    default = ["index"] if index.nlevels == 1 else [f"level_{i}" for i in range(index.nlevels)]
+    fields = [default[i] if n is None else str(n) for i, n in enumerate(index.names)]
+    for i, field in enumerate(fields):
+        if field in frame.columns or field in fields[:i]:
+            raise IndexNotStorable(_collision(field, unnamed=index.names[i] is None))
+    return fields
+
+
+def _collision(field: str, unnamed: bool) -> str:
+    if unnamed:
+        return (
+            f"its unnamed index would be stored as column {quoted(field)}, which it has "
+            "already; name the index with rename_axis('name') or drop it with "
+            "reset_index(drop=True)"
+        )
+    return (
+        f"its index {quoted(field)} has the name of a column or of another index level; "
+        "drop one of them (reset_index(drop=True), or set_index(..., drop=True)) or rename "
+        "it with rename_axis([...])"
+    )
+
+
+def _unnamed_levels_named(table: pa.Table, fields: list[str]) -> pa.Table:
+    """`table` with the columns pyarrow names `__index_level_0__`... for unnamed index
+    levels renamed to `fields`. The pandas metadata keeps the level's name (null) apart
+    from its column's (`field_name`), so pandas still reads the level back unnamed."""
+    import json
+
+    metadata = table.schema.pandas_metadata
+    renamed = dict(zip(metadata["index_columns"], fields, strict=True))
+    if all(old == new for old, new in renamed.items()):
+        return table
+    metadata["index_columns"] = fields
+    for column in metadata["columns"]:
+        column["field_name"] = renamed.get(column["field_name"], column["field_name"])
+    table = table.rename_columns([renamed.get(c, c) for c in table.column_names])
+    return table.replace_schema_metadata({b"pandas": json.dumps(metadata).encode()})
 
 
 def _pair(key: bytes, value: str) -> bytes:

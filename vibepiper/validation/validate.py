@@ -58,9 +58,15 @@ def validate(
 
 
 def _numbered(index: pd.Index) -> bool:
+    """Rows numbered 0, 1, 2...: an unnamed default RangeIndex (a named one is meaningful,
+    and quarantine keeps the labels of the kept rows, as for any other index)."""
     import pandas as pd
 
-    return isinstance(index, pd.RangeIndex) and index.equals(pd.RangeIndex(len(index)))
+    return (
+        isinstance(index, pd.RangeIndex)
+        and index.name is None
+        and index.equals(pd.RangeIndex(len(index)))
+    )
 
 
 def _validate(
