@@ -1,10 +1,11 @@
 """OpenLineage: each computed asset emits a START and a COMPLETE (FAIL; ABORT when the run
-was cancelled) run event whose job is the asset, whose inputs are the assets it read and whose output is the asset itself,
-with schema, version, row-count and data-quality facets, and a jobType facet saying it is a
-batch VibePiper asset. The run itself is their parent (job `vibepiper_run`): it emits a
-START before its first asset computes and a COMPLETE, FAIL or ABORT when it ends (a run
-that computes nothing emits nothing). Every facet VibePiper builds names VibePiper (at its version) as its
-`_producer`; tests/test_openlineage_spec.py validates the events against the specification.
+was cancelled) run event whose job is the asset, whose inputs are the assets it read and
+whose output is the asset itself, with schema, version, row-count and data-quality facets,
+and a jobType facet saying it is a batch VibePiper asset. The run itself is their parent
+(job `vibepiper_run`): it emits a START before its first asset computes and a COMPLETE,
+FAIL or ABORT when it ends (a run that computes nothing emits nothing). Every facet
+VibePiper builds names VibePiper (at its version) as its `_producer`;
+tests/test_openlineage_spec.py validates the events against the specification.
 
 Configured with `[tool.vibepiper] openlineage = {transport = "file", path = "..."}` (JSON
 lines) or `{transport = "http", url = "..."}`. The events are built with the
@@ -108,31 +109,15 @@ class OpenLineageReporter:
 
     def _run_event(self, kind: str, run: RunResult | None) -> Any:
         """An event of the run itself (job `vibepiper_run`), the parent of the assets'."""
-        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-        from openlineage.client.facet_v2 import error_message_run, job_type_job
-
-        facets: dict[str, Any] = {}
+        error = None
         if run is not None and run.status == "failed":
             failed = sorted(n for n, r in run.results.items() if not r.ok)
-            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=f"failed or blocked: {', '.join(failed)}",
-                programmingLanguage="python",
-                producer=PRODUCER,
-            )
-        job_type = job_type_job.JobTypeJobFacet(
-            processingType="BATCH", integration="VIBEPIPER", jobType="JOB", producer=PRODUCER
-        )
-        return RunEvent(
-            eventType=getattr(RunState, kind),
-            eventTime=datetime.now(UTC).isoformat(),
-            run=Run(runId=self._parent_run_id, facets=facets),
-            job=Job(namespace=self.namespace, name="vibepiper_run", facets={"jobType": job_type}),
-            producer=PRODUCER,
-        )
+            error = f"failed or blocked: {', '.join(failed)}"
+        return self._make_event(kind, self._parent_run_id, "vibepiper_run", "JOB", {}, error)
 
     def _event(self, kind: str, name: str, result: AssetResult | None) -> Any:
-        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-        from openlineage.client.facet_v2 import error_message_run, job_type_job, parent_run
+        """An event of one asset's computation, a child of the run's."""
+        from openlineage.client.facet_v2 import parent_run
 
         facets: dict[str, Any] = {
             "parent": parent_run.ParentRunFacet(
@@ -141,23 +126,48 @@ class OpenLineageReporter:
                 producer=PRODUCER,
             )
         }
-        if result is not None and result.state != states.SUCCEEDED:
+        failed = result is not None and result.state != states.SUCCEEDED
+        return self._make_event(
+            kind,
+            self.runs[name],
+            name,
+            "ASSET",
+            facets,
+            error=(result.message or result.state) if failed and result else None,
+            stack=result.error if failed and result else None,
+            inputs=self._inputs(name, result),
+            outputs=self._outputs(name, result),
+        )
+
+    def _make_event(
+        self,
+        kind: str,
+        run_id: str,
+        job: str,
+        job_type: str,
+        facets: dict[str, Any],
+        error: str | None = None,
+        stack: str | None = None,
+        inputs: list[Any] | None = None,
+        outputs: list[Any] | None = None,
+    ) -> Any:
+        from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+        from openlineage.client.facet_v2 import error_message_run, job_type_job
+
+        if error is not None:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=result.message or result.state,
-                programmingLanguage="python",
-                stackTrace=result.error,
-                producer=PRODUCER,
+                message=error, programmingLanguage="python", stackTrace=stack, producer=PRODUCER
             )
-        job_type = job_type_job.JobTypeJobFacet(
-            processingType="BATCH", integration="VIBEPIPER", jobType="ASSET", producer=PRODUCER
+        job_facet = job_type_job.JobTypeJobFacet(
+            processingType="BATCH", integration="VIBEPIPER", jobType=job_type, producer=PRODUCER
         )
         return RunEvent(
             eventType=getattr(RunState, kind),
             eventTime=datetime.now(UTC).isoformat(),
-            run=Run(runId=self.runs[name], facets=facets),
-            job=Job(namespace=self.namespace, name=name, facets={"jobType": job_type}),
-            inputs=self._inputs(name, result),
-            outputs=self._outputs(name, result),
+            run=Run(runId=run_id, facets=facets),
+            job=Job(namespace=self.namespace, name=job, facets={"jobType": job_facet}),
+            inputs=inputs or [],
+            outputs=outputs or [],
             producer=PRODUCER,
         )
 
