@@ -202,18 +202,25 @@ def print_table(
     rows: Sequence[dict[str, Any]], columns: Iterable[str], stream: TextIO | None = None
 ) -> None:
     """Rows as an aligned table (rich on a terminal, plain text elsewhere)."""
+    out = stream or sys.stdout
+    names = list(columns)
+    if not is_terminal(out):
+        cells = [[visible(_text(row.get(name))) for name in names] for row in rows]
+        plain = _plain_table(names, cells)
+        if plain is not None:
+            out.write(plain)
+            out.flush()
+            return
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    out = stream or sys.stdout
     table = Table(
         box=box.SIMPLE_HEAD if is_terminal(out) else box.ASCII2,
         header_style="bold",
         pad_edge=False,
         show_edge=False,
     )
-    names = list(columns)
     for name in names:
         table.add_column(name, overflow="fold")
     for row in rows:
@@ -222,11 +229,40 @@ def print_table(
 
 
 def _cell(value: Any) -> str:
+    return _escape(visible(_text(value)))
+
+
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return _escape(visible(", ".join(str(v) for v in value)))
-    return _escape(visible(str(value)))
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+PLAIN_WIDTH = 180  # wider tables go to rich, which folds them within 200 columns
+
+
+def _plain_table(names: list[str], rows: list[list[str]]) -> str | None:
+    """The table rich draws for a log (the ASCII2 box without edges), written directly:
+    thousands of rows in milliseconds. None when only rich can draw it the same: a cell
+    on several lines or not plain ASCII (whose width on screen is not its length), or a
+    table wider than PLAIN_WIDTH."""
+    widths = [len(name) for name in names]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    if sum(widths) + 3 * (len(widths) - 1) > PLAIN_WIDTH:
+        return None
+    every = "".join(names) + "".join(cell for row in rows for cell in row)
+    if not every.isascii() or "\n" in every or "\t" in every:
+        return None
+    last = len(widths) - 1
+    rule = "+".join("-" * (w + (i > 0) + (i < last)) for i, w in enumerate(widths))
+    lines = [" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)), rule]
+    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 # Control characters but tab and newline (terminal escapes, carriage returns...) and the
