@@ -331,17 +331,27 @@ class Measure:
         }
 
 
-def interleaved(measures: list[Measure], repeat: int, log: Path, quick: bool = False) -> None:
+def interleaved(
+    measures: list[Measure],
+    repeat: int,
+    log: Path,
+    quick: bool = False,
+    *,
+    patient: bool = True,
+    warm_up: bool = True,
+) -> None:
     """One untimed warm-up of each, then `repeat` rounds of one run of each, in turn, so
     that a slow spell of the machine hits every figure of a comparison alike.
 
-    `quick` (a smoke test, not figures): only the first measure warms up, no waiting for a
-    quiet machine, no second try of a disturbed run.
+    `quick` (a smoke test, not figures): only the first measure warms up, and not
+    `patient`. Not `patient`: no waiting for a quiet machine, no second try of a disturbed
+    run (it is kept and flagged). Without `warm_up`, the caller has warmed up otherwise.
     """
-    for m in measures[:1] if quick else measures:
-        print(f"  {m.name} (warm-up) ...", file=sys.stderr, flush=True)
-        m.once(log, timed=False)
-    if quick:
+    if warm_up:
+        for m in measures[:1] if quick else measures:
+            print(f"  {m.name} (warm-up) ...", file=sys.stderr, flush=True)
+            m.once(log, timed=False)
+    if quick or not patient:
         for m in measures:
             m.tries = 1
     else:

@@ -35,6 +35,11 @@ VALIDATION = Goal("<= 2x floor", lambda m, f: m <= 2 * f)
 MEMORY = Goal("<= 2.5x frame", lambda m, f: m <= 2.5 * f)
 DATA_VERSION = Goal("< 1x floor (well below)", lambda m, f: m < f)
 PROCESSES = Goal("<= 0.625x floor (1.6x faster)", lambda m, f: f >= 1.6 * m)
+COLD_SCALE = Goal("<= 1.1x floor", lambda m, f: m <= 1.1 * f)  # issue 17, at 4,000 assets
+
+
+def _at_most(limit: float) -> Callable[[float, float], bool]:
+    return lambda m, f: m <= limit
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,78 @@ def graph_rows(report: dict[str, Any]) -> list[Row]:
     return rows
 
 
+# scale.py (issue 17): figure, label, unit, its floor's figure, the floor's label, the goal
+# at SCALE_ASSETS. Every figure is read from the report's derived[N]["figures"].
+SCALE_ASSETS = 4_000
+NOOP_SCALE = Goal("<= 0.6 s", _at_most(0.6))
+STATUS_SCALE = Goal("<= 0.6 s", _at_most(0.6))
+LIST_SCALE = Goal("<= 0.4 s", _at_most(0.4))
+EDIT_SCALE = Goal("<= 1.0 s", _at_most(1.0))
+RSS_NOOP_SCALE = Goal("<= 200 MiB", _at_most(200))
+SCALE_FIGURES: tuple[tuple[str, str, str, str | None, str, Goal | None], ...] = (
+    ("cold", "cold run, {n} assets", "s", "floor", "plain script", COLD_SCALE),
+    ("noop", "no-op run, {n} assets", "s", "import", IMPORT_FLOOR, NOOP_SCALE),
+    ("status", "`vibepiper status`, {n} assets, fresh", "s", "import", IMPORT_FLOOR, STATUS_SCALE),
+    ("list", "`vibepiper list`, {n} assets", "s", "import", IMPORT_FLOOR, LIST_SCALE),
+    ("edit", "1 asset edited, run, {n} assets", "s", "import", IMPORT_FLOOR, EDIT_SCALE),
+    ("import", "import floor, {n} assets (a reference)", "s", None, "", None),
+    (
+        "rss_noop",
+        "peak RSS, no-op run, {n} assets",
+        "MiB",
+        "rss_import",
+        IMPORT_FLOOR,
+        RSS_NOOP_SCALE,
+    ),
+    ("rss_cold", "peak RSS, cold run, {n} assets", "MiB", "rss_floor", "plain script", None),
+)
+
+
+def scale_rows(report: dict[str, Any]) -> list[Row]:
+    derived = report["derived"]
+    sizes = sorted(report["assets"])
+    goal_n = SCALE_ASSETS if SCALE_ASSETS in sizes else max(sizes)
+    rows = []
+    for figure, label, unit, floor, floor_label, goal in SCALE_FIGURES:
+        for n in sizes:
+            found = derived[str(n)]["figures"]
+            if figure not in found:  # not measured (--only)
+                continue
+            key, text = f"scale:{figure}@{n}", label.format(n=f"{n:,}")
+            values = found[figure]["median"], found[figure]["min"], found[figure]["max"]
+            if floor is None:
+                rows.append(Row(key, text, unit, *values))
+                continue
+            floor_of = (found[floor]["median"], floor_label)
+            goal_here = goal if n == goal_n else None
+            rows.append(row(key, text, values, floor_of, goal_here, n == SCALE_ASSETS, unit))
+    return rows
+
+
+def scale_notes(report: dict[str, Any]) -> list[str]:
+    """How each figure grows with N, which sizes timed fewer cold runs, what went wrong."""
+    found = []
+    for figure, g in report["growth"].items():
+        per = g["unit"]
+        steps = ", ".join(f"{i['slope']:.3f} from {i['from']:,}" for i in g["intervals"])
+        exponent = "" if g["exponent"] is None else f"exponent {g['exponent']:.2f}, "
+        line = (
+            f"scale, {figure}: {g['slope_per_asset']:.3f} {per}/asset over "
+            f"{', '.join(f'{n:,}' for n in g['sizes'])} ({steps}); {exponent}{g['verdict']}"
+        )
+        if per == "ms":
+            line += f"; per asset {g['per_asset_smallest']:.2f} -> {g['per_asset_largest']:.2f} ms"
+        found.append(line)
+    for n, d in report["derived"].items():
+        if d["cold_repeat"] is not None and d["cold_repeat"] != report["repeat"]:
+            found.append(
+                f"scale, {int(n):,} assets: cold run and plain script timed {d['cold_repeat']} "
+                f"time(s), not {report['repeat']}"
+            )
+        found += [f"scale: WARNING: {problem}" for problem in d["problems"]]
+    return found
+
+
 def validation_rows(report: dict[str, Any]) -> list[Row]:
     results, rows = report["results"], report["rows"]
     floor = (results["duckdb_pandas"]["median_s"], "one DuckDB query")
@@ -228,6 +305,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "data_version": data_version_rows,
     "memory": memory_rows,
     "executors": executors_rows,
+    "scale": scale_rows,
 }
 
 
@@ -252,6 +330,8 @@ def notes(name: str, report: dict[str, Any]) -> list[str]:
             f"{e} {d['overhead_per_asset_ms']:.1f}" for e, d in report["derived"].items()
         )
         return [f"executors: overhead ms/asset ({report['trivial_assets']} trivial) {overheads}"]
+    if name == "scale":
+        return scale_notes(report)
     return []
 
 

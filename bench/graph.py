@@ -66,6 +66,7 @@ class Node:
     layer: int
     inputs: tuple[str, ...]
     op: str  # "root", "groupby" or "arith"
+    position: int  # in its layer
 
 
 def layout(n: int) -> list[Node]:
@@ -79,13 +80,14 @@ def layout(n: int) -> list[Node]:
     for index in range(n):
         layer, pos = divmod(index, width)
         if layer == 0:
-            nodes.append(Node(f"l0_{pos}", 0, (), "root"))
+            nodes.append(Node(f"l0_{pos}", 0, (), "root", pos))
             continue
         rng = random.Random(layer * 100_003 + pos)
         near = [(pos + d) % width for d in (-1, 1)]
         picks = [pos, *rng.sample(near, rng.randint(0, 2))]
         inputs = tuple(f"l{layer - 1}_{p}" for p in dict.fromkeys(picks))
-        nodes.append(Node(f"l{layer}_{pos}", layer, inputs, rng.choice(("groupby", "arith"))))
+        op = rng.choice(("groupby", "arith"))
+        nodes.append(Node(f"l{layer}_{pos}", layer, inputs, op, pos))
     return nodes
 
 
@@ -97,8 +99,9 @@ def descendants(nodes: list[Node], name: str) -> set[str]:
     return found - {name}
 
 
-def function_source(node: Node, index: int) -> str:
-    """The body shared by the asset and the floor: the same pandas work, to the letter."""
+def function_source(node: Node, index: int, rows: int = ROWS) -> str:
+    """The body shared by the asset and the floor: the same pandas work, to the letter (a
+    root makes a frame of `rows` rows)."""
     args = ", ".join(f"{i}: pd.DataFrame" for i in node.inputs)
     head = f"def {node.name}({args}) -> pd.DataFrame:\n"
     if node.op == "root":
@@ -106,9 +109,9 @@ def function_source(node: Node, index: int) -> str:
             rng = np.random.default_rng({index})
             return pd.DataFrame(
                 {{
-                    "id": rng.permutation({ROWS}),
-                    "x": rng.normal(0.0, 1.0, {ROWS}) * 1.000,  # scale
-                    "cat": rng.choice(CATEGORIES, {ROWS}),
+                    "id": rng.permutation({rows}),
+                    "x": rng.normal(0.0, 1.0, {rows}) * 1.000,  # scale
+                    "cat": rng.choice(CATEGORIES, {rows}),
                 }}
             )
             """
@@ -188,35 +191,42 @@ class Project:
         return self.root / "floor-out"
 
     def change_root(self) -> None:
-        """Change the scale literal of CHANGED_ROOT, so its output (and its cone's) change.
-
-        The module's __pycache__ is removed: a .pyc is validated by the source's size and
-        its mtime in whole seconds, both of which an edit within a second may keep.
-        """
+        """Change the scale literal of CHANGED_ROOT, so its output (and its cone's) change."""
         self.scale += 1
-        path = self.root / "graph_assets.py"
-        text = path.read_text()
-        head, sep, rest = text.partition(f"def {CHANGED_ROOT}(")
-        body, sep2, tail = rest.partition("\n\n\n")
-        body, count = SCALE_LITERAL.subn(f"* {1 + self.scale / 1000:.3f},  # scale", body)
-        if count != 1:
-            raise RuntimeError(f"no scale literal found in {CHANGED_ROOT}")
-        path.write_text(head + sep + body + sep2 + tail)
-        shutil.rmtree(self.root / "__pycache__", ignore_errors=True)
+        edit_function(
+            self.root / "graph_assets.py",
+            CHANGED_ROOT,
+            SCALE_LITERAL,
+            f"* {1 + self.scale / 1000:.3f},  # scale",
+        )
 
 
-def write_project(root: Path, n: int) -> Project:
-    nodes = layout(n)
-    root.mkdir(parents=True)
-    sources = [function_source(node, i) for i, node in enumerate(nodes)]
-    (root / "pyproject.toml").write_text(
-        '[project]\nname = "graph-bench"\nversion = "0"\n\n'
-        '[tool.vibepiper]\nmodules = ["graph_assets"]\n'
-    )
-    assets = HEADER.format(imports="\nfrom vibepiper import asset\n") + "".join(
+def edit_function(path: Path, name: str, pattern: re.Pattern[str], replacement: str) -> None:
+    """Replace the one match of `pattern` in function `name` of the module at `path`.
+
+    The module's cached bytecode is removed: a .pyc is validated by the source's size and
+    its mtime in whole seconds, both of which an edit within a second may keep.
+    """
+    text = path.read_text()
+    head, sep, rest = text.partition(f"def {name}(")
+    body, sep2, tail = rest.partition("\n\n\n")
+    body, count = pattern.subn(replacement, body)
+    if not sep or count != 1:
+        raise RuntimeError(f"{path.name}: no {pattern.pattern!r} found in {name}")
+    path.write_text(head + sep + body + sep2 + tail)
+    for cached in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+        cached.unlink()
+
+
+def assets_module(sources: list[str]) -> str:
+    """A module defining each of `sources` as an asset."""
+    return HEADER.format(imports="\nfrom vibepiper import asset\n") + "".join(
         f"\n\n@asset\n{src}" for src in sources
     )
-    (root / "graph_assets.py").write_text(assets)
+
+
+def write_floor(root: Path, nodes: list[Node], sources: list[str]) -> None:
+    """The plain script: `floor.py OUT [--durable]` runs `sources` in the order of `nodes`."""
     order = ",\n".join(f"    ({node.name!r}, {node.inputs!r})" for node in nodes)
     floor = (
         "import os\nfrom pathlib import Path\n\n"
@@ -230,6 +240,18 @@ def write_project(root: Path, n: int) -> Project:
     (root / "floor.py").write_text(
         "import sys\n\nimport floor_work\n\nfloor_work.main(sys.argv[1:])\n"
     )
+
+
+def write_project(root: Path, n: int) -> Project:
+    nodes = layout(n)
+    root.mkdir(parents=True)
+    sources = [function_source(node, i) for i, node in enumerate(nodes)]
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "graph-bench"\nversion = "0"\n\n'
+        '[tool.vibepiper]\nmodules = ["graph_assets"]\n'
+    )
+    (root / "graph_assets.py").write_text(assets_module(sources))
+    write_floor(root, nodes, sources)
     return Project(n, root, nodes)
 
 

@@ -51,6 +51,7 @@ BENCHMARKS = (
         "memory", ("--rows", "5000000", "--repeat", "3"), ("--rows", "500000", "--repeat", "1")
     ),
     Benchmark("executors", (), ("--quick",)),
+    Benchmark("scale", ("--assets", "1000,4000,20000", "--repeat", "3"), ("--quick",)),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
