@@ -238,18 +238,22 @@ def wait_quiet(limit_s: float = QUIET_WAIT_S) -> float | None:
 
 
 def run_process(
-    cmd: list[str], cwd: Path, log: Path, reap: Callable[[], float] | None = None
+    cmd: list[str],
+    cwd: Path,
+    log: Path,
+    reap: Callable[[], float] | None = None,
+    timeout_s: float = TIMEOUT_S,
 ) -> Run:
-    """Run `cmd` to its end (its output to `log`): its wall time, CPU time and peak RSS (from
-    wait4). `reap`, called once the command has exited, waits for what it left behind and
-    returns their CPU seconds, which count as the command's."""
+    """Run `cmd` to its end (its output to `log`; killed after `timeout_s`): its wall time,
+    CPU time and peak RSS (from wait4). `reap`, called once the command has exited, waits
+    for what it left behind and returns their CPU seconds, which count as the command's."""
     others = OtherCpu()  # the child, once waited for, counts as ours
     start = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             cmd, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
         )
-        killer = threading.Timer(TIMEOUT_S, proc.kill)
+        killer = threading.Timer(timeout_s, proc.kill)
         killer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
@@ -281,6 +285,7 @@ class Measure:
     after: Callable[[], Any] | None = None  # untimed, after each kept run; its value is kept
     reap: Callable[[], float] | None = None  # see run_process
     tries: int = ATTEMPTS
+    timeout_s: float = TIMEOUT_S  # one run
     runs: list[Run] = field(default_factory=list)
     extras: list[Any] = field(default_factory=list)
 
@@ -288,7 +293,7 @@ class Measure:
         for attempt in range(1, self.tries + 1):
             if self.prepare is not None:
                 self.prepare()
-            run = run_process(self.cmd, self.cwd, log, self.reap)
+            run = run_process(self.cmd, self.cwd, log, self.reap, self.timeout_s)
             run.attempts = attempt
             if not run.disturbed or not timed:
                 break

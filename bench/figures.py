@@ -178,8 +178,8 @@ SCALE_FIGURES: tuple[tuple[str, str, str, str | None, str, Goal | None], ...] = 
 
 
 def scale_rows(report: dict[str, Any]) -> list[Row]:
-    derived = report["derived"]
-    sizes = sorted(report["assets"])
+    derived = report["derived"]  # the sizes measured (a size whose command failed is not)
+    sizes = sorted(int(n) for n in derived)
     goal_n = SCALE_ASSETS if SCALE_ASSETS in sizes else max(sizes)
     rows = []
     for figure, label, unit, floor, floor_label, goal in SCALE_FIGURES:
@@ -219,6 +219,7 @@ def scale_notes(report: dict[str, Any]) -> list[str]:
                 f"time(s), not {report['repeat']}"
             )
         found += [f"scale: WARNING: {problem}" for problem in d["problems"]]
+    found += [f"scale: FAILED at {int(n):,} assets" for n in report.get("failed", {})]
     return found
 
 

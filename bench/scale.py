@@ -34,6 +34,7 @@ from typing import Any
 from common import (
     PYTHON,
     VIBEPIPER,
+    CommandFailed,
     Measure,
     OtherCpu,
     environment,
@@ -60,6 +61,7 @@ from graph import (
 ROWS = 1_000
 MODULES = 10
 LARGE = 10_000  # from this size on, the cold run and the floor are timed --cold-repeat times
+TIMEOUT_S = 3600.0  # one process (a cold run of 20,000 assets takes minutes)
 FIGURES = ("cold", "noop", "status", "list", "edit")  # what --only chooses from
 # The edited asset's last literal: `df["x"] = df["x"] * 1.2 + 1` (an "arith" asset).
 EDIT_LITERAL = re.compile(r'(df\["x"\] \* [0-9.]+ \+ )[0-9.]+')
@@ -188,20 +190,27 @@ def bench_size(project: ScaleProject, args: argparse.Namespace, log: Path) -> di
     cold_repeat = args.cold_repeat if large else args.repeat
     patient = not args.no_wait
     if "cold" in only:
-        floor = Measure(f"floor@{n}", [PYTHON, "floor.py", "floor-out"], root, clear_floor)
+        floor = Measure(
+            f"floor@{n}", [PYTHON, "floor.py", "floor-out"], root, clear_floor, timeout_s=TIMEOUT_S
+        )
         cold = Measure(
-            f"cold@{n}", [VIBEPIPER, "materialize"], root, clear_home, attempts.from_scratch
+            f"cold@{n}",
+            [VIBEPIPER, "materialize"],
+            root,
+            clear_home,
+            attempts.from_scratch,
+            timeout_s=TIMEOUT_S,
         )
         if large:  # a warm-up run would take minutes: compile and cache the modules instead
             print("  import floor_work, vibepiper list (warm-up) ...", file=sys.stderr)
-            run_process([PYTHON, "-c", "import floor_work"], root, log)
-            run_process([VIBEPIPER, "list"], root, log)
+            run_process([PYTHON, "-c", "import floor_work"], root, log, timeout_s=TIMEOUT_S)
+            run_process([VIBEPIPER, "list"], root, log, timeout_s=TIMEOUT_S)
         interleaved([floor, cold], cold_repeat, log, args.quick, patient=patient, warm_up=not large)
         measures.update({m.name: m for m in (floor, cold)})
     else:  # the other figures need everything materialized
         print("  materialize (untimed set-up) ...", file=sys.stderr, flush=True)
         clear_home()
-        run_process([VIBEPIPER, "materialize"], root, log)
+        run_process([VIBEPIPER, "materialize"], root, log, timeout_s=TIMEOUT_S)
         attempts.from_scratch()
 
     fresh = [Measure(f"import@{n}", [PYTHON, "-c", IMPORT_FLOOR], root)]
@@ -398,6 +407,7 @@ def main() -> None:
     wall = time.perf_counter()
     results: dict[str, Any] = {}
     derived: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}  # size -> the command that failed, and its output's end
     with tempfile.TemporaryDirectory(prefix="vp-scale-") as tmp:
         base = args.keep or Path(tmp)
         log = Path(tmp) / "last-command.log"
@@ -407,7 +417,12 @@ def main() -> None:
             if args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
             project = write_project(folder, n)
-            done = bench_size(project, args, log)
+            try:
+                done = bench_size(project, args, log)
+            except CommandFailed as exc:  # keep the other sizes' figures
+                print(f"WARNING: {n} assets: {exc}", file=sys.stderr)
+                failed[str(n)] = str(exc)[-3000:]
+                continue
             results.update(done["results"])
             derived.append(done["derived"])
     others = cpu.share()
@@ -441,12 +456,15 @@ def main() -> None:
         "results": results,
         "derived": {str(d["assets"]): d for d in derived},
         "growth": growths(derived),
+        "failed": failed,
     }
     print_report(report)
     print(f"\nthis script's own peak RSS: {own_peak_mib:.0f} MiB; {elapsed:.0f} s in all")
     report_disturbances(others, git_before, git_after)
     out = save_report(report, "scale", args.json, started)
     print(f"saved {out}")
+    if failed:
+        sys.exit(f"FAILED at {', '.join(failed)} assets: a command failed (above)")
 
 
 if __name__ == "__main__":
