@@ -38,7 +38,7 @@ class Harness:
 
 
 def parquet_harness(tmp_path: Path) -> Harness:
-    store = ParquetStore(tmp_path / "store")
+    store = ParquetStore(tmp_path / "store", tmp_path / "sound-files.json")
 
     def garble(unit: Unit, version: str) -> None:
         path = store.path_for(unit, version)
@@ -167,6 +167,22 @@ def test_damage_of_missing_garbled_and_invalid_versions(harness: Harness) -> Non
     published(store, orders())
     harness.garble(ORDERS, V1)
     assert store.damage(ORDERS, V1) == "damaged"
+
+
+def test_damage_many_agrees_with_damage_and_sees_a_file_replaced_later(
+    harness: Harness,
+) -> None:
+    store = harness.store
+    other = Unit("other")
+    published(store, orders())
+    asked = {ORDERS: V1, other: V1, Unit("odd"): "../../etc"}
+    first = store.damage_many(asked)
+    assert first == {u: store.damage(u, v) for u, v in asked.items()}
+    assert first[ORDERS] == "" and first[other] == "missing"
+    assert store.damage_many(asked) == first  # found sound before: still sound
+    harness.garble(ORDERS, V1)
+    assert store.damage_many({ORDERS: V1}) == {ORDERS: "damaged"}
+    assert store.damage_many({}) == {}
 
 
 def test_verify_and_read_catch_garbled_data(harness: Harness) -> None:

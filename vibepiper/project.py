@@ -52,7 +52,7 @@ class Project:
         self.settings = load_settings(path, modules, home)
         self.root = self.settings.root
         self.home = self.settings.home
-        self.store = ParquetStore(self.home / "store")
+        self.store = ParquetStore(self.home / "store", self.home / "sound-files.json")
         self.catalog = Catalog(self.home, project=self.root)
         self._key = snapshot.project_key(self.root, self.settings.modules)
         found = snapshot.load(self.home, self._key) if snapshot.enabled() else None

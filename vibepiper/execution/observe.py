@@ -65,7 +65,7 @@ class Observer:
         codes: dict[str, CodeVersion] = {}
         sources: dict[str, str] = {}
         errors: dict[str, VibePiperError] = {}
-        damage: dict[Unit, str] = {}
+        stored: dict[Unit, str] = {}
         for name in names:
             codes[name] = self.code(name)
             if self.graph.assets[name].is_source:
@@ -74,10 +74,10 @@ class Observer:
                 except VibePiperError as exc:
                     errors[name] = exc
                     continue
-            unit = Unit(name)
-            cur = current.get(unit)
+            cur = current.get(Unit(name))
             if cur is not None:
-                damage[unit] = self.store.damage(unit, cur.data_version)
+                stored[Unit(name)] = cur.data_version
+        damage = self.store.damage_many(stored)
         self.sources.save()
         return Observed(codes, sources, errors, damage, utcnow())
 

@@ -127,7 +127,8 @@ class Run:
         """Run the plan to the end (or until `cancel` is set); record everything."""
         ws, run = self.ws, self.result
         self.cancel = cancel
-        ws.store.clean_temp_files()
+        if self.plan.computes:  # a run that writes nothing leaves others' leftovers be
+            ws.store.clean_temp_files()
         remove_dead_temp_dirs(ws.catalog.home)  # e.g. the fork server's of a killed run
         self.recorder.add("runs", [run_row(run.run_id, self.options.selection, status="running")])
         self.recorder.start()

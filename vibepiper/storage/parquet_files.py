@@ -158,7 +158,7 @@ def footer_damage(fd: int, asset: str, version: str) -> str:
         return "damaged"
     tail = os.pread(fd, 8, size - 8)
     length = int.from_bytes(tail[:4], "little")
-    if tail[4:] != b"PAR1" or length > size - 12:
+    if tail[4:] != b"PAR1" or length > size - 12 or length == 0:  # a footer is never empty
         return "damaged"
     footer = os.pread(fd, length, size - 8 - length)
     if ASSET_KEY not in footer:

@@ -40,7 +40,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ from vibepiper.storage.parquet_files import (
     real_folders,
     to_arrow,
 )
+from vibepiper.storage.sound_files import SoundFiles
 from vibepiper.storage.store import Entry, EntryKind, Kept, Staged, Store
 from vibepiper.text import first_line, quoted
 from vibepiper.units import Unit
@@ -96,8 +97,9 @@ class StagedFile(Staged):
 class ParquetStore:
     """Reads and writes the Parquet files of every unit under one folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sound_files: Path | None = None) -> None:
         self.root = root
+        self.sound_files = sound_files  # where damage_many remembers sound files, if anywhere
         self._unsynced: set[Path] = set()  # published files and folders not yet durable
         self._guard = threading.Lock()
 
@@ -316,6 +318,25 @@ class ParquetStore:
         finally:
             os.close(fd)
 
+    def damage_many(self, versions: Mapping[Unit, str]) -> dict[Unit, str]:
+        """`damage` of each, without opening a file found sound before whose size, mtime
+        and inode are still the same (storage/sound_files.py)."""
+        if self.sound_files is None:
+            return {unit: self.damage(unit, version) for unit, version in versions.items()}
+        sound = SoundFiles(self.sound_files, self.root)
+        found: dict[Unit, str] = {}
+        for unit, version in versions.items():
+            path = self.path_for(unit, version) if VERSION_RE.fullmatch(version) else None
+            identity = sound.identity(path) if path is not None else None
+            if path is not None and identity is not None and sound.known(path, identity):
+                found[unit] = ""
+                continue
+            found[unit] = self.damage(unit, version)
+            if path is not None and identity is not None and not found[unit]:
+                sound.remember(path, identity)
+        sound.save()
+        return found
+
     def verify(
         self, unit: Unit, data_version: str, *, full: bool = True, source: bool = False
     ) -> str:
@@ -395,12 +416,12 @@ class ParquetStore:
     def dead_temp_files(self, folder: Path | None = None) -> list[Path]:
         """Temporary files whose writing process is gone, in one asset's folder or all."""
         folders = real_folders(self.root) if folder is None else [folder]
-        found = [
-            temp
-            for f in folders
-            for inner in [f, *real_folders(f)]  # never through a link: it leads elsewhere
-            for temp in inner.glob(f".*{TMP_SUFFIX}")
-        ]
+        found = []
+        for top in folders:  # one listing per folder, never through a link: it leads elsewhere
+            temps, inner = _temp_files_and_folders(top)
+            found += temps
+            for below in inner:
+                found += _temp_files_and_folders(below)[0]
         return [t for t in found if not pid_alive(_writer_pid(t), since=_mtime(t))]
 
     def clean_temp_files(self) -> list[str]:
@@ -412,6 +433,18 @@ class ParquetStore:
 
 
 _: type[Store] = ParquetStore  # mypy checks that it implements the interface
+
+
+def _temp_files_and_folders(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The temporary files directly in `folder`, and its folders (not links to folders)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # missing, or not a folder
+        return [], []
+    temps = [
+        Path(e.path) for e in entries if e.name.startswith(".") and e.name.endswith(TMP_SUFFIX)
+    ]
+    return temps, [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
 
 
 def _asset(unit: AssetOrUnit) -> str:

@@ -18,7 +18,7 @@ write, so the catalog never refers to data a power loss could take away.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -110,6 +110,12 @@ class Store(Protocol):
     def damage(self, unit: Unit, data_version: str) -> str:
         """What is visibly wrong with published data ("missing", "damaged"), or "": a
         cheap look, done for every asset a run or `status` considers."""
+        ...
+
+    def damage_many(self, versions: Mapping[Unit, str]) -> dict[Unit, str]:
+        """`damage` of each unit's published version, all at once: an implementation may
+        remember what it found sound by a cheaper identity than a look (local files: size,
+        mtime, inode) and not look again while that identity holds."""
         ...
 
     def verify(

@@ -1,0 +1,108 @@
+"""What a run that has nothing to do does (issue "performance at scale"): it looks at each
+stored file's identity (size, mtime, inode), not inside it, once the file was found sound;
+a file that changed is looked at again."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .conftest import catalog_rows, run_cli, write_project
+
+CHAIN = """
+import pandas as pd
+from vibepiper import asset
+
+@asset
+def first() -> pd.DataFrame:
+    return pd.DataFrame({"x": range(100)})
+
+@asset
+def second(first: pd.DataFrame) -> pd.DataFrame:
+    return first.assign(y=first.x * 2)
+"""
+
+
+def stored_file(root: Path, asset: str) -> Path:
+    [(version,)] = catalog_rows(
+        root, "SELECT data_version FROM current_materializations WHERE asset = ?", [asset]
+    )
+    return root / ".vibepiper" / "store" / asset / f"{version}.parquet"
+
+
+def states(done_stdout: str) -> dict[str, str]:
+    return {
+        line.split()[1]: line.split()[2]
+        for line in done_stdout.splitlines()
+        if line.startswith("[")
+    }
+
+
+def rewrite_in_place(path: Path, data: bytes) -> None:
+    """New bytes in the same file (same inode), the same size and mtime as before: what
+    only a look inside can see."""
+    before = os.stat(path)
+    assert len(data) == before.st_size
+    with path.open("r+b") as file:
+        file.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+def test_a_no_op_does_not_open_stored_files_found_sound(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": CHAIN})
+    assert run_cli(root, "materialize").returncode == 0
+    assert run_cli(root, "materialize").returncode == 0  # looked at: remembered as sound
+    path = stored_file(root, "first")
+    rewrite_in_place(path, b"\0" * path.stat().st_size)
+
+    noop = run_cli(root, "materialize")  # had it looked inside, it would recompute `first`
+    assert noop.returncode == 0, noop.stdout + noop.stderr
+    assert states(noop.stdout) == {"first": "skipped", "second": "skipped"}
+
+    # What the look does not see, doctor does: it reads every file.
+    doctor = run_cli(root, "doctor", "--json")
+    assert doctor.returncode == 1
+    assert not json.loads(doctor.stdout)["healthy"]
+
+
+def test_a_stored_file_that_changed_is_looked_at_again(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": CHAIN})
+    assert run_cli(root, "materialize").returncode == 0
+    assert states(run_cli(root, "materialize").stdout) == {"first": "skipped", "second": "skipped"}
+    path = stored_file(root, "first")
+    path.write_bytes(stored_file(root, "second").read_bytes())  # another file: a new size
+
+    again = run_cli(root, "materialize")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert states(again.stdout)["first"] == "succeeded"  # damaged, so computed again
+
+
+def test_what_the_store_remembers_is_input_too(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": CHAIN})
+    assert run_cli(root, "materialize").returncode == 0
+    assert run_cli(root, "materialize").returncode == 0
+    memo = root / ".vibepiper" / "sound-files.json"
+    assert memo.exists()
+    for garbage in ("[1, 2]", "{not json", json.dumps({"first/x.parquet": "yes", "../..": [1]})):
+        memo.write_text(garbage)
+        path = stored_file(root, "first")
+        path.write_bytes(stored_file(root, "second").read_bytes())
+        done = run_cli(root, "materialize")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert states(done.stdout)["first"] == "succeeded"
+
+
+def test_a_file_with_an_empty_footer_is_damaged(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": CHAIN})
+    assert run_cli(root, "materialize").returncode == 0
+    stored_file(root, "first").write_bytes(b"PAR1" + b"\0" * 50 + b"PAR1")
+    again = run_cli(root, "materialize")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert states(again.stdout)["first"] == "succeeded"
