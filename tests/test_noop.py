@@ -62,7 +62,7 @@ def test_a_no_op_does_not_open_stored_files_found_sound(tmp_path: Path) -> None:
     path = stored_file(root, "first")
     rewrite_in_place(path, b"\0" * path.stat().st_size)
 
-    noop = run_cli(root, "materialize")  # had it looked inside, it would recompute `first`
+    noop = run_cli(root, "materialize", "-v")  # had it looked inside, it would recompute `first`
     assert noop.returncode == 0, noop.stdout + noop.stderr
     assert states(noop.stdout) == {"first": "skipped", "second": "skipped"}
 
@@ -75,7 +75,10 @@ def test_a_no_op_does_not_open_stored_files_found_sound(tmp_path: Path) -> None:
 def test_a_stored_file_that_changed_is_looked_at_again(tmp_path: Path) -> None:
     root = write_project(tmp_path / "proj", {"pipeline": CHAIN})
     assert run_cli(root, "materialize").returncode == 0
-    assert states(run_cli(root, "materialize").stdout) == {"first": "skipped", "second": "skipped"}
+    assert states(run_cli(root, "materialize", "-v").stdout) == {
+        "first": "skipped",
+        "second": "skipped",
+    }
     path = stored_file(root, "first")
     path.write_bytes(stored_file(root, "second").read_bytes())  # another file: a new size
 
@@ -106,3 +109,25 @@ def test_a_file_with_an_empty_footer_is_damaged(tmp_path: Path) -> None:
     again = run_cli(root, "materialize")
     assert again.returncode == 0, again.stdout + again.stderr
     assert states(again.stdout)["first"] == "succeeded"
+
+
+def test_a_run_with_nothing_to_do_prints_its_summary_alone(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": CHAIN})
+    assert run_cli(root, "materialize").returncode == 0
+    quiet = run_cli(root, "materialize")
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].endswith(": 2 assets")
+    assert lines[1].endswith("succeeded: 2 skipped")
+    assert lines[2] == "nothing to do: 2 assets fresh (-v lists them)"
+    listed = run_cli(root, "materialize", "-v").stdout
+    assert states(listed) == {"first": "skipped", "second": "skipped"}
+    assert "nothing to do" not in listed
+    # Once something happens, the skipped assets before it are shown too, in order.
+    (root / "pipeline.py").write_text(CHAIN.replace("x * 2", "x * 3"))
+    partly = run_cli(root, "materialize").stdout
+    assert [ln.split()[1:3] for ln in partly.splitlines() if ln.startswith("[")] == [
+        ["first", "skipped"],
+        ["second", "succeeded"],
+    ]
+    assert "nothing to do" not in partly

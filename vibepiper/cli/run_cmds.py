@@ -48,6 +48,12 @@ if TYPE_CHECKING:
     help="The Dask scheduler to use (default: a local cluster for the run).",
 )
 @set_option
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also list the fresh (skipped) assets when nothing else happens.",
+)
 @click.pass_obj
 def materialize(
     opts: Options,
@@ -60,6 +66,7 @@ def materialize(
     workers: int | None,
     address: str | None,
     settings: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Compute the selected assets that are stale, validate and publish them.
 
@@ -76,7 +83,7 @@ def materialize(
     from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
 
     install_log_handler()
-    reporter = ConsoleReporter()
+    reporter = ConsoleReporter(verbose=verbose)
     unrecorded: RunNotRecorded | None = None
     try:
         run = project.materialize(
@@ -103,6 +110,11 @@ def materialize(
     missing = None if unrecorded is None else unrecorded.unrecorded
     for line in [*quality.report_lines(findings), *summary(run, missing)]:
         click.echo(line)
+    if reporter.held:  # nothing but skipping happened
+        from vibepiper.text import plural
+
+        fresh = plural(len(reporter.held), "asset")
+        click.echo(f"nothing to do: {fresh} fresh (-v lists them)")
     _annotate(findings)
     if unrecorded is not None:
         raise unrecorded

@@ -49,17 +49,24 @@ def describe(result: AssetResult) -> str:
 
 
 class ConsoleReporter:
-    """Progress of a run on `stream`: a live bar on a terminal, plain lines elsewhere."""
+    """Progress of a run on `stream`: a live bar on a terminal, plain lines elsewhere.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    The lines of skipped assets are held back until something else happens: a run that
+    has nothing to do prints its summary alone, not a line per fresh asset (`verbose`
+    prints them all)."""
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
         self.stream = stream or sys.stdout
         self.live = is_terminal(self.stream)
+        self.verbose = verbose
         self.total = 0
         self.done = 0
         self.width = 0
         self._progress: Any = None
         self._task: Any = None
         self.running: dict[str, str] = {}  # asset -> its state, while it computes
+        self.held: list[AssetResult] = []  # skipped, not shown while nothing else happened
+        self.active = verbose  # whether anything but skipping happened (or all is shown)
 
     def run_started(self, run_id: str, names: list[str]) -> None:
         self.total = len(names)
@@ -84,6 +91,7 @@ class ConsoleReporter:
         """`name` is now `state` (running, retrying, validating); several may run at once.
         Without a terminal (CI logs), each start is a line with the time, so a long asset
         does not look idle."""
+        self._activate()
         first = name not in self.running
         self.running[name] = state
         if self._progress is not None:
@@ -109,6 +117,24 @@ class ConsoleReporter:
         return _escape(f"running {shown}")
 
     def asset_finished(self, result: AssetResult) -> None:
+        if not self.active and result.state == states.SKIPPED:
+            self.held.append(result)
+            if len(self.held) == self.total:
+                self.close()
+            return
+        self._activate()
+        self._show(result)
+
+    def _activate(self) -> None:
+        """Something besides skipping happens: show what was held back, from now on all."""
+        if self.active:
+            return
+        self.active = True
+        held, self.held = self.held, []
+        for result in held:
+            self._show(result)
+
+    def _show(self, result: AssetResult) -> None:
         self.running.pop(result.asset, None)
         self.done += 1
         counter = f"[{self.done:>{len(str(self.total))}}/{self.total}]"
