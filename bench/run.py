@@ -1,7 +1,7 @@
 """Every benchmark, one table: each figure's median, min-max, floor, ratio and goal.
 
-    .venv/bin/python bench/run.py                      # the full suite, 15-20 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick              # a smoke test, about a minute
+    .venv/bin/python bench/run.py                      # the full suite, 30-35 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick              # a smoke test, about 2 minutes
     .venv/bin/python bench/run.py --only graph --only memory
     .venv/bin/python bench/run.py --compare bench/results/run-<time>.json
     .venv/bin/python bench/run.py --show NEW.json --compare OLD.json   # no run
