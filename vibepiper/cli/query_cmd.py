@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vibepiper.cli.common import json_default, json_value
-from vibepiper.errors import EXIT_CANCELLED
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
@@ -48,25 +47,8 @@ def query(
     stops the query (exit 130).
     """
     writer = {"json": _QueryJson, "csv": _QueryCsv}.get(fmt or "", _QueryTable)(limit)
-    try:
-        opts.load().query_stream(sql, writer, timeout=timeout, iso=fmt is not None)
-    except KeyboardInterrupt:
-        _exit_if_duckdb_is_stuck()
-        raise
+    opts.load().query_stream(sql, writer, timeout=timeout, iso=fmt is not None)
     writer.finish()
-
-
-def _exit_if_duckdb_is_stuck() -> None:
-    """After Ctrl-C, a query DuckDB did not stop (the interrupt came in a phase it does not
-    check) would hang the exit, which waits for it: leave at once, as cancelled."""
-    import os
-    import threading
-
-    if any(t.name == "vibepiper-query" and t.is_alive() for t in threading.enumerate()):
-        click.echo("interrupted", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_CANCELLED)
 
 
 class _QueryOutput:

@@ -1,5 +1,7 @@
-"""Hashes of source files, remembered by (size, mtime, inode) so an unchanged large file
-is not read again on every run."""
+"""Facts about files remembered by their identity (size, mtime, inode), so that a file
+that did not change is not read again: the hashes of source files here, and which stored
+files were found sound (storage/sound_files.py). A file replaced, grown, truncated or
+rewritten changes its identity and is read again."""
 
 from __future__ import annotations
 
@@ -9,46 +11,90 @@ from pathlib import Path
 
 from vibepiper.versioning.data_version import file_version
 
+Identity = tuple[int, int, int]  # size, mtime in nanoseconds, inode
 
-class SourceHashes:
-    """A small JSON file of path -> [size, mtime_ns, inode, hash] under the project home."""
+MAX_ENTRIES = 200_000  # beyond this, the files not asked about this time are forgotten
+
+
+def identity_of(found: os.stat_result) -> Identity:
+    return found.st_size, found.st_mtime_ns, found.st_ino
+
+
+class IdentityMemo:
+    """A small JSON file of key -> [size, mtime_ns, inode, value], written atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, list[object]] | None = None
+        self._asked: set[str] = set()
         self._changed = False
+
+    def get(self, key: str, identity: Identity) -> str | None:
+        """The value remembered for `key` at this very identity, if any."""
+        self._asked.add(key)
+        entry = self._load().get(key)
+        return str(entry[3]) if entry is not None and tuple(entry[:3]) == identity else None
+
+    def put(self, key: str, identity: Identity, value: str) -> None:
+        self._asked.add(key)
+        self._load()[key] = [*identity, value]
+        self._changed = True
+
+    def save(self) -> None:
+        """Write what is remembered (atomically), if anything changed; a home that cannot
+        be written (read-only) just remembers nothing."""
+        if not self._changed or self._entries is None:
+            return
+        entries = self._entries
+        if len(entries) > MAX_ENTRIES:
+            entries = {k: v for k, v in entries.items() if k in self._asked}
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp.write_text(json.dumps(entries, sort_keys=True))
+            os.replace(temp, self.path)
+        except OSError:
+            temp.unlink(missing_ok=True)
+        self._changed = False
+
+    def _load(self) -> dict[str, list[object]]:
+        """The remembered entries; anything in the file that is not [int, int, int, str]
+        under a string is ignored (it is input like any other file on disk)."""
+        if self._entries is None:
+            try:
+                loaded = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                loaded = {}
+            self._entries = {
+                k: v
+                for k, v in (loaded.items() if isinstance(loaded, dict) else ())
+                if isinstance(k, str)
+                and isinstance(v, list)
+                and len(v) == 4
+                and all(type(x) is int for x in v[:3])
+                and isinstance(v[3], str)
+            }
+        return self._entries
+
+
+class SourceHashes:
+    """The hashes of source files, under the project home."""
+
+    def __init__(self, path: Path) -> None:
+        self.memo = IdentityMemo(path)
 
     def version(self, file: Path) -> str:
         """The hash of `file`'s bytes; re-read only when its size, mtime or inode changed.
 
         Raises FileNotFoundError / OSError as reading the file would.
         """
-        stat = os.stat(file)
-        key = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-        entries = self._load()
-        entry = entries.get(str(file))
-        if entry is not None and entry[:3] == key:
-            return str(entry[3])
+        identity = identity_of(os.stat(file))
+        known = self.memo.get(str(file), identity)
+        if known is not None:
+            return known
         digest = file_version(file)
-        entries[str(file)] = [*key, digest]
-        self._changed = True
+        self.memo.put(str(file), identity, digest)
         return digest
 
     def save(self) -> None:
-        """Write the remembered hashes (atomically), if any changed."""
-        if not self._changed or self._entries is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(self._entries, sort_keys=True))
-        os.replace(temp, self.path)
-        self._changed = False
-
-    def _load(self) -> dict[str, list[object]]:
-        if self._entries is None:
-            try:
-                loaded = json.loads(self.path.read_text())
-                self._entries = loaded if isinstance(loaded, dict) else {}
-            except (OSError, ValueError):
-                self._entries = {}
-        return self._entries
+        self.memo.save()
