@@ -8,9 +8,11 @@ writes under the project home. The real CLI, as a subprocess, wherever it is abo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -23,6 +25,7 @@ from tests.conftest import VIBEPIPER, catalog_rows, run_cli, write_project
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.catalog.query import quote, run_query
 from vibepiper.errors import StoreError, UsageError
+from vibepiper.project import Project
 from vibepiper.storage.parquet_store import ParquetStore
 from vibepiper.units import Unit
 
@@ -63,13 +66,13 @@ def endless_query(built: Path) -> Iterator[subprocess.Popen[str]]:
         process.communicate()
 
 
-def wait_for_private_temp(folder: Path) -> None:
+def wait_for_private_temp(folder: Path, settle: float = 0.3) -> None:
     """The query makes its private temporary folder just before it runs the user's SQL
     (code without one: we go on after a while, and the test fails on what it checks)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if folder.is_dir() and any(folder.iterdir()):
-            time.sleep(0.3)  # into DuckDB's work
+            time.sleep(settle)  # into DuckDB's work
             return
         time.sleep(0.02)
 
@@ -101,6 +104,63 @@ def test_ctrl_c_stops_a_long_query_with_exit_130_and_one_line(
     assert one_line(err) == "interrupted"
     assert out == ""
     assert list((built / ".vibepiper" / "query-tmp").iterdir()) == []  # cleaned up
+
+
+def test_ctrl_c_while_the_sandbox_is_set_up_is_an_interruption_too(built: Path) -> None:
+    """Ctrl-C as soon as the query's temporary folder exists: DuckDB, busy copying the
+    catalog, turns it into a bare RuntimeError('Query interrupted'), not a traceback."""
+    process = subprocess.Popen(
+        [*VIBEPIPER, "query", ENDLESS],
+        cwd=built,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_private_temp(built / ".vibepiper" / "query-tmp", settle=0.0)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, err
+    assert one_line(err) == "interrupted"
+    assert out == ""
+    assert list((built / ".vibepiper" / "query-tmp").iterdir()) == []
+
+
+def test_ctrl_c_while_waiting_for_the_worker_stops_duckdb_before_closing(built: Path) -> None:
+    """A KeyboardInterrupt that lands in the main thread's wait: DuckDB is interrupted and
+    the query's thread has ended before the connection is closed (CPython's Thread.join,
+    interrupted, says a running thread has stopped: the connection was closed under a
+    running query, a ResourceInUseException, or a hang at exit)."""
+
+    def interrupt_once_the_query_runs() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(t.name == "vibepiper-query" for t in threading.enumerate()):
+                time.sleep(0.3)  # into DuckDB's work, the main thread waiting
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+            time.sleep(0.01)
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGUSR1, raise_interrupt)
+    sender = threading.Thread(target=interrupt_once_the_query_runs)
+    try:
+        sender.start()
+        with pytest.raises(KeyboardInterrupt):
+            Project(built).query_stream(ENDLESS, lambda names, batches: list(batches))
+    finally:
+        sender.join()
+        signal.signal(signal.SIGUSR1, previous)
+
+    assert not any(t.name == "vibepiper-query" for t in threading.enumerate())
+    assert list((built / ".vibepiper" / "query-tmp").iterdir()) == []
 
 
 def test_timeout_stops_a_long_query_with_exit_1_and_one_line(built: Path) -> None:

@@ -102,7 +102,8 @@ def sandbox(
         con.execute("SET lock_configuration = true")
         yield con
     finally:
-        con.close()
+        with contextlib.suppress(Exception):  # busy: a query that ignored its interrupt
+            con.close()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
 
@@ -345,42 +346,49 @@ def _as_text(con: Any, statement: Any, iso: bool) -> Any:
 
 
 def _supervise(con: Any, work: Callable[[], None], stop: Any, timeout: float | None) -> None:
-    """Run `work` in a thread; on Ctrl-C or after `timeout` seconds, interrupt DuckDB."""
+    """Run `work` in a thread; on Ctrl-C or after `timeout` seconds, interrupt DuckDB.
+
+    The worker says it is done with an event of its own: `Thread.join` interrupted by
+    Ctrl-C may mark a thread that is still running as stopped (CPython 3.11), and closing
+    the connection under a running query fails (or, at exit, waits for it).
+    """
     failure: list[BaseException] = []
+    done = threading.Event()
 
     def target() -> None:
         try:
             work()
         except BaseException as exc:  # handed to the main thread
             failure.append(exc)
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, name="vibepiper-query", daemon=True)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         worker.start()
-        while worker.is_alive():
+        while not done.wait(0.05):
             if deadline is not None and time.monotonic() >= deadline:
-                _halt(con, stop, worker)
+                _halt(con, stop, done)
                 raise QueryTimeoutError(
                     f"query stopped after its --timeout of {timeout:g} s",
                     "narrow it (WHERE, LIMIT), or raise --timeout",
                 )
-            worker.join(0.05)
     except KeyboardInterrupt:
-        _halt(con, stop, worker)
+        _halt(con, stop, done)
         raise
     if failure:
         raise failure[0]
 
 
-def _halt(con: Any, stop: Any, worker: threading.Thread, patience: float = 5.0) -> None:
-    """Interrupt DuckDB until the worker gives up (or, stuck writing to a full pipe, say,
+def _halt(con: Any, stop: Any, done: threading.Event, patience: float = 5.0) -> None:
+    """Interrupt DuckDB until the worker is done (or, stuck writing to a full pipe, say,
     for `patience` seconds: it is a daemon thread, it dies with the process)."""
     stop.set()
     deadline = time.monotonic() + patience
-    while worker.is_alive() and time.monotonic() < deadline:
+    while not done.is_set() and time.monotonic() < deadline:
         con.interrupt()
-        worker.join(0.05)
+        done.wait(0.05)
 
 
 def _sql_error(exc: Exception) -> UsageError:

@@ -69,6 +69,10 @@ def _declares_project(pyproject: Path) -> bool:
 
 # The options of `vibepiper` itself, which may also be written after the command
 # (`vibepiper status --project ..`), and whether each takes a value.
+# What DuckDB raises (a bare RuntimeError) when Ctrl-C arrives while the main thread waits
+# in one of its calls: the same interruption as a KeyboardInterrupt.
+DUCKDB_INTERRUPTED = "Query interrupted"
+
 GLOBAL_OPTIONS = {"--project": True, "--home": True, "--module": True, "-m": True}
 
 
@@ -120,6 +124,11 @@ class Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_CANCELLED)
+        except RuntimeError as exc:
+            if str(exc) != DUCKDB_INTERRUPTED:
+                raise
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_CANCELLED)
 
