@@ -7,6 +7,7 @@ writes under the project home. The real CLI, as a subprocess, wherever it is abo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -50,6 +51,13 @@ def built(shop: Path) -> Path:
 @pytest.fixture
 def endless_query(built: Path) -> Iterator[subprocess.Popen[str]]:
     """`vibepiper query ENDLESS` running in `built`, its user SQL started (or so we wait)."""
+    with running_query(built) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def running_query(built: Path, settle: float = 0.3) -> Iterator[subprocess.Popen[str]]:
+    """`vibepiper query ENDLESS` in `built`, once its temporary folder exists (+ `settle` s)."""
     process = subprocess.Popen(
         [*VIBEPIPER, "query", ENDLESS],
         cwd=built,
@@ -58,7 +66,7 @@ def endless_query(built: Path) -> Iterator[subprocess.Popen[str]]:
         text=True,
     )
     try:
-        wait_for_private_temp(built / ".vibepiper" / "query-tmp")
+        wait_for_private_temp(built / ".vibepiper" / "query-tmp", settle)
         yield process
     finally:
         if process.poll() is None:
@@ -109,21 +117,9 @@ def test_ctrl_c_stops_a_long_query_with_exit_130_and_one_line(
 def test_ctrl_c_while_the_sandbox_is_set_up_is_an_interruption_too(built: Path) -> None:
     """Ctrl-C as soon as the query's temporary folder exists: DuckDB, busy copying the
     catalog, turns it into a bare RuntimeError('Query interrupted'), not a traceback."""
-    process = subprocess.Popen(
-        [*VIBEPIPER, "query", ENDLESS],
-        cwd=built,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_private_temp(built / ".vibepiper" / "query-tmp", settle=0.0)
+    with running_query(built, settle=0.0) as process:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
     assert process.returncode == 130, err
     assert one_line(err) == "interrupted"
