@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from vibepiper.reporting.lineage import Made, Neighbourhood
     from vibepiper.versioning.freshness import Verdict
 
+# What the fingerprints of the project's functions depend on in their files, remembered by
+# each file's identity (see versioning/fingerprint.py): one edit re-parses one file.
+FINGERPRINT_MEMO = "fingerprint-memo.json"
+
 
 class Project:
     """A loaded project: its asset graph, its store and its catalog.
@@ -68,16 +72,19 @@ class Project:
         from vibepiper import snapshot
         from vibepiper.reporting.listing import asset_rows
         from vibepiper.versioning.fingerprint import Fingerprinter, config_texts
+        from vibepiper.versioning.source_cache import IdentityMemo
 
         assets, checks = load_definitions(self.settings)
         files = project_files(self.settings)
         self.graph = Graph.build(assets, checks)
         self.loaded = True
-        fingerprints = Fingerprinter()
+        memo = IdentityMemo(self.home / FINGERPRINT_MEMO)
+        fingerprints = Fingerprinter(memo)
         self.codes = {
             name: fingerprints.code_version(defn, self.graph.checks.get(name, ()))
             for name, defn in self.graph.assets.items()
         }
+        memo.save()  # (a read-only home just remembers nothing)
         self._defaults = {n: config_texts(d.config) for n, d in self.graph.assets.items()}
         rows = asset_rows(self.graph, self.graph.order)
         self._listing = {row["name"]: row for row in rows}

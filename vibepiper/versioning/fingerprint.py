@@ -15,6 +15,7 @@ import ast
 import dis
 import hashlib
 import inspect
+import json
 import os
 import sys
 import types
@@ -25,6 +26,7 @@ from typing import Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
+from vibepiper.versioning.source_cache import Identity, IdentityMemo, identity_of
 
 # Libraries every asset depends on implicitly: its inputs and output are their objects.
 IMPLICIT_LIBRARIES = ("pandas", "pyarrow")
@@ -115,13 +117,19 @@ class Fingerprinter:
     """Fingerprints functions, classes and constants of one loaded project.
 
     Parsed files and hashes are cached for the fingerprinter's lifetime (one run): make a
-    new one after the project's modules are reloaded.
+    new one after the project's modules are reloaded. With a `memo`, what depends only on
+    a source file's text (a function's syntax-tree hash, the globals its bytecode reads) is
+    also remembered across runs by the file's identity (size, mtime, inode), so that after
+    one edit only the edited file's functions are parsed again; values (constants,
+    configuration, schemas) are always looked at anew.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, memo: IdentityMemo | None = None) -> None:
+        self.memo = memo
         self._trees: dict[str, dict[int | str, ast.AST]] = {}
         # (id, with defaults) -> (the object, kept alive so its id stays unique; hash)
         self._own: dict[tuple[int, bool], tuple[Any, str]] = {}
+        self._identities: dict[str, Identity | None] = {}
 
     def code_version(self, defn: AssetDef, checks: tuple[CheckDef, ...]) -> CodeVersion:
         """The code version; one that cannot be computed is new every time (never fresh)."""
@@ -188,7 +196,7 @@ class Fingerprinter:
         if code is None:
             return
         namespace = dict(getattr(func, "__globals__", {}))
-        used = _global_loads(code)
+        used = self._global_loads(code)
         for cell_name, cell in zip(code.co_freevars, func.__closure__ or (), strict=False):
             try:
                 namespace[cell_name] = cell.cell_contents
@@ -229,27 +237,53 @@ class Fingerprinter:
         key = (id(target), defaults)
         cached = self._own.get(key)
         if cached is None:
-            node = self._node(target)
-            text = _bytecode(target) if node is None else _dump(node, defaults=defaults)
-            cached = self._own[key] = (target, _digest(text))
+            cached = self._own[key] = (target, self._tree_hash(target, defaults))
         return cached[1]
 
-    def _node(self, obj: Any) -> ast.AST | None:
-        try:
-            filename = inspect.getsourcefile(obj)
-        except (TypeError, OSError):
-            return None
-        if not filename:
-            return None
+    def _tree_hash(self, target: Any, defaults: bool) -> str:
+        located = _location(target)
+        if located is None:
+            return _digest(_bytecode(target))
+        filename, where = located
+        remembered = self._remembered(filename, f"tree {int(defaults)} {where}")
+        if remembered.value is not None:
+            return remembered.value
         index = self._trees.get(filename)
         if index is None:
             index = self._trees[filename] = _index_file(filename)
-        if inspect.isclass(obj):
-            return index.get(obj.__qualname__)
-        code = getattr(obj, "__code__", None)
-        if code is None or code.co_name == "<lambda>":
-            return None
-        return index.get(code.co_firstlineno)
+        node = index.get(where)
+        if node is None:
+            return _digest(_bytecode(target))
+        return remembered.keep(_digest(_dump(node, defaults=defaults)))
+
+    def _global_loads(self, code: types.CodeType) -> dict[str, set[str]]:
+        """`_global_loads(code)`, remembered for a def (lambdas on one line look alike)."""
+        if code.co_name == "<lambda>":
+            return _global_loads(code)
+        remembered = self._remembered(
+            code.co_filename, f"loads {code.co_firstlineno} {code.co_qualname}"
+        )
+        known = _loads_from_text(remembered.value)
+        if known is not None:
+            return known
+        used = _global_loads(code)
+        remembered.keep(json.dumps({k: sorted(v) for k, v in used.items()}, sort_keys=True))
+        return used
+
+    def _remembered(self, filename: str, what: str) -> Remembered:
+        """What the memo holds about `what` in `filename` as the file is now, if anything."""
+        if self.memo is None:
+            return Remembered(None, "", None)
+        if filename not in self._identities:
+            try:
+                self._identities[filename] = identity_of(os.stat(filename))
+            except (OSError, ValueError):
+                self._identities[filename] = None
+        identity = self._identities[filename]
+        if identity is None:
+            return Remembered(None, "", None)
+        key = f"{sys.implementation.cache_tag} {what} {filename}"
+        return Remembered(self.memo, key, identity, self.memo.get(key, identity))
 
     def _schema_hash(self, schema: Any) -> str:
         """What a pandera schema checks: columns, dtypes, flags and every check's arguments
@@ -283,6 +317,55 @@ class Fingerprinter:
             kind = type(value)
             return self._own_hash(kind) if _is_project(kind) else kind.__qualname__
         return _digest(text)
+
+
+@dataclass
+class Remembered:
+    """One memo entry: its value if the memo held it for the file as it is, and `keep` to
+    remember a value computed now (a no-op without a memo)."""
+
+    memo: IdentityMemo | None
+    key: str
+    identity: Identity | None
+    value: str | None = None
+
+    def keep(self, value: str) -> str:
+        if self.memo is not None and self.identity is not None:
+            self.memo.put(self.key, self.identity, value)
+        return value
+
+
+def _location(obj: Any) -> tuple[str, int | str] | None:
+    """The file that defines `obj`, and where in it: a class's qualname, a function's
+    first line (decorators included); None for lambdas and what has no source file."""
+    try:
+        filename = inspect.getsourcefile(obj)
+    except (TypeError, OSError):
+        return None
+    if not filename:
+        return None
+    if inspect.isclass(obj):
+        return filename, obj.__qualname__
+    code = getattr(obj, "__code__", None)
+    if code is None or code.co_name == "<lambda>":
+        return None
+    return filename, code.co_firstlineno
+
+
+def _loads_from_text(text: str | None) -> dict[str, set[str]] | None:
+    """Remembered global loads, or None if absent or not {name: [attribute, ...]}: the memo
+    is a file on disk, input like any other."""
+    if text is None:
+        return None
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in loaded.values()
+    ):
+        return None
+    return {str(k): set(v) for k, v in loaded.items()}
 
 
 # What a def or class can be nested in: statements (their bodies), except handlers and

@@ -1,0 +1,147 @@
+"""What fingerprints depend on in source files (a function's syntax-tree hash, the globals
+its bytecode reads) is remembered across runs by each file's identity (issue "performance
+at scale": one edit re-parses one file, not every module). Values are always looked at
+anew, and the memo, a file on disk, is input: what is not as we write it is ignored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vibepiper import Project
+from vibepiper.versioning import fingerprint
+from vibepiper.versioning.fingerprint import CodeVersion, Fingerprinter
+
+from .conftest import run_cli
+from .test_freshness import edit, recomputed
+
+MEMO = Path(".vibepiper") / "fingerprint-memo.json"
+
+BASE = """
+RATE = 2
+
+
+def double(frame):
+    return frame.assign(n=frame.n * 2)
+"""
+
+DERIVED = """
+import pandas as pd
+from vibepiper import asset
+from base import RATE, double
+
+FACTOR = RATE * 10  # a value this file computes from another file's
+
+
+@asset
+def first() -> pd.DataFrame:
+    return pd.DataFrame({"n": [1, 2, 3]})
+
+
+@asset
+def scaled(first: pd.DataFrame) -> pd.DataFrame:
+    return first.assign(n=first.n * FACTOR)
+
+
+@asset
+def doubled(first: pd.DataFrame) -> pd.DataFrame:
+    return double(first)
+"""
+
+
+@pytest.fixture
+def proj(project_dir: Callable[..., Path]) -> Path:
+    root = project_dir({"base": BASE, "derived": DERIVED})
+    result = run_cli(root, "materialize")
+    assert result.returncode == 0, result.stderr
+    assert (root / MEMO).is_file()
+    return root
+
+
+def loaded(root: Path) -> Project:
+    """The project imported and fingerprinted in this process (never from its snapshot)."""
+    project = Project(root)
+    project.load_code()
+    return project
+
+
+def without_memo(project: Project) -> dict[str, CodeVersion]:
+    fingerprints = Fingerprinter()
+    return {
+        name: fingerprints.code_version(defn, project.graph.checks.get(name, ()))
+        for name, defn in project.graph.assets.items()
+    }
+
+
+def test_an_edit_parses_only_the_edited_file(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    index_file = fingerprint._index_file
+
+    def spy(filename: str) -> dict[int | str, object]:
+        parsed.append(Path(filename).name)
+        return index_file(filename)
+
+    monkeypatch.setattr(fingerprint, "_index_file", spy)
+    edit(proj / "base.py", "frame.n * 2", "frame.n * 2 + 0")
+
+    project = loaded(proj)
+
+    assert parsed == ["base.py"]
+    assert project.codes == without_memo(project)  # the memo changes nothing computed
+
+
+def test_a_value_computed_from_an_edited_file_is_seen_in_an_unchanged_one(proj: Path) -> None:
+    edit(proj / "base.py", "RATE = 2", "RATE = 3")
+
+    assert recomputed(proj) == {"scaled"}
+
+
+def test_an_edited_helper_in_another_file_is_seen(proj: Path) -> None:
+    edit(proj / "base.py", "frame.n * 2", "frame.n * 4")
+
+    assert recomputed(proj) == {"doubled"}
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda memo: "not json",
+        lambda memo: "[]",
+        lambda memo: json.dumps({key: [1, 2] for key in memo}),
+        lambda memo: json.dumps(
+            {
+                key: [*entry[:3], "{not json" if " loads " in key else entry[3]]
+                for key, entry in memo.items()
+            }
+        ),
+        lambda memo: json.dumps(
+            {
+                key: [*entry[:3], '{"pd": 1}' if " loads " in key else entry[3]]
+                for key, entry in memo.items()
+            }
+        ),
+    ],
+    ids=["not-json", "a-list", "short-entries", "loads-not-json", "loads-not-names"],
+)
+def test_a_memo_that_is_not_as_we_write_it_is_ignored(
+    proj: Path, forge: Callable[[dict[str, list[object]]], str]
+) -> None:
+    memo = proj / MEMO
+    expected = without_memo(loaded(proj))
+    memo.write_text(forge(json.loads(memo.read_text())))
+
+    project = loaded(proj)
+
+    assert project.codes == expected
+    assert recomputed(proj) == set()
+
+
+def test_the_memo_is_written_only_when_something_new_was_learnt(proj: Path) -> None:
+    memo = proj / MEMO
+    before = memo.stat()
+    loaded(proj)  # every file as it was: all remembered
+
+    assert memo.stat().st_mtime_ns == before.st_mtime_ns
