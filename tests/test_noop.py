@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from .conftest import catalog_rows, run_cli, write_project
 
@@ -131,3 +134,47 @@ def test_a_run_with_nothing_to_do_prints_its_summary_alone(tmp_path: Path) -> No
         ["second", "succeeded"],
     ]
     assert "nothing to do" not in partly
+
+
+def many_assets(n: int) -> str:
+    return "import pandas as pd\nfrom vibepiper import asset\n" + "".join(
+        f"\n\n@asset\ndef a{i}() -> pd.DataFrame:\n    return pd.DataFrame({{'x': [{i}]}})\n"
+        for i in range(n)
+    )
+
+
+def noop_catalog_work(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(connections, INSERT statements) of a no-op materialize, in this process."""
+    from vibepiper import Project
+    from vibepiper.catalog import catalog
+
+    counts = {"connect": 0, "insert": 0}
+    connect, insert = catalog.Catalog.connect, catalog._insert
+
+    def counting_connect(self: catalog.Catalog, **kwargs: Any) -> Any:
+        counts["connect"] += 1
+        return connect(self, **kwargs)
+
+    def counting_insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
+        counts["insert"] += bool(rows)
+        insert(con, table, rows)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog.Catalog, "connect", counting_connect)
+        patch.setattr(catalog, "_insert", counting_insert)
+        result = Project(root).materialize()
+    assert set(result.states.values()) == {"skipped"}
+    return counts["connect"], counts["insert"]
+
+
+def test_a_no_op_writes_the_catalog_in_as_many_statements_at_any_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = []
+    for n in (2, 40):
+        root = write_project(tmp_path / f"p{n}", {"pipeline": many_assets(n)})
+        assert run_cli(root, "materialize").returncode == 0
+        work.append(noop_catalog_work(root, monkeypatch))
+
+    assert work[0] == work[1]
+    assert work[0][1] > 0  # the run and its skipped assets are recorded

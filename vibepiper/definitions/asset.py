@@ -7,6 +7,7 @@ project's graph is built, because only then are all names known.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -322,9 +323,15 @@ def asset(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return decorate
 
 
+@functools.cache
+def _option_names() -> list[str]:
+    """`@asset`'s options (one signature taken per process, not one per asset)."""
+    return [p for p in inspect.signature(build_asset).parameters if p != "fn"]
+
+
 def _check_option_names(fn: Any, options: Mapping[str, Any]) -> None:
     """A DefinitionError naming the first option `@asset` does not have."""
-    known = [p for p in inspect.signature(build_asset).parameters if p != "fn"]
+    known = _option_names()
     for option in options:
         if option not in known:
             name = options.get("name") or getattr(fn, "__name__", "?")
