@@ -474,3 +474,13 @@ def test_property_union_intersection_and_exclude(dag: Dag, data: st.DataObject) 
     assert resolve(dag.graph, f"{a},{b}") == resolve(dag.graph, f"{b},{a}")
     assert set(resolve(dag.graph, a, exclude=b)) == ra - rb
     assert set(resolve(dag.graph, exclude=b)) == set(dag.names) - rb
+
+
+@PROPERTY
+@given(dag=dags(), data=st.data())
+def test_property_ancestors_of_many_is_the_union_of_each_ones(
+    dag: Dag, data: st.DataObject
+) -> None:
+    names = data.draw(st.sets(st.sampled_from(dag.names)))
+    assert dag.graph.ancestors_of(names) == set().union(*(dag.ancestors(n) for n in names))
+    assert dag.graph.ancestors_of(iter(names)) == dag.graph.ancestors_of(names)

@@ -71,10 +71,7 @@ def plan(
         current = ws.catalog.current()
     scope: Iterable[str] = names
     if options.whole_graph:
-        wanted = set(names)
-        for name in names:
-            wanted |= ws.graph.ancestors(name)
-        scope = ws.graph.sorted(wanted)
+        scope = ws.graph.sorted(set(names) | ws.graph.ancestors_of(names))
     observed = ws.observer().observe(scope, current)
     return make_plan(ws.graph, current, observed, [Unit(n) for n in names], options)
 

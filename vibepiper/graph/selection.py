@@ -129,9 +129,7 @@ def _resolve_atom(atom: Atom, graph: Graph) -> set[str]:
         result.add(name)
         if atom.at:
             below = graph.descendants(name) | {name}
-            result |= below
-            for node in below:
-                result |= graph.ancestors(node)
+            result |= below | graph.ancestors_of(below)
             continue
         if atom.up != 0:
             result |= graph.ancestors(name, atom.up)

@@ -108,8 +108,7 @@ def make_plan(
     selected = set(units)
     scope = {u.asset for u in units}
     if options.whole_graph:
-        for unit in units:
-            scope |= graph.ancestors(unit.asset)
+        scope |= graph.ancestors_of(scope)
     stale: set[str] = set()
     rechecked: set[str] = set()
     decisions: dict[Unit, Decision] = {}
