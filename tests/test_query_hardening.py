@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -157,6 +158,64 @@ def test_ctrl_c_while_waiting_for_the_worker_stops_duckdb_before_closing(built: 
 
     assert not any(t.name == "vibepiper-query" for t in threading.enumerate())
     assert list((built / ".vibepiper" / "query-tmp").iterdir()) == []
+
+
+VIEWS_INTERRUPTED = """
+import os, signal, sys, time
+from functools import partial
+from pathlib import Path
+
+import duckdb
+
+from vibepiper.catalog.catalog import Catalog
+from vibepiper.catalog.query import run_query
+
+opened = []
+
+
+def opener(name):
+    opened.append(name)
+    if name == "second":  # Ctrl-C while DuckDB works, and what DuckDB makes of it
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(60)
+        except KeyboardInterrupt as exc:
+            raise duckdb.InvalidInputException(
+                "Invalid Input Error: reading the schema of the object registered as "
+                "'_vp_assets_second' failed: KeyboardInterrupt: "
+            ) from exc
+
+
+tables = {name: partial(opener, name) for name in ("first", "second", "third")}
+try:
+    run_query(Catalog(Path(sys.argv[1])), tables, "SELECT 1 AS one")
+    print("the query ran on", opened)
+except KeyboardInterrupt:
+    handler = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    print("KeyboardInterrupt", opened, "handler restored" if handler else "handler left")
+"""
+
+
+def test_ctrl_c_while_views_are_set_up_is_not_taken_for_damaged_data(
+    built: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C while DuckDB works in the main thread comes back as an error of DuckDB's own
+    (RuntimeError('Query interrupted'), or, while it registers data, an
+    InvalidInputException '... failed: KeyboardInterrupt', as the opener here makes of it):
+    it stops the query; it is not a warning that an asset is damaged, followed by the
+    query running on. (In a process of its own, with Python's Ctrl-C handler, as the CLI
+    has it.)"""
+    script = tmp_path / "views_interrupted.py"
+    script.write_text(VIEWS_INTERRUPTED)
+    result = subprocess.run(
+        [sys.executable, str(script), str(built / ".vibepiper")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.stdout.strip() == "KeyboardInterrupt ['first', 'second'] handler restored"
+    assert result.stderr == ""
 
 
 def test_timeout_stops_a_long_query_with_exit_1_and_one_line(built: Path) -> None:
@@ -355,9 +414,18 @@ def test_data_that_does_not_open_is_left_out_with_a_warning(
         "broken": damaged,
         "absent": partial(store.dataset, Unit("lonely"), "0" * 32),  # None: no view
     }
-    _, rows = run_query(Catalog(home), tables, "SELECT count(*) FROM lonely")
-
+    # A query sets up the views of the assets it names only: 'broken' is not opened.
+    _, rows = run_query(Catalog(home), tables, "SELECT count(*) FROM LONELY")
     assert rows == [(3,)]
+    assert capsys.readouterr().err == ""
+    # A question about the tables themselves sets up every view.
+    _, rows = run_query(
+        Catalog(home),
+        tables,
+        "SELECT count(*) FROM information_schema.tables WHERE table_name <> 'runs' "
+        "AND table_schema IN ('main', 'assets') AND table_name IN ('lonely', 'broken')",
+    )
+    assert rows == [(2,)]  # lonely, as main.lonely and assets.lonely
     warning = capsys.readouterr().err.strip()
     assert warning == (
         "warning: asset 'broken' is left out: the stored data of asset 'broken' is "
@@ -365,6 +433,29 @@ def test_data_that_does_not_open_is_left_out_with_a_warning(
     )
     with pytest.raises(UsageError, match="absent"):
         run_query(Catalog(home), tables, "SELECT * FROM absent")
+
+
+@pytest.mark.parametrize(
+    ("sql", "views"),
+    [
+        ("SELECT * FROM a JOIN assets.b USING (id)", {"a", "b"}),
+        ("WITH t AS (SELECT * FROM a) SELECT * FROM t WHERE x IN (SELECT x FROM c)", {"a", "c"}),
+        ('SELECT * FROM "A"', {"a"}),
+        ("SELECT * FROM quarantine.b", {"b"}),
+        ("DESCRIBE c", {"c"}),
+        ("SELECT * FROM runs", set()),
+        ("SELECT * FROM duckdb_views()", {"a", "b", "c"}),
+        ("SELECT * FROM information_schema.columns", {"a", "b", "c"}),
+        ("SHOW TABLES", {"a", "b", "c"}),
+        ("SELECT 1 AS one", {"a", "b", "c"}),
+        ("this is not SQL", {"a", "b", "c"}),
+    ],
+)
+def test_a_query_sets_up_the_views_of_the_assets_it_names(sql: str, views: set[str]) -> None:
+    from vibepiper.catalog.query import _named_in, _only
+
+    tables = {"a": None, "b": None, "c": None}
+    assert set(_only(tables, _named_in(sql))) == views
 
 
 # -- 7. output cannot drive the terminal --------------------------------------------------

@@ -54,6 +54,9 @@ SANDBOX_HINTS = {
 }
 HELP = "see `vibepiper query --help`"
 BATCH = 2048  # rows fetched at a time
+# A query naming these asks about the tables themselves: every view is set up for it.
+SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+SYSTEM_FUNCTIONS = ("duckdb_", "pragma_", "sqlite_", "pg_")
 TEMP_FOLDER = "query-tmp"  # under the project home: each query spills into its own folder
 # Column types DuckDB renders as text (full precision, "infinity") instead of Python's.
 TEMPORAL = ("DATE", "TIME", "TIMESTAMP")
@@ -89,8 +92,10 @@ def sandbox(
     """
     catalog.ensure()
     con = engine.connect()
-    temp = _private_temp(con, catalog.home)
+    temp = None
     try:
+        temp = _private_temp(catalog.home)
+        con.execute("SET temp_directory = " + "'" + str(temp or "").replace("'", "''") + "'")
         _copy_catalog(con, catalog)
         con.execute("SET enable_external_access = false")
         for table in (*WRITTEN_TABLES, *VIEWS):
@@ -108,17 +113,14 @@ def sandbox(
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def _private_temp(con: Any, home: Path) -> Path | None:
-    """DuckDB may read and write its temporary folder even without external access: make
-    it a new empty folder under the home (or, if none can be made, spill nowhere)."""
+def _private_temp(home: Path) -> Path | None:
+    """DuckDB may read and write its temporary folder even without external access: a new
+    empty folder under the home (or, if none can be made, None: spill nowhere)."""
     try:
         (home / TEMP_FOLDER).mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix="q-", dir=home / TEMP_FOLDER))
+        return Path(tempfile.mkdtemp(prefix="q-", dir=home / TEMP_FOLDER))
     except OSError:
-        con.execute("SET temp_directory = ''")
         return None
-    con.execute("SET temp_directory = " + "'" + str(temp).replace("'", "''") + "'")
-    return temp
 
 
 def _copy_catalog(con: Any, catalog: Catalog) -> None:
@@ -152,6 +154,7 @@ def _add_views(con: Any, schema: str, tables: Tables, *, main: bool) -> None:
             if main and name not in WRITTEN_TABLES and name not in VIEWS:
                 con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {source}")
         except Exception as exc:  # damaged data: the other assets still answer
+            engine.raise_if_interrupted(exc)
             why = exc.message if isinstance(exc, VibePiperError) else _first(exc)
             print(
                 f"warning: asset '{name}' is left out: {why}; rebuild it with "
@@ -201,14 +204,65 @@ def stream_query(
     With `iso` set, date, time and timestamp columns come as DuckDB writes them (full
     precision, 'infinity'), with a 'T' between date and time if `iso` is true.
     """
-    with sandbox(catalog, asset_data, quarantine_data) as con:
-        statement = _checked(con, sql)
-        stop = threading.Event()
+    with engine.noticing_interrupts():
+        try:
+            named = _named_in(sql)
+            with sandbox(catalog, _only(asset_data, named), _only(quarantine_data, named)) as con:
+                statement = _checked(con, sql)
+                stop = threading.Event()
 
-        def work() -> None:
-            _execute(con, statement, consume, stop, iso)
+                def work() -> None:
+                    _execute(con, statement, consume, stop, iso)
 
-        _supervise(con, work, stop, timeout)
+                _supervise(con, work, stop, timeout)
+        except Exception as exc:  # DuckDB's form of a Ctrl-C during the set-up
+            engine.raise_if_interrupted(exc)
+            raise
+
+
+def _named_in(sql: str) -> set[str] | None:
+    """The table names `sql` mentions (lower case), from DuckDB's parse tree (nothing is
+    bound or run); None when they cannot be known: not one SELECT-like statement DuckDB
+    can serialize, no table named (SHOW TABLES), or a question about the tables
+    themselves (information_schema, duckdb_tables(), pragma_...)."""
+    import json
+
+    con = engine.connect()
+    try:
+        con.execute("SET enable_external_access = false")
+        row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+        tree = json.loads(row[0]) if row else None
+    except Exception as exc:  # DuckDB's own errors, and whatever a hostile text may cause
+        engine.raise_if_interrupted(exc)
+        return None
+    finally:
+        con.close()
+    if not isinstance(tree, dict) or tree.get("error") is not False:
+        return None
+    names: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                names.add(str(node.get("table_name", "")).lower())
+                if str(node.get("schema_name", "")).lower() in SYSTEM_SCHEMAS:
+                    return None
+            if str(node.get("function_name", "")).lower().startswith(SYSTEM_FUNCTIONS):
+                return None
+            stack.extend(node.values())
+    return names or None
+
+
+def _only(tables: Tables | None, named: set[str] | None) -> Tables:
+    """The assets of `tables` that a query naming `named` may read: a view costs a look
+    at the asset's files (milliseconds), so a query of one asset, or of the catalog, does
+    not pay for thousands of them."""
+    if tables is None or named is None:
+        return tables or {}
+    return {name: data for name, data in tables.items() if name.lower() in named}
 
 
 def _checked(con: Any, sql: str) -> Any:

@@ -69,10 +69,6 @@ def _declares_project(pyproject: Path) -> bool:
 
 # The options of `vibepiper` itself, which may also be written after the command
 # (`vibepiper status --project ..`), and whether each takes a value.
-# What DuckDB raises (a bare RuntimeError) when Ctrl-C arrives while the main thread waits
-# in one of its calls: the same interruption as a KeyboardInterrupt.
-DUCKDB_INTERRUPTED = "Query interrupted"
-
 GLOBAL_OPTIONS = {"--project": True, "--home": True, "--module": True, "-m": True}
 
 
@@ -118,19 +114,24 @@ class Group(click.Group):
     """Turns our errors into one line on stderr and the exit code they carry."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except VibePiperError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_CANCELLED)
-        except RuntimeError as exc:
-            if str(exc) != DUCKDB_INTERRUPTED:
+        from vibepiper import engine
+
+        with engine.noticing_interrupts():
+            try:
+                return super().invoke(ctx)
+            except VibePiperError as exc:
+                click.echo(f"error: {exc}", err=True)
+                ctx.exit(exc.exit_code)
+            except KeyboardInterrupt:
+                click.echo("interrupted", err=True)
+                ctx.exit(EXIT_CANCELLED)
+            except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
                 raise
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_CANCELLED)
+            except Exception:
+                if not engine.interrupted():  # else DuckDB's form of a Ctrl-C
+                    raise
+                click.echo("interrupted", err=True)
+                ctx.exit(EXIT_CANCELLED)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """As click's, but its usage errors are one line too: `error: ...; see --help`."""
