@@ -42,12 +42,12 @@ def catalog_file(root: Path) -> Path:
 
 
 def files_under(folder: Path) -> set[str]:
-    """Every path under `folder`, but the lock file and the definitions snapshot (written by
-    any command that loads the project, by design)."""
+    """Every path under `folder`, but the lock file, the definitions snapshot and the
+    fingerprint memo (written by any command that loads the project, by design)."""
     return {
         str(p.relative_to(folder))
         for p in folder.rglob("*")
-        if p.name not in ("catalog.lock", "snapshot.json")
+        if p.name not in ("catalog.lock", "snapshot.json", "fingerprint-memo.json")
     }
 
 

@@ -65,6 +65,7 @@ def running_query(built: Path, settle: float = 0.3) -> Iterator[subprocess.Popen
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     try:
         wait_for_private_temp(built / ".vibepiper" / "query-tmp", settle)
@@ -73,6 +74,13 @@ def running_query(built: Path, settle: float = 0.3) -> Iterator[subprocess.Popen
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT handled as in a terminal. A process started in the background
+    by a non-interactive shell (`cmd &`, as a CI script may start pytest) has SIGINT
+    ignored, and its children inherit that: Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_private_temp(folder: Path, settle: float = 0.3) -> None:
@@ -212,6 +220,7 @@ def test_ctrl_c_while_views_are_set_up_is_not_taken_for_damaged_data(
         capture_output=True,
         text=True,
         timeout=120,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
 
     assert result.stdout.strip() == "KeyboardInterrupt ['first', 'second'] handler restored"

@@ -5,6 +5,7 @@ rewritten changes its identity and is read again."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -54,7 +55,8 @@ class IdentityMemo:
             temp.write_text(json.dumps(entries, sort_keys=True))
             os.replace(temp, self.path)
         except OSError:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. the home is a file: nothing was made
+                temp.unlink(missing_ok=True)
         self._changed = False
 
     def _load(self) -> dict[str, list[object]]:
