@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from vibepiper import engine
 from vibepiper.errors import EXIT_CANCELLED, ProjectLoadError, VibePiperError
 
 
@@ -114,8 +115,6 @@ class Group(click.Group):
     """Turns our errors into one line on stderr and the exit code they carry."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from vibepiper import engine
-
         with engine.noticing_interrupts():
             try:
                 return super().invoke(ctx)
