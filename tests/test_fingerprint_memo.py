@@ -145,3 +145,76 @@ def test_the_memo_is_written_only_when_something_new_was_learnt(proj: Path) -> N
     loaded(proj)  # every file as it was: all remembered
 
     assert memo.stat().st_mtime_ns == before.st_mtime_ns
+
+
+# -- the syntax-tree hash, made faster, is the same hash -------------------------------
+
+
+def _python_files() -> list[Path]:
+    """Real code of many shapes: VibePiper's own files, these tests, and the standard
+    library's ast, dataclasses and asyncio (match statements, try/except*, async, nested
+    defs and classes, decorators, docstrings)."""
+    import ast
+    import asyncio
+    import dataclasses
+
+    here = Path(__file__).resolve().parent
+    ours = sorted((here.parent / "vibepiper").rglob("*.py")) + sorted(here.glob("*.py"))
+    library = [Path(m.__file__ or "") for m in (ast, dataclasses)]
+    library += sorted(Path(asyncio.__file__ or "").parent.glob("*.py"))
+    return ours + library
+
+
+def test_the_fast_dump_writes_what_ast_dump_writes() -> None:
+    import ast
+    import sys
+
+    if sys.version_info >= (3, 13):
+        assert fingerprint._dumped is ast.dump  # there, ast.dump itself is used
+        return
+    nodes = 0
+    for path in _python_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.stmt | ast.match_case):  # (expressions are inside)
+                assert fingerprint._fast_dump(node) == ast.dump(node), (path, node.lineno)
+                nodes += 1
+    assert nodes > 5_000
+
+
+def test_dump_strips_what_a_full_walk_strips() -> None:
+    """Decorators and docstrings are found where the statements are: the result is what
+    stripping them on every node of the tree (ast.walk) gives."""
+    import ast
+
+    def by_full_walk(node: ast.AST, defaults: bool) -> str:
+        node = ast.parse(ast.unparse(node)).body[0]  # a copy
+        if not defaults and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.args.defaults = []
+            node.args.kw_defaults = [None] * len(node.args.kw_defaults)
+        for child in ast.walk(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                child.decorator_list = []
+                body = child.body
+                if (
+                    body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)
+                ):
+                    child.body = body[1:] or [ast.Pass()]
+        return ast.dump(node)
+
+    defs = 0
+    for path in _python_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # (and the defs and classes nested in them)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                before = ast.dump(node)
+                for defaults in (True, False):
+                    assert fingerprint._dump(node, defaults=defaults) == by_full_walk(
+                        node, defaults
+                    ), (path, node.lineno)
+                assert ast.dump(node) == before  # the tree is given back as it was
+                defs += 1
+    assert defs > 500

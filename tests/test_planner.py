@@ -44,7 +44,7 @@ CODE = CodeVersion("c1", {"code": "h1", "config": "k1"})
 def current(asset: str, data: str, inputs: Mapping[str, str | None] = (), **kw: object) -> Current:
     fields: dict[str, object] = {
         "code_version": CODE.version,
-        "code_parts": dict(CODE.parts),
+        "code_parts_recorded": dict(CODE.parts),
         **kw,
     }
     return Current(asset, f"m-{asset}", data_version=data, row_count=1, finished_at=MADE,

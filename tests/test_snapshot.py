@@ -120,3 +120,171 @@ def test_a_corrupt_snapshot_is_ignored(proj: Path) -> None:
     assert proc.returncode == 0 and "2 skipped" in proc.stdout
     saved = json.loads((proj / ".vibepiper" / "snapshot.json").read_text())
     assert saved["format"] == snapshot.FORMAT
+
+
+# -- an edit imports only the modules it touches ----------------------------------------
+
+MARK = 'from pathlib import Path\nPath(__file__).with_name("imported-{name}").write_text("")\n'
+
+PARTS = {
+    "alpha": MARK.format(name="alpha")
+    + """
+import pandas as pd
+from vibepiper import asset
+
+
+@asset
+def a1() -> pd.DataFrame:
+    return pd.DataFrame({"n": [1, 2, 3]})
+
+
+@asset
+def a2() -> pd.DataFrame:
+    return pd.DataFrame({"n": [10, 20]})
+""",
+    "helpers.py": MARK.format(name="helpers") + "RATE = 2\n",
+    "beta": MARK.format(name="beta")
+    + """
+import pandas as pd
+from vibepiper import asset
+from helpers import RATE
+
+
+@asset
+def b1(a1: pd.DataFrame) -> pd.DataFrame:
+    return a1.assign(n=a1.n * RATE)
+""",
+    "gamma": MARK.format(name="gamma")
+    + """
+import pandas as pd
+from vibepiper import check
+
+
+@check(asset="b1")
+def b1_positive(b1: pd.DataFrame) -> bool:
+    return bool((b1.n > 0).all())
+""",
+    "delta": MARK.format(name="delta")
+    + """
+import pandas as pd
+from vibepiper import asset
+
+
+@asset
+def d1(a2: pd.DataFrame) -> pd.DataFrame:
+    return a2.assign(m=a2.n + 1)
+""",
+}
+
+
+@pytest.fixture
+def parts(project_dir: Callable[..., Path]) -> Path:
+    root = project_dir(PARTS)
+    assert run_cli(root, "materialize").returncode == 0
+    return root
+
+
+def imported_now(root: Path) -> set[str]:
+    found = {p.name.removeprefix("imported-") for p in root.glob("imported-*")}
+    for marker in root.glob("imported-*"):
+        marker.unlink()
+    return found
+
+
+def edit_file(root: Path, name: str, old: str, new: str) -> None:
+    path = root / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def stale(root: Path) -> list[str]:
+    proc = run_cli(root, "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return sorted(row["name"] for row in json.loads(proc.stdout) if not row["fresh"])
+
+
+def agrees_with_a_full_import(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The code versions the partly imported project has are those a full import gives."""
+    from vibepiper import Project
+
+    partly = Project(root)
+    with monkeypatch.context() as env:
+        env.setenv("VIBEPIPER_NO_SNAPSHOT", "1")
+        fully = Project(root)
+    assert {n: c.version for n, c in partly.codes.items()} == {
+        n: c.version for n, c in fully.codes.items()
+    }
+    assert partly.graph.order == fully.graph.order
+    assert partly.list_rows(partly.assets) == fully.list_rows(fully.assets)
+
+
+def test_an_edit_imports_only_its_module(parts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    imported_now(parts)
+    edit_file(parts, "alpha.py", "[10, 20]", "[10, 30]")
+    assert stale(parts) == ["a2", "d1"]
+    assert imported_now(parts) == {"alpha"}
+    agrees_with_a_full_import(parts, monkeypatch)
+    imported_now(parts)
+    proc = run_cli(parts, "materialize")
+    assert proc.returncode == 0, proc.stderr
+    # a2's new data makes d1 compute: delta's code is imported for it
+    assert "2 succeeded" in proc.stdout and imported_now(parts) >= {"alpha", "delta"}
+    assert stale(parts) == []
+
+
+def test_an_edit_whose_asset_alone_computes_imports_nothing_more(parts: Path) -> None:
+    """The edited asset's data comes out the same: nothing downstream computes, and no
+    other module is imported (the run takes the edited module's code as it was loaded)."""
+    edit_file(parts, "alpha.py", "[10, 20]})", "[10, 20]}).copy()")  # the same data
+    imported_now(parts)
+    proc = run_cli(parts, "materialize")
+    assert proc.returncode == 0 and "1 succeeded" in proc.stdout, proc.stdout
+    assert imported_now(parts) == {"alpha"}
+
+
+def test_an_edited_helper_imports_the_modules_that_import_it(
+    parts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported_now(parts)
+    edit_file(parts, "helpers.py", "RATE = 2", "RATE = 3")
+    assert stale(parts) == ["b1"]
+    # beta imports helpers; gamma holds a check on beta's asset: its code version covers it
+    assert imported_now(parts) == {"helpers", "beta", "gamma"}
+    agrees_with_a_full_import(parts, monkeypatch)
+
+
+def test_an_edited_check_makes_its_asset_stale(
+    parts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported_now(parts)
+    edit_file(parts, "gamma.py", "b1.n > 0", "b1.n >= 0")
+    assert stale(parts) == ["b1"]
+    assert imported_now(parts) == {"helpers", "beta", "gamma"}
+    agrees_with_a_full_import(parts, monkeypatch)
+    assert run_cli(parts, "materialize").returncode == 0
+    assert stale(parts) == []
+
+
+def test_an_asset_removed_or_added_by_an_edit(parts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit_file(parts, "alpha.py", "@asset\ndef a2()", "def a2()")  # no longer an asset
+    proc = run_cli(parts, "status")
+    assert proc.returncode != 0 and "a2" in proc.stderr  # d1 reads an asset that is gone
+    edit_file(parts, "alpha.py", "def a2()", "@asset\ndef a2()")
+    edit_file(parts, "delta.py", "def d1(", "def d1_new(")
+    listing = json.loads(run_cli(parts, "list", "--json").stdout)
+    assert sorted(r["name"] for r in listing) == ["a1", "a2", "b1", "d1_new"]
+    agrees_with_a_full_import(parts, monkeypatch)
+
+
+def test_an_edit_that_defines_an_asset_twice_is_refused(parts: Path) -> None:
+    edit_file(parts, "delta.py", "def d1(", "def b1(")
+    proc = run_cli(parts, "status")
+    assert proc.returncode != 0 and "'b1' is defined twice" in proc.stderr
+
+
+def test_an_edited_pyproject_imports_everything(parts: Path) -> None:
+    imported_now(parts)
+    (parts / "pyproject.toml").write_text((parts / "pyproject.toml").read_text() + "\n")
+    assert stale(parts) == []
+    assert imported_now(parts) == {"alpha", "beta", "gamma", "delta", "helpers"}

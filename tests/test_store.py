@@ -550,3 +550,79 @@ def test_only_what_stage_returned_is_published(store: ParquetStore, tmp_path: Pa
         with pytest.raises(StoreError, match="not a file this store staged"):
             act(forged)
     assert outside.is_file() and not store.exists("orders", "v1")
+
+
+# -- making many files durable at once ---------------------------------------------------
+
+
+def _spy_fsync(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from vibepiper.storage import parquet_files
+
+    synced: list[Path] = []
+    real = parquet_files.fsync
+
+    def fsync(path: Path) -> None:
+        synced.append(path)
+        real(path)
+
+    monkeypatch.setattr(parquet_files, "fsync", fsync)
+    return synced
+
+
+def _many_files(root: Path, n: int = 20) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = root / f"f{i}.parquet"
+        path.write_bytes(b"x" * 100)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs(2) is Linux's")
+def test_many_files_are_made_durable_by_one_syncfs_except_on_another_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vibepiper.storage import parquet_files
+
+    synced = _spy_fsync(monkeypatch)
+    root = tmp_path / "store"
+    paths = [*_many_files(root), root, tmp_path / "removed.parquet"]
+    elsewhere = [
+        p
+        for p in (Path("/dev/shm"), Path("/proc"))
+        if p.is_dir() and p.stat().st_dev != root.stat().st_dev
+    ][:1]
+    if elsewhere and elsewhere[0].name == "shm":
+        paths += _many_files(elsewhere[0] / f"vibepiper-test-{tmp_path.name}", 2)
+    try:
+        parquet_files.fsync_all(paths, root)
+    finally:
+        if elsewhere and elsewhere[0].name == "shm":
+            shutil.rmtree(elsewhere[0] / f"vibepiper-test-{tmp_path.name}")
+    # the store's own file system: one syncfs for all; a removed file: nothing to flush
+    assert [p for p in synced if str(p).startswith(str(tmp_path))] == []
+    assert all(str(p).startswith("/dev/shm") for p in synced)
+
+
+def test_without_syncfs_each_file_gets_its_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vibepiper.storage import parquet_files
+
+    synced = _spy_fsync(monkeypatch)
+    monkeypatch.setattr(parquet_files, "_syncfs", lambda root: False)  # not Linux, say
+    root = tmp_path / "store"
+    paths = [*_many_files(root), root, tmp_path / "removed.parquet"]
+    parquet_files.fsync_all(paths, root)
+    assert sorted(synced) == sorted(paths)
+
+
+def test_a_few_files_get_an_fsync_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vibepiper.storage import parquet_files
+
+    synced = _spy_fsync(monkeypatch)
+    root = tmp_path / "store"
+    paths = [*_many_files(root, 3), root]
+    parquet_files.fsync_all(paths, root)
+    assert sorted(synced) == sorted(paths)

@@ -3,6 +3,7 @@ definitions in its asset modules, imported fresh each time."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import pkgutil
@@ -22,6 +23,7 @@ from vibepiper.errors import DefinitionError, ProjectLoadError
 
 if TYPE_CHECKING:
     from vibepiper.graph.graph import Graph
+    from vibepiper.versioning.source_cache import IdentityMemo
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,30 @@ def _tool_table(pyproject: Path) -> dict[str, Any]:
 
 def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]]:
     """Import the project's modules (and their submodules) and collect their definitions."""
+    found = import_definitions(settings)
+    return found.assets, found.checks
+
+
+@dataclass
+class Definitions:
+    """What the imported modules of a project's tree define."""
+
+    assets: list[AssetDef]
+    checks: list[CheckDef]
+    tree: list[str]  # the modules whose definitions are collected, in import order
+    # each definition's tree module (the first one found to hold it), by id
+    holder: dict[int, str] = field(default_factory=dict)
+
+
+def import_definitions(
+    settings: Settings, only: Iterable[str] | None = None, tree: Iterable[str] = ()
+) -> Definitions:
+    """Import the project's modules (and their submodules) and collect their definitions.
+
+    With `only`, just those modules are imported; the definitions are then those of the
+    modules of `tree` (the whole tree, as an earlier import found it) that got imported:
+    `only`, and whatever of the tree they import.
+    """
     root = str(settings.root)
     if sys.path[:1] != [root]:  # first, even if another project was loaded before
         while root in sys.path:
@@ -197,16 +223,31 @@ def load_definitions(settings: Settings) -> tuple[list[AssetDef], list[CheckDef]
         sys.path.insert(0, root)
     importlib.invalidate_caches()
     _forget_project_modules(settings)
-    assets: dict[int, AssetDef] = {}
-    checks: dict[int, CheckDef] = {}
-    for name in settings.modules:
-        for module in _import_tree(name, settings.root):
-            found = list(_definitions_in(module))
-            refuse_duplicates(module, found)
-            for value in found:
-                target: dict[int, Any] = assets if isinstance(value, AssetDef) else checks
-                target.setdefault(id(value), value)
-    return list(assets.values()), list(checks.values())
+    if only is None:
+        modules = [m for name in settings.modules for m in _import_tree(name, settings.root)]
+    else:
+        for name in only:
+            _import(name, settings.root)
+        modules = [sys.modules[n] for n in tree if n in sys.modules]
+    _LOADED.update(name for name, _ in _project_modules(settings))
+    found = Definitions([], [], [])
+    seen: set[int] = set()
+    for module in modules:
+        if module.__name__ in found.tree:
+            continue
+        found.tree.append(module.__name__)
+        values = list(_definitions_in(module))
+        refuse_duplicates(module, values)
+        for value in values:
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            found.holder[id(value)] = module.__name__
+            if isinstance(value, AssetDef):
+                found.assets.append(value)
+            else:
+                found.checks.append(value)
+    return found
 
 
 def _import_tree(name: str, root: Path) -> Iterator[ModuleType]:
@@ -236,10 +277,18 @@ def _forget_project_modules(settings: Settings) -> None:
     """Drop the project's modules from the import cache, so its current code is loaded.
 
     Done once per load, before any import: a module imported by a sibling during this
-    load is then reused, not imported twice (which would define its assets twice).
+    load is then reused, not imported twice (which would define its assets twice). The
+    modules an earlier load in this process found to be its project's go too: another
+    project's `helpers` must not stand in for this one's.
     """
     for name, _ in _project_modules(settings):
         del sys.modules[name]
+    for name in _LOADED:
+        sys.modules.pop(name, None)
+    _LOADED.clear()
+
+
+_LOADED: set[str] = set()  # the project modules of the loads made in this process
 
 
 def _import(name: str, root: Path) -> ModuleType:
@@ -276,8 +325,12 @@ def _describe(exc: BaseException, root: Path) -> str:
 
 def project_files(settings: Settings) -> list[Path]:
     """pyproject.toml and the file of every imported module of the project."""
-    modules = [path for _, path in _project_modules(settings) if path is not None]
-    return [settings.root / "pyproject.toml", *modules]
+    return [settings.root / "pyproject.toml", *project_module_files(settings).values()]
+
+
+def project_module_files(settings: Settings) -> dict[str, Path]:
+    """The file of every imported module of the project, by module name."""
+    return {name: path for name, path in _project_modules(settings) if path is not None}
 
 
 def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
@@ -302,3 +355,66 @@ class GraphLoader:
 
         assets, checks = load_definitions(Settings(self.root, self.modules, self.home))
         return GraphClass.build(assets, checks)
+
+
+def project_imports(
+    files: dict[str, Path], memo: IdentityMemo | None = None
+) -> dict[str, tuple[str, ...]]:
+    """For each project module (name -> file), the project modules its file imports,
+    anywhere in it (a function's own `import` too), read from its syntax tree: an edit
+    to one module makes every module that imports it, at any remove, load again.
+    What each file imports is remembered in `memo` by the file's identity."""
+    found = {}
+    for name, path in files.items():
+        imported = _imports_of(name, path, memo)
+        found[name] = tuple(sorted(m for m in imported if m in files and m != name))
+    return found
+
+
+def _imports_of(name: str, path: Path, memo: IdentityMemo | None) -> list[str]:
+    import json
+
+    from vibepiper.versioning.source_cache import identity_of, syntax_tree
+
+    key = f"imports {name} {path}"
+    try:
+        identity = identity_of(os.stat(path))
+    except OSError:
+        return []
+    known = memo.get(key, identity) if memo is not None else None
+    if known is not None:
+        return list(json.loads(known))
+    tree = syntax_tree(str(path))
+    if tree is None:
+        return []
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    imported: set[str] = set()
+    stack: list[ast.AST] = [tree]
+    while stack:  # imports are statements: expressions need no look
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imported.update(_with_parents(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                up = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join([*up, *([base] if base else [])])
+            if base:
+                imported.update(_with_parents(base))
+                imported.update(f"{base}.{alias.name}" for alias in node.names)
+        for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field_name, None)
+            if isinstance(children, list):
+                stack.extend(c for c in children if isinstance(c, ast.AST))
+    result = sorted(imported)
+    if memo is not None:
+        memo.put(key, identity, json.dumps(result))
+    return result
+
+
+def _with_parents(dotted: str) -> list[str]:
+    """`a.b.c` imports `a`, `a.b` and `a.b.c`."""
+    parts = dotted.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import AssetNotMaterializedError, SelectionError, did_you_mean
 from vibepiper.graph.graph import Graph
-from vibepiper.loader import load_definitions, load_settings, project_files
+from vibepiper.loader import load_settings
 from vibepiper.text import quoted
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from vibepiper.execution.workspace import Workspace
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import Made, Neighbourhood
+    from vibepiper.snapshot import Snapshot
     from vibepiper.versioning.freshness import Verdict
 
 # What the fingerprints of the project's functions depend on in their files, remembered by
@@ -62,41 +66,116 @@ class Project:
         found = snapshot.load(self.home, self._key) if snapshot.enabled() else None
         if found is None:
             self._load_fully()
+        elif found.changed:
+            self._load_fully(found)  # only the modules the edits touch are imported
         else:
             self.graph, self.codes, self._listing = found.graph, found.codes, found.listing
             self._defaults = found.defaults
             self.loaded = False
 
-    def _load_fully(self) -> None:
-        """Import the project's modules, and save a snapshot of what they define."""
+    def _load_fully(self, stale: Snapshot | None = None) -> None:
+        """Import the project's modules, and save a snapshot of what they define.
+
+        With `stale`, a snapshot some of whose module files were edited since, only the
+        modules those edits affect are imported (`stale.affected`); the others' assets
+        stay as the snapshot has them (their code is imported when they must compute).
+        """
         from vibepiper import snapshot
+        from vibepiper.loader import import_definitions, project_imports, project_module_files
         from vibepiper.reporting.listing import asset_rows
         from vibepiper.versioning.fingerprint import Fingerprinter, config_texts
         from vibepiper.versioning.source_cache import IdentityMemo
 
-        assets, checks = load_definitions(self.settings)
-        files = project_files(self.settings)
-        self.graph = Graph.build(assets, checks)
-        self.loaded = True
+        if stale is None:
+            found = import_definitions(self.settings)
+        else:
+            found = import_definitions(self.settings, stale.affected, stale.modules.tree)
+        live_modules = set(found.tree)
+        kept = (
+            []
+            if stale is None
+            else [
+                name
+                for name in stale.graph.order
+                if stale.modules.holder.get(name) not in live_modules
+            ]
+        )
+        live = [a.name for a in found.assets]
+        assets = [*found.assets, *(stale.graph.assets[n] for n in kept)] if stale else found.assets
+        self.graph = Graph.build(assets, found.checks)
+        if stale is not None and kept:
+            reads = {n: stale.graph.check_reads[n] for n in kept if n in stale.graph.check_reads}
+            self.graph = replace(
+                self.graph, check_reads=MappingProxyType({**reads, **self.graph.check_reads})
+            )
+        self.loaded = not kept
         memo = IdentityMemo(self.home / FINGERPRINT_MEMO)
         fingerprints = Fingerprinter(memo)
         self.codes = {
             name: fingerprints.code_version(defn, self.graph.checks.get(name, ()))
-            for name, defn in self.graph.assets.items()
+            for name in live
+            if (defn := self.graph.assets[name])
         }
-        memo.save()  # (a read-only home just remembers nothing)
-        self._defaults = {n: config_texts(d.config) for n, d in self.graph.assets.items()}
-        rows = asset_rows(self.graph, self.graph.order)
+        self._defaults = {n: config_texts(self.graph.assets[n].config) for n in live}
+        rows = asset_rows(self.graph, live)
         self._listing = {row["name"]: row for row in rows}
+        if stale is not None:
+            self.codes.update((n, stale.codes[n]) for n in kept)
+            self._defaults.update((n, stale.defaults[n]) for n in kept)
+            self._listing.update((n, stale.listing[n]) for n in kept)
+        module_files = {n: str(f) for n, f in project_module_files(self.settings).items()}
+        if stale is not None:
+            module_files = {**stale.modules.files, **module_files}
+        imports = project_imports({n: Path(f) for n, f in module_files.items()}, memo)
+        memo.save()  # (a read-only home just remembers nothing)
+        holder = {
+            **({n: stale.modules.holder[n] for n in kept} if stale else {}),
+            **{a.name: found.holder[id(a)] for a in found.assets},
+        }
+        check_holders: dict[str, list[str]] = (
+            {n: list(stale.modules.check_holders.get(n, ())) for n in kept} if stale else {}
+        )
+        for chk in found.checks:
+            check_holders.setdefault(chk.asset, []).append(found.holder[id(chk)])
+        modules = snapshot.Modules(
+            tree=stale.modules.tree if stale else tuple(found.tree),
+            files=module_files,
+            imports=imports,
+            holder=holder,
+            check_holders={n: tuple(dict.fromkeys(h)) for n, h in check_holders.items()},
+        )
         if snapshot.enabled():
+            files = [self.root / "pyproject.toml", *map(Path, module_files.values())]
+            ordered = [self._listing[n] for n in self.graph.order]
             # A read-only home only means that every command imports the modules.
             with contextlib.suppress(OSError):
-                snapshot.save(self.home, self._key, files, self.graph, self.codes, rows)
+                snapshot.save(
+                    self.home,
+                    self._key,
+                    files,
+                    self.graph,
+                    self.codes,
+                    ordered,
+                    modules,
+                    stale.files if stale else None,
+                )
 
-    def load_code(self) -> None:
-        """Import the project's modules if a snapshot stood in for them so far."""
-        if not self.loaded:
-            self._load_fully()
+    def load_code(self, names: Iterable[str] | None = None) -> bool:
+        """Import the project's modules if a snapshot stood in for them so far (for
+        `names` only: unless every one of them was imported already); whether it did."""
+        if self.loaded:
+            return False
+        if names is not None and all(self._imported(n) for n in names):
+            return False
+        self._load_fully()
+        return True
+
+    def _imported(self, name: str) -> bool:
+        """Whether `name`'s function (and so its checks: see snapshot._affected) was
+        imported, rather than stood in for by the snapshot."""
+        from vibepiper.snapshot import stands_in
+
+        return not stands_in(self.graph.assets[name])
 
     def list_rows(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """What `vibepiper list` shows for each of `names`."""
@@ -153,9 +232,9 @@ class Project:
             lineage = OpenLineageReporter(self.settings.openlineage, self.graph, self.root.name)
             reporter = Fanout([r for r in (reporter, lineage) if r is not None])
 
-        def load_code() -> Workspace:
-            self.load_code()  # something will be computed: its code is needed now
-            return self.workspace(config)
+        def load_code(names: list[str]) -> Workspace | None:
+            # these will be computed: their code is needed now
+            return self.workspace(config) if self.load_code(names) else None
 
         runner = make_executor(
             executor,

@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -27,7 +28,7 @@ from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion, config_texts
 
-FORMAT = 4
+FORMAT = 5
 FILENAME = "snapshot.json"
 
 
@@ -39,6 +40,24 @@ class Snapshot:
     # graph's assets have no configuration: their functions were not imported)
     defaults: dict[str, dict[str, str]]
     listing: dict[str, dict[str, Any]]  # name -> its `vibepiper list --json` row
+    modules: Modules
+    # Module files edited since (empty: the snapshot stands for the whole project), and the
+    # modules of the tree to import again for them (see `affected`).
+    changed: tuple[str, ...] = ()
+    affected: tuple[str, ...] = ()
+    files: dict[str, Any] = field(default_factory=dict)  # path -> identity, when taken
+
+
+@dataclass(frozen=True)
+class Modules:
+    """How a project's modules hang together, as its last import found them."""
+
+    tree: tuple[str, ...] = ()  # the modules whose definitions were collected, in order
+    files: Mapping[str, str] = field(default_factory=dict)  # project module -> its file
+    imports: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # -> project modules
+    # asset -> the tree module that holds it, and those holding its checks
+    holder: Mapping[str, str] = field(default_factory=dict)
+    check_holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def enabled() -> bool:
@@ -52,6 +71,8 @@ def save(
     graph: Graph,
     codes: dict[str, CodeVersion],
     listing: list[dict[str, Any]],
+    modules: Modules,
+    known: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the snapshot (atomically). Skipped when a library version cannot be read
     without importing it (the snapshot could not be checked later), or when a code version
@@ -75,11 +96,14 @@ def save(
     data = {
         "format": FORMAT,
         "key": key,
-        "files": {str(f): _identity(f) for f in sorted(set(files))},
+        "files": {str(f): _identity(f, (known or {}).get(str(f))) for f in sorted(set(files))},
         "packages": {str(d): _listing(d) for d in _package_dirs(files)},
         "libraries": libraries,
-        "assets": [_asset_entry(graph.assets[n], graph, codes[n]) for n in graph.order],
+        "assets": [_asset_entry(graph.assets[n], graph, codes[n], modules) for n in graph.order],
         "listing": listing,
+        "tree": list(modules.tree),
+        "modules": dict(modules.files),
+        "imports": {name: list(found) for name, found in modules.imports.items()},
     }
     home.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{FILENAME}.{os.getpid()}.tmp")
@@ -88,7 +112,9 @@ def save(
 
 
 def load(home: Path, key: dict[str, Any]) -> Snapshot | None:
-    """The snapshot, if it exists and everything it was made from is unchanged."""
+    """The snapshot, if it exists and everything it was made from is unchanged — or if
+    only module files changed: then `changed` names them and `affected` says which
+    modules to import again (the rest of the snapshot still stands for the others)."""
     try:
         data = json.loads((home / FILENAME).read_text())
     except (OSError, ValueError):
@@ -96,10 +122,17 @@ def load(home: Path, key: dict[str, Any]) -> Snapshot | None:
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
         return None
     try:
-        if not _unchanged(data):
+        changed = _changed(data)
+        if changed is None:
             return None
-        return _rebuild(data)
-    except (KeyError, TypeError, ValueError, VibePiperError):
+        found = _rebuild(data)
+        if not changed:
+            return found
+        affected = _affected(found.modules, changed)
+        if affected is None:
+            return None
+        return replace(found, changed=tuple(changed), affected=affected)
+    except (KeyError, TypeError, ValueError, AttributeError, VibePiperError):
         return None
 
 
@@ -112,16 +145,48 @@ def project_key(root: Path, modules: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _unchanged(data: dict[str, Any]) -> bool:
+def _changed(data: dict[str, Any]) -> list[str] | None:
+    """The files that changed since the snapshot, or None if something else did (a
+    package's listing, a library's version): then it cannot be used at all."""
+    changed = []
     for path, identity in data["files"].items():
         if _identity(Path(path), identity) != identity:
-            return False
+            changed.append(str(path))
     for folder, listing in data["packages"].items():
         if _listing(Path(folder)) != listing:
-            return False
+            return None
     # A library's metadata folder is named after its version: if it is still there, the
     # version is the same (and no import of importlib.metadata is needed to know it).
-    return all(os.path.isdir(folder) for folder in data["libraries"].values())
+    if not all(os.path.isdir(folder) for folder in data["libraries"].values()):
+        return None
+    return changed
+
+
+def _affected(modules: Modules, changed: list[str]) -> tuple[str, ...] | None:
+    """The modules of the tree to import again after `changed` files were edited: their
+    own modules, every module that imports one of those (at any remove: its code may use
+    what changed), and the modules holding checks on the assets of any of these, or
+    assets checked by them (a code version covers the asset's checks). None if a changed
+    file is no module's (pyproject.toml, say): then everything is imported."""
+    by_file = {file: name for name, file in modules.files.items()}
+    if not all(path in by_file for path in changed):
+        return None
+    links: dict[str, set[str]] = {name: set() for name in modules.files}
+    for name, imported in modules.imports.items():
+        for other in imported:
+            links.setdefault(other, set()).add(name)  # `other` changed: `name` must follow
+    for asset, holder in modules.holder.items():
+        for other in modules.check_holders.get(asset, ()):
+            links.setdefault(holder, set()).add(other)
+            links.setdefault(other, set()).add(holder)
+    affected = {by_file[path] for path in changed}
+    stack = list(affected)
+    while stack:
+        for other in links.get(stack.pop(), ()):
+            if other not in affected:
+                affected.add(other)
+                stack.append(other)
+    return tuple(name for name in modules.tree if name in affected)
 
 
 def _identity(path: Path, known: list[Any] | None = None) -> list[Any]:
@@ -163,9 +228,14 @@ def _installed(name: str) -> str | None:
     return str(folder) if folder is not None and Path(folder).is_dir() else None
 
 
-def _asset_entry(defn: AssetDef, graph: Graph, code: CodeVersion) -> dict[str, Any]:
+def _asset_entry(
+    defn: AssetDef, graph: Graph, code: CodeVersion, modules: Modules
+) -> dict[str, Any]:
     return {
         "name": defn.name,
+        "module": defn.module,
+        "holder": modules.holder[defn.name],
+        "check_holders": list(modules.check_holders.get(defn.name, ())),
         "inputs": dict(defn.inputs),
         "upstream": list(graph.upstream[defn.name]),
         "check_reads": {k: list(v) for k, v in graph.check_reads.get(defn.name, {}).items()},
@@ -180,6 +250,11 @@ def _asset_entry(defn: AssetDef, graph: Graph, code: CodeVersion) -> dict[str, A
     }
 
 
+def stands_in(defn: AssetDef) -> bool:
+    """Whether `defn` is the snapshot's stand-in for an asset whose code was not imported."""
+    return defn.fn is _not_loaded
+
+
 def _not_loaded(*args: Any, **kwargs: Any) -> Any:
     raise VibePiperError(
         "this asset's code was not loaded (a snapshot was used)",
@@ -191,6 +266,8 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
     """The snapshot's definitions; a name that no definition could have (the file was
     edited or forged: names end up in SQL and paths) makes the whole snapshot unusable."""
     assets, codes, reads, defaults = [], {}, {}, {}
+    holder: dict[str, str] = {}
+    check_holders: dict[str, tuple[str, ...]] = {}
     for entry in data["assets"]:
         _check_names(entry)
         if entry["check_reads"]:
@@ -211,13 +288,24 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
                 description=entry["description"],
                 max_age=timedelta(seconds=entry["max_age"]) if entry["max_age"] else None,
                 source_path=entry["source_path"],
+                module=str(entry["module"]),
             )
         )
+        holder[entry["name"]] = str(entry["holder"])
+        if entry["check_holders"]:
+            check_holders[entry["name"]] = tuple(map(str, entry["check_holders"]))
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
         defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
     listing = {check_name(row["name"]): row for row in data["listing"]}
     graph = replace(Graph.build(assets), check_reads=MappingProxyType(reads))
-    return Snapshot(graph, codes, defaults, listing)
+    modules = Modules(
+        tree=tuple(map(str, data["tree"])),
+        files={str(k): str(v) for k, v in dict(data["modules"]).items()},
+        imports={str(k): tuple(map(str, v)) for k, v in dict(data["imports"]).items()},
+        holder=holder,
+        check_holders=check_holders,
+    )
+    return Snapshot(graph, codes, defaults, listing, modules, files=dict(data["files"]))
 
 
 def _check_names(entry: dict[str, Any]) -> None:

@@ -323,7 +323,6 @@ def _abandon_dead_runs(con: Any) -> list[str]:
 
 
 def _current(con: Any) -> dict[Unit, Current]:
-    import json
 
     found = con.execute(
         "SELECT c.asset, c.partition_key, c.materialization_id, c.code_version, "
@@ -349,7 +348,7 @@ def _current(con: Any) -> dict[Unit, Current]:
                 count,
                 finished,
                 {},
-                json.loads(parts) if parts else {},
+                parts or {},
                 last or "succeeded",
                 partition=unit.partition,
             )

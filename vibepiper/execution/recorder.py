@@ -107,8 +107,10 @@ class Recorder:
                     "partition_key": partition or None,
                     "status": result.state,
                     "code_version": result.code_version,
+                    # a skipped asset's parts are its current materialization's: not
+                    # written again at every run that finds it fresh
                     "code_parts": json.dumps(result.code_parts, sort_keys=True)
-                    if result.code_parts
+                    if result.code_parts and result.state != states.SKIPPED
                     else None,
                     "data_version": result.data_version,
                     "row_count": result.row_count,

@@ -44,6 +44,10 @@ from vibepiper.processes import remove_dead_temp_dirs
 from vibepiper.units import Unit
 from vibepiper.versioning.planner import Action, Decision, Plan, PlanOptions, settle
 
+# Imports the code of the named assets where a snapshot stood in for it: the workspace
+# with it, or None if it was there already.
+CodeLoader = Callable[[list[str]], Workspace | None]
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -64,22 +68,27 @@ def materialize(
     reporter: Reporter | None = None,
     executor: Executor | None = None,
     cancel: threading.Event | None = None,
-    load_code: Callable[[], Workspace] | None = None,
+    load_code: CodeLoader | None = None,
 ) -> RunResult:
     """Run `names` (in dependency order): each asset starts once everything it depends on
     has finished, on `executor` (default: in this thread, one at a time), with at most
     `pools[p]` assets of pool `p` computing at once. Setting `cancel` stops the run:
     nothing more starts, what runs is stopped (or, on threads, left to end) and recorded
-    as failed, "cancelled". `load_code` is called, once, if the plan computes anything
-    and the workspace's graph was read from a snapshot: it imports the project's code."""
+    as failed, "cancelled". `load_code(names)` is called if the plan computes anything and
+    the workspace's graph was read (at least partly) from a snapshot: it imports the code
+    of `names` (those the run will compute or validate; again later for one whose decision
+    waited on its inputs), or the whole project's, and gives the workspace with it (None:
+    nothing needed importing)."""
     check_pools(ws.graph, names, options.pools)
     executor = executor or InProcessExecutor()
     with run_turn(ws.catalog):
         current = ws.catalog.current()  # no other run can change it while this one runs
         the_plan = plan(ws, names, PlanOptions(force=options.force), current)
         if load_code is not None and the_plan.computes:
-            ws = load_code()
-        run = Run(ws, the_plan, options, reporter or SilentReporter(), executor)
+            ws = load_code(the_plan.needs_code()) or ws
+        else:
+            load_code = None
+        run = Run(ws, the_plan, options, reporter or SilentReporter(), executor, load_code)
         return run.execute(cancel or threading.Event())
 
 
@@ -96,9 +105,11 @@ class Run:
         options: RunOptions,
         reporter: Reporter,
         executor: Executor,
+        load_code: CodeLoader | None = None,
     ) -> None:
         graph = ws.graph
         self.ws, self.graph, self.plan, self.options = ws, graph, plan, options
+        self.load_code = load_code
         self.reporter, self.executor = reporter, executor
         self.result = RunResult(new_run_id())
         self.recorder = Recorder(ws.catalog, before_write=ws.store.sync)
@@ -111,7 +122,8 @@ class Run:
         self.blockers = {
             u: sum(1 for up in graph.upstream[u.asset] if up in selected) for u in self.units
         }
-        self.ready = [u for u in self.units if not self.blockers[u]]
+        self.ready = [u for u in self.units if not self.blockers[u]]  # not yet prepared
+        self.queued: list[Unit] = []  # prepared, in dependency order, waiting for room
         self.launches: dict[Unit, Launch] = {}
         self.running: dict[Future[TaskOutcome], Unit] = {}
         # Timed out but still running (a thread cannot be stopped): each keeps its worker
@@ -159,9 +171,10 @@ class Run:
             self._bury()
             self._start_ready()
             if not self.running:
-                if cancel.is_set() or not (self.ready or self.zombies):
+                waiting = self.ready or self.queued
+                if cancel.is_set() or not (waiting or self.zombies):
                     break
-                if not self.ready or self.zombies:  # waiting for a zombie to free its slot
+                if not waiting or self.zombies:  # waiting for a zombie to free its slot
                     wait(list(self.zombies), timeout=POLL, return_when=FIRST_COMPLETED)
                 continue
             deadlines = [d for f in self.running if (d := self._deadline(f)) is not None]
@@ -198,14 +211,30 @@ class Run:
                     self.recorder.add("logs", rows)
 
     def _start_ready(self) -> None:
-        """Start (or settle) every ready unit there is room for, in dependency order."""
+        """Settle or start every ready unit there is room for, in dependency order.
+
+        Units that became ready since the last call are prepared once (which may settle
+        them: skipped, blocked); prepared ones wait in `queued`, in order, and are looked
+        at again only while there is room for one: a wide graph does not cost a walk of
+        every waiting unit per finished one."""
         cancel = self.cancel
+        order = self.order.__getitem__
         progress = True
         while progress and not cancel.is_set():
             progress = False
-            for unit in sorted(self.ready, key=self.order.__getitem__):
+            new, self.ready = sorted(self.ready, key=order), []
+            queued, self.queued = self.queued, []
+            kept: list[Unit] = []  # prepared, still without room
+            qi = ni = 0
+            while ni < len(new) or qi < len(queued):
+                visit_queue = qi < len(queued) and (bool(self.stop_reason) or self._any_room())
+                if visit_queue and (ni == len(new) or order(queued[qi]) < order(new[ni])):
+                    unit, qi = queued[qi], qi + 1
+                elif ni < len(new):
+                    unit, ni = new[ni], ni + 1
+                else:
+                    break  # no room: the rest of the queue waits
                 if self.stop_reason:
-                    self.ready.remove(unit)
                     blocked = AssetResult(
                         unit.asset, states.BLOCKED, self.mids[unit], message=self.stop_reason
                     )
@@ -216,30 +245,34 @@ class Run:
                 if launch is None:
                     decided = self._prepare(unit)
                     if isinstance(decided, AssetResult):
-                        self.ready.remove(unit)
                         self._complete(unit, decided)
                         progress = True
                         continue
                     launch = self.launches[unit] = decided
                 if self._room_for(unit):
-                    self.ready.remove(unit)
                     self._submit(unit, launch)
                     progress = True
+                else:
+                    kept.append(unit)
                 if cancel.is_set():
-                    return
+                    kept += new[ni:]
+                    break
+            self.queued = sorted([*kept, *queued[qi:], *self.queued], key=order)
+
+    def _any_room(self) -> bool:
+        """Whether some unit could start now (`_room_for` says which)."""
+        busy = len(self.running) + len(self.zombies)
+        if self.executor.write_behind and self.running:
+            return busy <= 1 and not any(f.done() for f in self.running)
+        return busy < self.executor.workers
 
     def _room_for(self, unit: Unit) -> bool:
-        if self.executor.write_behind and self.running:
+        if not self._any_room():
+            return False
+        if self.executor.write_behind and self.running and unit != self._next_in_line():
             # one more while an output is written, if it is the next in dependency order:
             # units still start in the order they would one at a time
             # (and not before a finished one is settled: it may stop the run, --fail-fast)
-            if (
-                len(self.running) + len(self.zombies) > 1
-                or any(f.done() for f in self.running)
-                or unit != self._next_in_line()
-            ):
-                return False
-        elif len(self.running) + len(self.zombies) >= self.executor.workers:
             return False
         pool = self.graph.assets[unit.asset].pool
         return pool is None or self.in_pool[pool] < self.options.pools[pool]
@@ -300,6 +333,11 @@ class Run:
                 row_count=cur.row_count,
                 message="fresh",
             )
+        if self.load_code is not None:
+            loaded = self.load_code([name])  # a decision that waited on its inputs, say
+            if loaded is not None:
+                self.ws, self.graph, self.memory.graph = loaded, loaded.graph, loaded.graph
+                graph, defn = loaded.graph, loaded.graph.assets[name]
         readable = {up: v for up in graph.upstream[name] if (v := self._version_of(up))}
         job = Job(
             asset=name,

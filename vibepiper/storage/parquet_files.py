@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,66 @@ def fsync(path: Path) -> None:
         return
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_all(paths: list[Path], root: Path) -> None:
+    """Make every one of `paths` (files and folders) durable.
+
+    Many at once, on Linux: one syncfs(2) of the file system that holds `root` flushes
+    them all in one journal commit (4,000 files: ~0.05 s, against ~0.6 s for an fsync of
+    each, eight at a time); a path on another file system still gets its own fsync.
+    Elsewhere, or for a few paths, an fsync of each, several at once (fsync waits on the
+    disk, not the CPU).
+    """
+    if len(paths) > _SERIAL_SYNCS and _syncfs(root):
+        try:
+            device = os.stat(root).st_dev
+        except OSError:
+            device = None
+        # (a path gone since, a version replaced by --force, has nothing left to flush)
+        paths = [p for p in paths if _device(p) not in (device, None)]
+    if len(paths) <= _SERIAL_SYNCS:
+        for path in paths:
+            fsync(path)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=_SYNC_THREADS) as pool:
+        list(pool.map(fsync, paths))
+
+
+_SERIAL_SYNCS = 8  # more paths than this to make durable: syncfs, or fsyncs in threads
+_SYNC_THREADS = 8
+
+
+def _device(path: Path) -> int | None:
+    """The device a path is on, or None if it is gone (nothing left to flush)."""
+    try:
+        return os.lstat(path).st_dev
+    except OSError:
+        return None
+
+
+def _syncfs(root: Path) -> bool:
+    """syncfs(2) on the file system of `root`; False where that cannot be done (not
+    Linux, no such call, an error reported): the caller then fsyncs each path."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return bool(call(fd) == 0)
     finally:
         os.close(fd)
 

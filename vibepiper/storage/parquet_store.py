@@ -69,8 +69,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 TMP_SUFFIX = ".tmp"
-_SERIAL_SYNCS = 8  # more files than this to sync: several fsyncs at once
-_SYNC_THREADS = 8
 # Versions are 32 hex digits (table_version, file_version); any lowercase letters and digits
 # are let through (unit tests label versions "v1"): no separator and no dot, so no way out.
 VERSION_RE = re.compile(r"[0-9a-z]{1,64}")
@@ -211,18 +209,11 @@ class ParquetStore:
 
     def sync(self) -> None:
         """Make every file published (or rejected) since the last call durable, with its
-        folder: an fsync of each, several at once (fsync waits on the disk, not the CPU)."""
+        folder (see `parquet_files.fsync_all`)."""
         with self._guard:
             paths, self._unsynced = sorted(self._unsynced), set()
         try:
-            if len(paths) <= _SERIAL_SYNCS:
-                for path in paths:
-                    files.fsync(path)
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-
-                with ThreadPoolExecutor(max_workers=_SYNC_THREADS) as pool:
-                    list(pool.map(files.fsync, paths))
+            files.fsync_all(paths, self.root)
         except BaseException:
             with self._guard:  # still owed: the next call tries again
                 self._unsynced.update(paths)
@@ -324,16 +315,22 @@ class ParquetStore:
         if self.sound_files is None:
             return {unit: self.damage(unit, version) for unit, version in versions.items()}
         sound = SoundFiles(self.sound_files, self.root)
+        root = str(self.root)
         found: dict[Unit, str] = {}
         for unit, version in versions.items():
-            path = self.path_for(unit, version) if VERSION_RE.fullmatch(version) else None
-            identity = sound.identity(path) if path is not None else None
-            if path is not None and identity is not None and sound.known(path, identity):
+            # (plain strings: thousands of Path objects cost more than the stats)
+            key = identity = None
+            if VERSION_RE.fullmatch(version):
+                asset = _asset(unit)
+                _check(asset, version, VERSION_RE, "data version")  # as path_for does
+                key = f"{asset}/{version}.parquet"
+                identity = sound.identity(os.path.join(root, key))
+            if key is not None and identity is not None and sound.known_key(key, identity):
                 found[unit] = ""
                 continue
             found[unit] = self.damage(unit, version)
-            if path is not None and identity is not None and not found[unit]:
-                sound.remember(path, identity)
+            if key is not None and identity is not None and not found[unit]:
+                sound.remember_key(key, identity)
         sound.save()
         return found
 

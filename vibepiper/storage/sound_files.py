@@ -25,7 +25,7 @@ class SoundFiles:
         self.memo = IdentityMemo(path)
         self.root = root
 
-    def identity(self, file: Path) -> Identity | None:
+    def identity(self, file: Path | str) -> Identity | None:
         """The file's identity, or None if it is not a regular file (missing, a link...)."""
         try:
             found = os.lstat(file)
@@ -33,16 +33,14 @@ class SoundFiles:
             return None
         return identity_of(found) if stat.S_ISREG(found.st_mode) else None
 
-    def known(self, file: Path, identity: Identity) -> bool:
-        """Whether `file` was found sound with this very identity."""
-        return self.memo.get(self._key(file), identity) == SOUND
+    def known_key(self, key: str, identity: Identity) -> bool:
+        """Whether the file at `key` (its path relative to the root, with `/`) was found
+        sound with this very identity."""
+        return self.memo.get(key, identity) == SOUND
 
-    def remember(self, file: Path, identity: Identity) -> None:
-        """`file`, of this identity (taken before it was looked at), is sound."""
-        self.memo.put(self._key(file), identity, SOUND)
+    def remember_key(self, key: str, identity: Identity) -> None:
+        """The file at `key`, of this identity (taken before it was looked at), is sound."""
+        self.memo.put(key, identity, SOUND)
 
     def save(self) -> None:
         self.memo.save()
-
-    def _key(self, file: Path) -> str:
-        return file.relative_to(self.root).as_posix()

@@ -16,17 +16,17 @@ import dis
 import hashlib
 import inspect
 import json
+import marshal
 import os
 import sys
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
-from vibepiper.versioning.source_cache import Identity, IdentityMemo, identity_of
+from vibepiper.versioning.source_cache import Identity, IdentityMemo, identity_of, syntax_tree
 
 # Libraries every asset depends on implicitly: its inputs and output are their objects.
 IMPLICIT_LIBRARIES = ("pandas", "pyarrow")
@@ -118,10 +118,11 @@ class Fingerprinter:
 
     Parsed files and hashes are cached for the fingerprinter's lifetime (one run): make a
     new one after the project's modules are reloaded. With a `memo`, what depends only on
-    a source file's text (a function's syntax-tree hash, the globals its bytecode reads) is
-    also remembered across runs by the file's identity (size, mtime, inode), so that after
-    one edit only the edited file's functions are parsed again; values (constants,
-    configuration, schemas) are always looked at anew.
+    code is also remembered across runs: a function's syntax-tree hash by its file's
+    identity (size, mtime, inode), so that after one edit only the edited file is parsed
+    again; the globals a function's bytecode reads by that bytecode, so that only the
+    edited function's is read again. Values (constants, configuration, schemas) are always
+    looked at anew.
     """
 
     def __init__(self, memo: IdentityMemo | None = None) -> None:
@@ -257,17 +258,19 @@ class Fingerprinter:
         return remembered.keep(_digest(_dump(node, defaults=defaults)))
 
     def _global_loads(self, code: types.CodeType) -> dict[str, set[str]]:
-        """`_global_loads(code)`, remembered for a def (lambdas on one line look alike)."""
-        if code.co_name == "<lambda>":
+        """`_global_loads(code)`, remembered by the code object's own bytes (so an edit to
+        one function of a file reads only its bytecode again)."""
+        if self.memo is None:
             return _global_loads(code)
-        remembered = self._remembered(
-            code.co_filename, f"loads {code.co_firstlineno} {code.co_qualname}"
-        )
-        known = _loads_from_text(remembered.value)
+        try:  # the whole code object, nested code included: what the answer depends on
+            key = f"loads {hashlib.sha256(marshal.dumps(code)).hexdigest()[:32]}"
+        except ValueError:
+            return _global_loads(code)
+        known = _loads_from_text(self.memo.get(key, _ANY_FILE))
         if known is not None:
             return known
         used = _global_loads(code)
-        remembered.keep(json.dumps({k: sorted(v) for k, v in used.items()}, sort_keys=True))
+        self.memo.put(key, _ANY_FILE, json.dumps({k: sorted(v) for k, v in used.items()}))
         return used
 
     def _remembered(self, filename: str, what: str) -> Remembered:
@@ -317,6 +320,9 @@ class Fingerprinter:
             kind = type(value)
             return self._own_hash(kind) if _is_project(kind) else kind.__qualname__
         return _digest(text)
+
+
+_ANY_FILE: Identity = (0, 0, 0)  # for memo entries keyed by content, not by a file
 
 
 @dataclass
@@ -375,9 +381,8 @@ _HOLDS_DEFS = (ast.stmt, ast.excepthandler, ast.match_case)
 
 def _index_file(filename: str) -> dict[int | str, ast.AST]:
     """Every function (by first line, decorators included) and class (by qualname)."""
-    try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+    tree = syntax_tree(filename)
+    if tree is None:
         return {}
     index: dict[int | str, ast.AST] = {}
 
@@ -416,7 +421,7 @@ def _dump(node: ast.AST, *, defaults: bool = True) -> str:
     if not defaults and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         set_field(node.args, "defaults", [])
         set_field(node.args, "kw_defaults", [None] * len(node.args.kw_defaults))
-    for child in ast.walk(node):
+    for child in _statements(node):
         if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             set_field(child, "decorator_list", [])
             body = child.body
@@ -428,10 +433,58 @@ def _dump(node: ast.AST, *, defaults: bool = True) -> str:
             ):
                 set_field(child, "body", body[1:] or [ast.Pass()])
     try:
-        return ast.dump(node, include_attributes=False)
+        return _dumped(node)
     finally:
         for target, name, value in reversed(saved):
             setattr(target, name, value)
+
+
+def _statements(node: ast.AST) -> Iterator[ast.AST]:
+    """`node` and the statements (and handlers, match cases) inside it, at any depth:
+    where a def or a class can be (expressions hold none, lambdas are no def)."""
+    stack = [node]
+    while stack:
+        here = stack.pop()
+        yield here
+        for name in _STATEMENT_LISTS:
+            children = getattr(here, name, None)
+            if isinstance(children, list):
+                stack.extend(c for c in children if isinstance(c, _HOLDS_DEFS))
+
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _fast_dump(node: Any) -> str:
+    """What `ast.dump(node)` gives (no attributes, no indent) as CPython 3.11 and 3.12
+    write it, in a third of the time: `Name(field=value, ...)`, a field left out when it
+    is None and its class's default is None."""
+    if isinstance(node, ast.AST):
+        kind = type(node)
+        fields = _FIELDS.get(kind)
+        if fields is None:
+            fields = _FIELDS[kind] = tuple(
+                (name, getattr(kind, name, ...) is None) for name in kind._fields
+            )
+        parts = []
+        for name, none_is_default in fields:
+            try:
+                value = getattr(node, name)
+            except AttributeError:
+                continue
+            if value is None and none_is_default:
+                continue
+            parts.append(f"{name}={_fast_dump(value)}")
+        return f"{kind.__name__}({', '.join(parts)})"
+    if isinstance(node, list):
+        return f"[{', '.join([_fast_dump(item) for item in node])}]"
+    return repr(node)
+
+
+_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+# From 3.13 on, ast.dump leaves empty lists and None out (show_empty=False): code versions
+# stay what ast.dump gives, on every Python.
+_dumped = _fast_dump if sys.version_info < (3, 13) else ast.dump
 
 
 def _bytecode(obj: Any) -> str:

@@ -32,7 +32,9 @@ class Current:
     row_count: int | None
     finished_at: datetime
     inputs: dict[str, str | None]
-    code_parts: dict[str, str] = field(default_factory=dict)
+    # what its code version covered: a dict, or its JSON text (read only if needed: the
+    # parts explain a changed version, and most versions have not changed)
+    code_parts_recorded: dict[str, str] | str = field(default_factory=dict)
     # the state of the latest attempt to compute it, if later (or "cancelled")
     last_attempt: str = "succeeded"
     # the data version of each other asset its checks read when it was last validated
@@ -42,6 +44,16 @@ class Current:
     @property
     def unit(self) -> Unit:
         return Unit(self.asset, self.partition)
+
+    @property
+    def code_parts(self) -> dict[str, str]:
+        recorded = self.code_parts_recorded
+        if isinstance(recorded, str):
+            import json
+
+            parts = json.loads(recorded)
+            recorded = parts if isinstance(parts, dict) else {}
+        return {str(k): str(v) for k, v in recorded.items()}
 
 
 class Why(StrEnum):

@@ -91,6 +91,15 @@ class Plan:
         """Whether a run of it would compute or validate anything."""
         return any(self.decisions[u].action is not Action.SKIP for u in self.units)
 
+    def needs_code(self) -> list[str]:
+        """The assets a run of it will compute or validate, whatever their inputs turn
+        out to be: their code is needed (a provisional decision's, once it is settled)."""
+        return [
+            u.asset
+            for u in self.units
+            if self.decisions[u].action is not Action.SKIP and not self.decisions[u].provisional
+        ]
+
     def verdicts(self, units: Iterable[Unit] | None = None) -> dict[str, Verdict]:
         """Each unit's verdict (the selection's by default), by its asset's name."""
         chosen = self.units if units is None else units

@@ -5,6 +5,7 @@ rewritten changes its identity and is read again."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -19,6 +20,29 @@ MAX_ENTRIES = 200_000  # beyond this, the files not asked about this time are fo
 
 def identity_of(found: os.stat_result) -> Identity:
     return found.st_size, found.st_mtime_ns, found.st_ino
+
+
+_TREES: dict[tuple[str, Identity], ast.Module | None] = {}
+_KEPT_TREES = 32
+
+
+def syntax_tree(filename: str) -> ast.Module | None:
+    """The parsed file (None if it cannot be read or parsed), parsed once per process
+    while the file keeps its identity: the fingerprints and the import graph share it."""
+    try:
+        key = (filename, identity_of(os.stat(filename)))
+    except (OSError, ValueError):
+        return None
+    if key in _TREES:
+        return _TREES[key]
+    try:
+        tree: ast.Module | None = ast.parse(Path(filename).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    if len(_TREES) >= _KEPT_TREES:
+        _TREES.clear()
+    _TREES[key] = tree
+    return tree
 
 
 class IdentityMemo:
