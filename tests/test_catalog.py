@@ -437,3 +437,58 @@ def test_a_version_1_catalog_is_migrated_in_place_keeping_its_rows(shop: Path) -
     assert catalog_rows(shop, "SELECT count(*) FROM logs")  # the table version 3 added
     (kind,) = catalog_rows(shop, "SELECT kind FROM runs WHERE run_id = 'r1'")[0]
     assert kind == "materialize"
+
+
+# -- how rows are inserted ----------------------------------------------------------------
+
+
+def _catalog_tables(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    from vibepiper.catalog.schema import create_statements
+
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    for statement in create_statements():
+        con.execute(statement)
+    return con
+
+
+def test_inserted_rows_read_back_exactly_by_either_path(tmp_path: Path) -> None:
+    """Plain values go as one bound list per column; a row with a value of another kind
+    sends the whole table's rows as JSON. Both store the same thing."""
+    from datetime import UTC, date, timedelta, timezone
+
+    from vibepiper.catalog.catalog import _insert
+
+    con = _catalog_tables(tmp_path)
+    naive = datetime(2026, 3, 29, 1, 30, 0, 123456)
+    row = {"run_id": "r1", "asset": "a", "level": "INFO", "logged_at": naive}
+    plain = [
+        {**row, "seq": 1, "materialization_id": "m1", "message": "é\x00 ' \" ;"},
+        {**row, "seq": 2**31 - 1},  # missing keys are null
+    ]
+    _insert(con, "logs", plain)
+    zoned = datetime(2026, 3, 29, 3, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    _insert(con, "logs", [{**row, "seq": 3, "logged_at": zoned}])
+    as_json = {**row, "seq": 4, "logged_at": zoned, "logger": Path("x")}  # str() below
+    with pytest.raises(TypeError, match="cannot store PosixPath"):
+        _insert(con, "logs", [as_json])
+    day = date(2026, 3, 29)  # no plain value: these rows go as JSON text
+    _insert(con, "logs", [{**as_json, "logger": None, "message": 1.5, "logged_at": day}])
+    got = con.execute(
+        "SELECT seq, materialization_id, logged_at, message FROM logs ORDER BY seq"
+    ).fetchall()
+    assert got == [
+        (1, "m1", naive, "é\x00 ' \" ;"),
+        (3, None, zoned.astimezone(UTC).replace(tzinfo=None), None),  # stored as UTC
+        (4, None, datetime(2026, 3, 29), "1.5"),
+        (2**31 - 1, None, naive, None),
+    ]
+
+
+def test_a_value_the_catalog_cannot_store_is_refused_by_name(tmp_path: Path) -> None:
+    from vibepiper.catalog.catalog import _insert
+
+    con = _catalog_tables(tmp_path)
+    row = {"run_id": "r", "asset": "a", "level": "INFO", "logged_at": datetime(2026, 1, 1)}
+    with pytest.raises(TypeError, match="cannot store object in the catalog"):
+        _insert(con, "logs", [{**row, "seq": 1, "message": object()}])
+    assert con.execute("SELECT count(*) FROM logs").fetchone() == (0,)

@@ -427,15 +427,22 @@ def _migrate(con: Any, version: int) -> None:
 
 
 def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts; missing keys are null) in one statement: the rows travel as
-    one bound JSON parameter, typed by the table's own column types (about five times
-    faster than binding every value). Names come from our code; values are bound."""
+    """Insert `rows` (dicts; missing keys are null) in one statement: each column travels
+    as one bound list, cast to the table's own column type (4,000 rows: 0.03 s, against
+    0.1 s as one JSON document and seconds binding every value). A value of another kind
+    than the catalog stores (a number of numpy's, say) sends the rows as JSON text
+    instead, which says what it cannot store. Names come from our code; values are bound."""
     import json
 
     if not rows:
         return
     types = COLUMN_TYPES[table]
     columns = list(dict.fromkeys(key for row in rows for key in row))
+    lists = [[_utc(row.get(column)) for row in rows] for column in columns]
+    if all(isinstance(value, _PLAIN) for values in lists for value in values):
+        selected = ", ".join(f"unnest(?::{types[c]}[]) AS {c}" for c in columns)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT {selected}", lists)
+        return
     shape = json.dumps([{column: types[column] for column in columns}])
     payload = json.dumps(rows, default=_json_value)
     con.execute(
@@ -444,7 +451,19 @@ def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
     )
 
 
+_PLAIN = (str, int, float, datetime, type(None))  # (bool is an int)
+
+
+def _utc(value: Any) -> Any:
+    """A time with a zone as the catalog keeps times: UTC, without a zone (bound or sent
+    as text with its offset, DuckDB would keep its wall-clock time)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
 def _json_value(value: Any) -> Any:
+    value = _utc(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in the catalog")

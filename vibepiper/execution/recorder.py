@@ -42,6 +42,7 @@ class Recorder:
         self.writing = threading.Lock()  # one write at a time, in order
         self.timer: threading.Timer | None = None
         self.recorded: set[str] = set()  # materialization ids written to the catalog
+        self.started = False  # the run's first rows are written
 
     def add(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
         with self.guard:
@@ -52,9 +53,11 @@ class Recorder:
                 self.timer.start()
 
     def start(self) -> None:
-        """Write the rows so far (the run's first) now."""
+        """Write the rows so far (the run's first) now. (Without it, the first write
+        starts the run: a run that computes nothing is recorded in one transaction.)"""
         with self.writing, self.guard:
             batch, self.pending = self.pending, Batch()
+            self.started = True
         self.catalog.start_run(batch)
 
     def flush(self) -> None:
@@ -81,7 +84,11 @@ class Recorder:
             try:
                 if self.before_write is not None:
                     self.before_write()
-                self.catalog.write(batch)
+                if self.started:
+                    self.catalog.write(batch)
+                else:  # the run's first write: it marks the dead runs abandoned too
+                    self.catalog.start_run(batch)
+                    self.started = True
             except BaseException:
                 with self.guard:  # keep the rows for the next attempt
                     batch.extend(self.pending)

@@ -143,7 +143,8 @@ class Run:
             ws.store.clean_temp_files()
         remove_dead_temp_dirs(ws.catalog.home)  # e.g. the fork server's of a killed run
         self.recorder.add("runs", [run_row(run.run_id, self.options.selection, status="running")])
-        self.recorder.start()
+        if self.plan.computes:  # shown as running at once (one that computes nothing is
+            self.recorder.start()  # recorded by its one write at the end)
         self.reporter.run_started(run.run_id, [u.asset for u in self.units])
         signals = self.options.signals
         failure: Exception | None = None
