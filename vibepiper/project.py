@@ -21,16 +21,19 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from vibepiper.catalog.query import Opener
+    from vibepiper.definitions.asset import AssetDef
     from vibepiper.definitions.config import Config
     from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.doctor import Examination
     from vibepiper.execution.reporter import Reporter
     from vibepiper.execution.states import RunResult
     from vibepiper.execution.workspace import Workspace
+    from vibepiper.loader import Definitions
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import Made, Neighbourhood
-    from vibepiper.snapshot import Snapshot
+    from vibepiper.snapshot import Modules, Snapshot
     from vibepiper.versioning.freshness import Verdict
+    from vibepiper.versioning.source_cache import IdentityMemo
 
 # What the fingerprints of the project's functions depend on in their files, remembered by
 # each file's identity (see versioning/fingerprint.py): one edit re-parses one file.
@@ -80,85 +83,92 @@ class Project:
         modules those edits affect are imported (`stale.affected`); the others' assets
         stay as the snapshot has them (their code is imported when they must compute).
         """
-        from vibepiper import snapshot
-        from vibepiper.loader import import_definitions, project_imports, project_module_files
+        from vibepiper.loader import import_definitions
         from vibepiper.reporting.listing import asset_rows
         from vibepiper.versioning.fingerprint import Fingerprinter, config_texts
         from vibepiper.versioning.source_cache import IdentityMemo
 
         if stale is None:
             found = import_definitions(self.settings)
+            kept: list[AssetDef] = []
         else:
             found = import_definitions(self.settings, stale.affected, stale.modules.tree)
-        live_modules = set(found.tree)
-        kept = (
-            []
-            if stale is None
-            else [
-                name
-                for name in stale.graph.order
-                if stale.modules.holder.get(name) not in live_modules
+            imported = set(found.tree)
+            kept = [
+                stale.graph.assets[n]
+                for n in stale.graph.order
+                if stale.modules.holder.get(n) not in imported
             ]
-        )
-        live = [a.name for a in found.assets]
-        assets = [*found.assets, *(stale.graph.assets[n] for n in kept)] if stale else found.assets
-        self.graph = Graph.build(assets, found.checks)
+        self.graph = Graph.build([*found.assets, *kept], found.checks)
         if stale is not None and kept:
-            reads = {n: stale.graph.check_reads[n] for n in kept if n in stale.graph.check_reads}
-            self.graph = replace(
-                self.graph, check_reads=MappingProxyType({**reads, **self.graph.check_reads})
-            )
+            reads = {
+                a.name: stale.graph.check_reads[a.name]
+                for a in kept
+                if a.name in stale.graph.check_reads
+            }
+            reads.update(self.graph.check_reads)
+            self.graph = replace(self.graph, check_reads=MappingProxyType(reads))
         self.loaded = not kept
+        live = [a.name for a in found.assets]
         memo = IdentityMemo(self.home / FINGERPRINT_MEMO)
         fingerprints = Fingerprinter(memo)
-        self.codes = {
-            name: fingerprints.code_version(defn, self.graph.checks.get(name, ()))
-            for name in live
-            if (defn := self.graph.assets[name])
-        }
+        self.codes = {}
+        for name in live:
+            defn = self.graph.assets[name]
+            self.codes[name] = fingerprints.code_version(defn, self.graph.checks.get(name, ()))
         self._defaults = {n: config_texts(self.graph.assets[n].config) for n in live}
-        rows = asset_rows(self.graph, live)
-        self._listing = {row["name"]: row for row in rows}
+        self._listing = {row["name"]: row for row in asset_rows(self.graph, live)}
         if stale is not None:
-            self.codes.update((n, stale.codes[n]) for n in kept)
-            self._defaults.update((n, stale.defaults[n]) for n in kept)
-            self._listing.update((n, stale.listing[n]) for n in kept)
-        module_files = {n: str(f) for n, f in project_module_files(self.settings).items()}
-        if stale is not None:
-            module_files = {**stale.modules.files, **module_files}
-        imports = project_imports({n: Path(f) for n, f in module_files.items()}, memo)
+            self.codes.update((a.name, stale.codes[a.name]) for a in kept)
+            self._defaults.update((a.name, stale.defaults[a.name]) for a in kept)
+            self._listing.update((a.name, stale.listing[a.name]) for a in kept)
+        modules = self._modules(found, stale, [a.name for a in kept], memo)
         memo.save()  # (a read-only home just remembers nothing)
-        holder = {
-            **({n: stale.modules.holder[n] for n in kept} if stale else {}),
-            **{a.name: found.holder[id(a)] for a in found.assets},
-        }
-        check_holders: dict[str, list[str]] = (
-            {n: list(stale.modules.check_holders.get(n, ())) for n in kept} if stale else {}
-        )
+        self._save_snapshot(modules, stale)
+
+    def _modules(
+        self, found: Definitions, stale: Snapshot | None, kept: list[str], memo: IdentityMemo
+    ) -> Modules:
+        """How the project's modules hang together now: what was imported, and what the
+        snapshot says of the modules that were not."""
+        from vibepiper.loader import project_imports, project_module_files
+        from vibepiper.snapshot import Modules
+
+        files = {n: str(f) for n, f in project_module_files(self.settings).items()}
+        holder = {a.name: found.holder[id(a)] for a in found.assets}
+        check_holders: dict[str, list[str]] = {}
+        if stale is not None:
+            files = {**stale.modules.files, **files}
+            holder.update((n, stale.modules.holder[n]) for n in kept)
+            check_holders.update((n, list(stale.modules.check_holders.get(n, ()))) for n in kept)
         for chk in found.checks:
             check_holders.setdefault(chk.asset, []).append(found.holder[id(chk)])
-        modules = snapshot.Modules(
+        return Modules(
             tree=stale.modules.tree if stale else tuple(found.tree),
-            files=module_files,
-            imports=imports,
+            files=files,
+            imports=project_imports({n: Path(f) for n, f in files.items()}, memo),
             holder=holder,
             check_holders={n: tuple(dict.fromkeys(h)) for n, h in check_holders.items()},
         )
-        if snapshot.enabled():
-            files = [self.root / "pyproject.toml", *map(Path, module_files.values())]
-            ordered = [self._listing[n] for n in self.graph.order]
-            # A read-only home only means that every command imports the modules.
-            with contextlib.suppress(OSError):
-                snapshot.save(
-                    self.home,
-                    self._key,
-                    files,
-                    self.graph,
-                    self.codes,
-                    ordered,
-                    modules,
-                    stale.files if stale else None,
-                )
+
+    def _save_snapshot(self, modules: Modules, stale: Snapshot | None) -> None:
+        from vibepiper import snapshot
+
+        if not snapshot.enabled():
+            return
+        files = [self.root / "pyproject.toml", *map(Path, modules.files.values())]
+        listing = [self._listing[n] for n in self.graph.order]
+        with contextlib.suppress(OSError):  # a read-only home: every command imports
+            snapshot.save(
+                self.home,
+                self._key,
+                files,
+                self.graph,
+                self.codes,
+                listing,
+                modules,
+                stale.files if stale else None,
+            )
 
     def load_code(self, names: Iterable[str] | None = None) -> bool:
         """Import the project's modules if a snapshot stood in for them so far (for
