@@ -86,7 +86,7 @@ class Project:
         from vibepiper.loader import import_definitions
         from vibepiper.reporting.listing import asset_rows
         from vibepiper.versioning.fingerprint import Fingerprinter, config_texts
-        from vibepiper.versioning.source_cache import IdentityMemo
+        from vibepiper.versioning.source_cache import IdentityMemo, forget_trees
 
         if stale is None:
             found = import_definitions(self.settings)
@@ -123,6 +123,7 @@ class Project:
             self._defaults.update((a.name, stale.defaults[a.name]) for a in kept)
             self._listing.update((a.name, stale.listing[a.name]) for a in kept)
         modules = self._modules(found, stale, [a.name for a in kept], memo)
+        forget_trees()
         memo.save()  # (a read-only home just remembers nothing)
         self._save_snapshot(modules, stale)
 

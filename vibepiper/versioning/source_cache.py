@@ -26,9 +26,15 @@ _TREES: dict[tuple[str, Identity], ast.Module | None] = {}
 _KEPT_TREES = 32
 
 
+def forget_trees() -> None:
+    """Drop the parsed files (a 400-function module's tree holds tens of MB)."""
+    _TREES.clear()
+
+
 def syntax_tree(filename: str) -> ast.Module | None:
-    """The parsed file (None if it cannot be read or parsed), parsed once per process
-    while the file keeps its identity: the fingerprints and the import graph share it."""
+    """The parsed file (None if it cannot be read or parsed), parsed once while the file
+    keeps its identity, until `forget_trees`: the fingerprints and the import graph of one
+    load share it."""
     try:
         key = (filename, identity_of(os.stat(filename)))
     except (OSError, ValueError):
