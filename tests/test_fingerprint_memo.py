@@ -93,6 +93,32 @@ def test_an_edit_parses_only_the_edited_file(proj: Path, monkeypatch: pytest.Mon
     assert project.codes == without_memo(project)  # the memo changes nothing computed
 
 
+def test_only_an_edited_functions_bytecode_is_read_again(
+    proj: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a function's bytecode reads is remembered by the bytecode, not by its file or
+    its lines: lines added above it, or an edit to another function, read nothing again."""
+    read: list[str] = []
+    global_loads = fingerprint._global_loads
+
+    def spy(code: object) -> dict[str, set[str]]:
+        read.append(getattr(code, "co_name", "?"))
+        return global_loads(code)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fingerprint, "_global_loads", spy)
+    derived = proj / "derived.py"
+    derived.write_text("# a comment\n\n" + derived.read_text())
+    assert loaded(proj).codes == without_memo(loaded(proj))
+    read.clear()
+    derived.write_text("\n\n" + derived.read_text())  # lines added above every function
+    project = loaded(proj)
+    assert read == []
+    edit(derived, "first.n * FACTOR", "first.n * FACTOR + 0")
+    project = loaded(proj)
+    assert read == ["scaled"]
+    assert project.codes == without_memo(project)
+
+
 def test_a_value_computed_from_an_edited_file_is_seen_in_an_unchanged_one(proj: Path) -> None:
     edit(proj / "base.py", "RATE = 2", "RATE = 3")
 

@@ -16,7 +16,6 @@ import dis
 import hashlib
 import inspect
 import json
-import marshal
 import os
 import sys
 import types
@@ -262,10 +261,7 @@ class Fingerprinter:
         one function of a file reads only its bytecode again)."""
         if self.memo is None:
             return _global_loads(code)
-        try:  # the whole code object, nested code included: what the answer depends on
-            key = f"loads {hashlib.sha256(marshal.dumps(code)).hexdigest()[:32]}"
-        except ValueError:
-            return _global_loads(code)
+        key = f"loads {sys.implementation.cache_tag} {_code_key(code)}"
         known = _loads_from_text(self.memo.get(key, _ANY_FILE))
         if known is not None:
             return known
@@ -492,6 +488,15 @@ def _bytecode(obj: Any) -> str:
     if code is None:
         return repr(obj)
     return repr((code.co_code, _consts(code), code.co_names))
+
+
+def _code_key(code: types.CodeType) -> str:
+    """A hash of what `_global_loads(code)` reads: the instructions and the names they
+    refer to, nested code included; not line numbers (a line added above a function
+    leaves its key as it was) nor constants."""
+    nested = [_code_key(c) for c in code.co_consts if isinstance(c, types.CodeType)]
+    names = (code.co_names, code.co_varnames, code.co_cellvars, code.co_freevars)
+    return _digest(repr((code.co_code, names, nested)))
 
 
 def _consts(code: types.CodeType) -> tuple[Any, ...]:
