@@ -374,7 +374,7 @@ def project_imports(
 def _imports_of(name: str, path: Path, memo: IdentityMemo | None) -> list[str]:
     import json
 
-    from vibepiper.versioning.source_cache import identity_of, syntax_tree
+    from vibepiper.versioning.source_cache import identity_of, statements, syntax_tree
 
     key = f"imports {name} {path}"
     try:
@@ -389,9 +389,7 @@ def _imports_of(name: str, path: Path, memo: IdentityMemo | None) -> list[str]:
         return []
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     imported: set[str] = set()
-    stack: list[ast.AST] = [tree]
-    while stack:  # imports are statements: expressions need no look
-        node = stack.pop()
+    for node in statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 imported.update(_with_parents(alias.name))
@@ -404,10 +402,6 @@ def _imports_of(name: str, path: Path, memo: IdentityMemo | None) -> list[str]:
             if base:
                 imported.update(_with_parents(base))
                 imported.update(f"{base}.{alias.name}" for alias in node.names)
-        for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, field_name, None)
-            if isinstance(children, list):
-                stack.extend(c for c in children if isinstance(c, ast.AST))
     result = sorted(imported)
     if memo is not None:
         memo.put(key, identity, json.dumps(result))

@@ -176,17 +176,13 @@ class Project:
         `names` only: unless every one of them was imported already); whether it did."""
         if self.loaded:
             return False
-        if names is not None and all(self._imported(n) for n in names):
+        from vibepiper.snapshot import stands_in
+
+        # an imported asset's checks are imported with it (see snapshot._affected)
+        if names is not None and not any(stands_in(self.graph.assets[n]) for n in names):
             return False
         self._load_fully()
         return True
-
-    def _imported(self, name: str) -> bool:
-        """Whether `name`'s function (and so its checks: see snapshot._affected) was
-        imported, rather than stood in for by the snapshot."""
-        from vibepiper.snapshot import stands_in
-
-        return not stands_in(self.graph.assets[name])
 
     def list_rows(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """What `vibepiper list` shows for each of `names`."""

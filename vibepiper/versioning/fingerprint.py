@@ -25,7 +25,14 @@ from typing import Any
 
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
-from vibepiper.versioning.source_cache import Identity, IdentityMemo, identity_of, syntax_tree
+from vibepiper.versioning.source_cache import (
+    STATEMENT_KINDS,
+    Identity,
+    IdentityMemo,
+    identity_of,
+    statements,
+    syntax_tree,
+)
 
 # Libraries every asset depends on implicitly: its inputs and output are their objects.
 IMPLICIT_LIBRARIES = ("pandas", "pyarrow")
@@ -257,8 +264,8 @@ class Fingerprinter:
         return remembered.keep(_digest(_dump(node, defaults=defaults)))
 
     def _global_loads(self, code: types.CodeType) -> dict[str, set[str]]:
-        """`_global_loads(code)`, remembered by the code object's own bytes (so an edit to
-        one function of a file reads only its bytecode again)."""
+        """`_global_loads(code)`, remembered by what it reads (`_code_key`): after an edit
+        only the edited function's bytecode is read again."""
         if self.memo is None:
             return _global_loads(code)
         key = f"loads {sys.implementation.cache_tag} {_code_key(code)}"
@@ -370,11 +377,6 @@ def _loads_from_text(text: str | None) -> dict[str, set[str]] | None:
     return {str(k): set(v) for k, v in loaded.items()}
 
 
-# What a def or class can be nested in: statements (their bodies), except handlers and
-# match cases (whose bodies are statements too).
-_HOLDS_DEFS = (ast.stmt, ast.excepthandler, ast.match_case)
-
-
 def _index_file(filename: str) -> dict[int | str, ast.AST]:
     """Every function (by first line, decorators included) and class (by qualname)."""
     tree = syntax_tree(filename)
@@ -384,7 +386,7 @@ def _index_file(filename: str) -> dict[int | str, ast.AST]:
 
     def visit(node: ast.AST, prefix: str) -> None:
         for child in ast.iter_child_nodes(node):
-            if not isinstance(child, _HOLDS_DEFS):  # expressions hold no def or class
+            if not isinstance(child, STATEMENT_KINDS):  # expressions hold no def or class
                 continue
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
@@ -417,7 +419,7 @@ def _dump(node: ast.AST, *, defaults: bool = True) -> str:
     if not defaults and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         set_field(node.args, "defaults", [])
         set_field(node.args, "kw_defaults", [None] * len(node.args.kw_defaults))
-    for child in _statements(node):
+    for child in statements(node):
         if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             set_field(child, "decorator_list", [])
             body = child.body
@@ -433,22 +435,6 @@ def _dump(node: ast.AST, *, defaults: bool = True) -> str:
     finally:
         for target, name, value in reversed(saved):
             setattr(target, name, value)
-
-
-def _statements(node: ast.AST) -> Iterator[ast.AST]:
-    """`node` and the statements (and handlers, match cases) inside it, at any depth:
-    where a def or a class can be (expressions hold none, lambdas are no def)."""
-    stack = [node]
-    while stack:
-        here = stack.pop()
-        yield here
-        for name in _STATEMENT_LISTS:
-            children = getattr(here, name, None)
-            if isinstance(children, list):
-                stack.extend(c for c in children if isinstance(c, _HOLDS_DEFS))
-
-
-_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
 def _fast_dump(node: Any) -> str:

@@ -9,6 +9,7 @@ import ast
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from vibepiper.versioning.data_version import file_version
@@ -29,6 +30,23 @@ _KEPT_TREES = 32
 def forget_trees() -> None:
     """Drop the parsed files (a 400-function module's tree holds tens of MB)."""
     _TREES.clear()
+
+
+def statements(node: ast.AST) -> Iterator[ast.AST]:
+    """`node` and the statements (and handlers, match cases) inside it, at any depth:
+    where a def, a class or an import can be (expressions hold none; a lambda is no def)."""
+    stack = [node]
+    while stack:
+        here = stack.pop()
+        yield here
+        for name in _STATEMENT_LISTS:
+            children = getattr(here, name, None)
+            if isinstance(children, list):
+                stack.extend(c for c in children if isinstance(c, STATEMENT_KINDS))
+
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+STATEMENT_KINDS = (ast.stmt, ast.excepthandler, ast.match_case)
 
 
 def syntax_tree(filename: str) -> ast.Module | None:
