@@ -288,3 +288,17 @@ def test_an_edited_pyproject_imports_everything(parts: Path) -> None:
     (parts / "pyproject.toml").write_text((parts / "pyproject.toml").read_text() + "\n")
     assert stale(parts) == []
     assert imported_now(parts) == {"alpha", "beta", "gamma", "delta", "helpers"}
+
+
+def test_a_snapshot_naming_a_module_outside_the_tree_imports_everything(parts: Path) -> None:
+    """Names read from the snapshot are imported when their files change: a forged one
+    (an installed module, say) makes the snapshot unusable, never an import of it."""
+    path = parts / ".vibepiper" / snapshot.FILENAME
+    data = json.loads(path.read_text())
+    data["tree"].append("antigravity")
+    data["modules"]["antigravity"] = str(parts / "alpha.py")
+    path.write_text(json.dumps(data))
+    imported_now(parts)
+    edit_file(parts, "alpha.py", "[10, 20]", "[10, 30]")
+    assert stale(parts) == ["a2", "d1"]
+    assert imported_now(parts) == {"alpha", "beta", "gamma", "delta", "helpers"}

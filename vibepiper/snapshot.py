@@ -298,14 +298,26 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
         defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
     listing = {check_name(row["name"]): row for row in data["listing"]}
     graph = replace(Graph.build(assets), check_reads=MappingProxyType(reads))
+    tree = tuple(map(str, data["tree"]))
+    _check_tree(tree, data["key"]["modules"])
     modules = Modules(
-        tree=tuple(map(str, data["tree"])),
+        tree=tree,
         files={str(k): str(v) for k, v in dict(data["modules"]).items()},
         imports={str(k): tuple(map(str, v)) for k, v in dict(data["imports"]).items()},
         holder=holder,
         check_holders=check_holders,
     )
     return Snapshot(graph, codes, defaults, listing, modules, files=dict(data["files"]))
+
+
+def _check_tree(tree: tuple[str, ...], listed: list[str]) -> None:
+    """Raise a ValueError unless every module of `tree` is a listed module or one of its
+    submodules: the tree's names are imported when their files are edited, and a name
+    read from disk must not make us import any other module."""
+    for name in tree:
+        inside = any(name == m or name.startswith(f"{m}.") for m in listed)
+        if not inside or not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(f"module {name!r} is not of the project's tree")
 
 
 def _check_names(entry: dict[str, Any]) -> None:
