@@ -40,6 +40,10 @@ class Settings:
     # [tool.vibepiper.config]: asset -> parameter -> value (checked against the assets by
     # `Project`, once they are known)
     config: dict[str, Any] = field(default_factory=dict)
+    # [tool.vibepiper.schedules] and [tool.vibepiper.serve], as written (checked by
+    # `vibepiper.automation` when `serve` or `schedules` needs them)
+    schedules: Any = field(default_factory=dict)
+    serve: Any = field(default_factory=dict)
 
 
 def load_settings(
@@ -82,6 +86,8 @@ def load_settings(
         _openlineage(table.get("openlineage"), root),
         **_execution(table),
         config=_config(table.get("config", {}), root / "pyproject.toml"),
+        schedules=table.get("schedules", {}),
+        serve=table.get("serve", {}),
     )
 
 

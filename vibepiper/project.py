@@ -74,6 +74,7 @@ class Project:
         else:
             self.graph, self.codes, self._listing = found.graph, found.codes, found.listing
             self._defaults = found.defaults
+            self._files = [Path(f) for f in found.files]
             self.loaded = False
 
     def _load_fully(self, stale: Snapshot | None = None) -> None:
@@ -155,9 +156,10 @@ class Project:
     def _save_snapshot(self, modules: Modules, stale: Snapshot | None) -> None:
         from vibepiper import snapshot
 
+        files = [self.root / "pyproject.toml", *map(Path, modules.files.values())]
+        self._files = files
         if not snapshot.enabled():
             return
-        files = [self.root / "pyproject.toml", *map(Path, modules.files.values())]
         listing = [self._listing[n] for n in self.graph.order]
         with contextlib.suppress(OSError):  # a read-only home: every command imports
             snapshot.save(
@@ -183,6 +185,12 @@ class Project:
             return False
         self._load_fully()
         return True
+
+    def definition_files(self) -> list[Path]:
+        """pyproject.toml and the module files the project's definitions come from (an
+        edit of one may change them), with the folders of its packages (a module added)."""
+        files = list(dict.fromkeys(self._files))
+        return files + sorted({f.parent for f in files if f.name == "__init__.py"})
 
     def list_rows(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """What `vibepiper list` shows for each of `names`."""
@@ -215,6 +223,8 @@ class Project:
         cancel: threading.Event | None = None,
         signals: bool = False,
         config: Config | None = None,
+        trigger: str = "manual",
+        run_id: str | None = None,
     ) -> RunResult:
         """Run the selection (default: everything); `result.states` has each final state.
 
@@ -223,7 +233,9 @@ class Project:
         `workers` at once; setting `cancel` (a threading.Event) stops the run, and with
         `signals` Ctrl-C and SIGTERM do (as the CLI does). `config` overrides configuration
         values, as `--set` does: `{"orders": {"min_amount": 10}}` (over
-        `[tool.vibepiper.config]`, over the functions' defaults).
+        `[tool.vibepiper.config]`, over the functions' defaults). `trigger` is what
+        started the run, recorded in `runs.trigger`; `run_id` its id, chosen beforehand
+        (by `vibepiper serve`, which records it with the tick that launches the run).
         """
         from vibepiper.execution.executors import make_executor
         from vibepiper.execution.run import RunOptions
@@ -257,6 +269,8 @@ class Project:
             selection=_selection_text(select, exclude),
             pools=self.settings.pools,
             signals=signals,
+            trigger=trigger,
+            run_id=run_id,
         )
         try:
             return run(

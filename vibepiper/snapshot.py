@@ -22,13 +22,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from vibepiper.definitions.asset import AssetDef, check_name
+from vibepiper.definitions.asset import AUTOMATIONS, AssetDef, check_name
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion, config_texts
 
-FORMAT = 5
+FORMAT = 6
 FILENAME = "snapshot.json"
 
 
@@ -244,6 +244,8 @@ def _asset_entry(
         "description": defn.description,
         "max_age": defn.max_age.total_seconds() if defn.max_age else None,
         "source_path": defn.source_path,
+        "automation": defn.automation,
+        "watch": defn.watch,
         "code_version": code.version,
         "code_parts": code.parts,
         "config": config_texts(defn.config),
@@ -288,6 +290,8 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
                 description=entry["description"],
                 max_age=timedelta(seconds=entry["max_age"]) if entry["max_age"] else None,
                 source_path=entry["source_path"],
+                automation=_automation(entry["automation"]),
+                watch=entry["watch"] is True,
                 module=str(entry["module"]),
             )
         )
@@ -308,6 +312,12 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
         check_holders=check_holders,
     )
     return Snapshot(graph, codes, defaults, listing, modules, files=dict(data["files"]))
+
+
+def _automation(value: Any) -> str | None:
+    if value is not None and value not in AUTOMATIONS:
+        raise ValueError(f"automation {value!r} is not one of ours")
+    return value
 
 
 def _check_tree(tree: tuple[str, ...], listed: list[str]) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vibepiper import engine
+from vibepiper import clock, engine
 from vibepiper.catalog import lock
 from vibepiper.catalog.schema import (
     COLUMN_TYPES,
@@ -300,7 +300,7 @@ def _denial(exc: Exception) -> str:
 def run_alive(pid: int | None, started_at: datetime | None) -> bool:
     """Whether the process of a run (on this machine) that started at `started_at` (naive
     UTC, as recorded) is still running."""
-    since = started_at.replace(tzinfo=UTC).timestamp() if started_at is not None else None
+    since = clock.to_real(started_at) if started_at is not None else None
     return pid_alive(pid, since=since)
 
 
@@ -364,8 +364,8 @@ def _current(con: Any) -> dict[Unit, Current]:
 
 
 def utcnow() -> datetime:
-    """Now, in UTC without a zone: how the catalog records times."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Now, in UTC without a zone: how the catalog records times (see vibepiper.clock)."""
+    return clock.utcnow()
 
 
 def rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from typing import Any
 from vibepiper import engine
 from vibepiper.catalog import lock
 from vibepiper.catalog.catalog import Catalog
-from vibepiper.catalog.schema import VIEWS, WRITTEN_TABLES
+from vibepiper.catalog.schema import QUERIED_TABLES, VIEWS
 from vibepiper.errors import UsageError, VibePiperError
 
 ASSET_SCHEMA = "assets"
@@ -98,7 +98,7 @@ def sandbox(
         con.execute("SET temp_directory = " + "'" + str(temp or "").replace("'", "''") + "'")
         _copy_catalog(con, catalog)
         con.execute("SET enable_external_access = false")
-        for table in (*WRITTEN_TABLES, *VIEWS):
+        for table in (*QUERIED_TABLES, *VIEWS):
             con.execute(
                 f"CREATE VIEW {quote(table)} AS SELECT * FROM {CATALOG_SCHEMA}.{quote(table)}"
             )
@@ -129,7 +129,7 @@ def _copy_catalog(con: Any, catalog: Catalog) -> None:
     with lock.hold(catalog.lock_path, exclusive=False):
         con.execute("ATTACH ? AS _vp_catalog (READ_ONLY)", [str(catalog.path)])
         try:
-            for table in (*WRITTEN_TABLES, *VIEWS):
+            for table in (*QUERIED_TABLES, *VIEWS):
                 con.execute(
                     f"CREATE TABLE {CATALOG_SCHEMA}.{quote(table)} AS "
                     f"SELECT * FROM _vp_catalog.{quote(table)}"
@@ -151,7 +151,7 @@ def _add_views(con: Any, schema: str, tables: Tables, *, main: bool) -> None:
                 continue
             con.register(f"_vp_{schema}_{name}", dataset)
             con.execute(f"CREATE VIEW {schema}.{quote(name)} AS SELECT * FROM {source}")
-            if main and name not in WRITTEN_TABLES and name not in VIEWS:
+            if main and name not in QUERIED_TABLES and name not in VIEWS:
                 con.execute(f"CREATE VIEW {quote(name)} AS SELECT * FROM {source}")
         except Exception as exc:  # damaged data: the other assets still answer
             engine.raise_if_interrupted(exc)

@@ -72,7 +72,7 @@ def status_counts(catalog: Catalog, asset: str) -> dict[str, int]:
 def run_rows(catalog: Catalog, limit: int) -> list[Row]:
     """The latest runs, newest first, each with how many of its assets ended in each state."""
     return catalog.fetch(
-        "SELECT r.run_id, r.kind, r.status, r.started_at, r.finished_at, "
+        "SELECT r.run_id, r.kind, r.trigger, r.status, r.started_at, r.finished_at, "
         "date_diff('millisecond', r.started_at, r.finished_at) / 1000.0 AS seconds, "
         "r.selection, count(m.asset) AS assets, "
         "count(*) FILTER (m.status = 'succeeded') AS succeeded, "
@@ -83,6 +83,28 @@ def run_rows(catalog: Catalog, limit: int) -> list[Row]:
         "GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?",
         [limit],
     )
+
+
+def _computed_by(con: Any, asset: str) -> Row | None:
+    """The run that last computed (or tried to compute) `asset`: its trigger, and the
+    reasons of the ticks that launched it (`vibepiper serve`'s)."""
+    found = rows(
+        con,
+        "SELECT m.run_id, r.trigger, m.finished_at FROM materializations m "
+        "JOIN runs r USING (run_id) WHERE m.asset = ? "
+        "AND m.status IN ('succeeded', 'failed', 'check_failed') "
+        "ORDER BY m.finished_at DESC, m.materialization_id DESC LIMIT 1",
+        [asset],
+    )
+    if not found:
+        return None
+    row = found[0]
+    row["ticks"] = rows(
+        con,
+        "SELECT schedule, scheduled_for, reason FROM ticks WHERE run_id = ? ORDER BY schedule",
+        [row["run_id"]],
+    )
+    return row
 
 
 def log_rows(catalog: Catalog, run_id: str, asset: str | None) -> tuple[str, list[Row]]:
@@ -143,6 +165,7 @@ def last_run(catalog: Catalog, asset: str, ancestors: Collection[str]) -> Row | 
         if not found:
             return None
         row = found[0]
+        row["computed_by"] = _computed_by(con, asset)
         if row["status"] == "blocked":
             row["caused_by"] = rows(
                 con,

@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -22,7 +22,8 @@ TABLES: dict[str, str] = {
         pid INTEGER,
         host VARCHAR,
         command VARCHAR,
-        kind VARCHAR DEFAULT 'materialize'""",
+        kind VARCHAR DEFAULT 'materialize',
+        trigger VARCHAR DEFAULT 'manual'""",
     "materializations": """
         materialization_id VARCHAR PRIMARY KEY,
         run_id VARCHAR NOT NULL,
@@ -73,7 +74,25 @@ TABLES: dict[str, str] = {
         level VARCHAR NOT NULL,
         logger VARCHAR,
         message VARCHAR""",
+    # What `vibepiper serve` decided (SPEC §8): each due tick of a schedule, and each
+    # sensor, automation or freshness trigger that fired or was held back. `schedule` is a
+    # schedule's name or the trigger (`sensor:PATH`, `automation:ASSET`, `freshness:ASSET`);
+    # `cause` what the trigger saw (a file's hash, the input versions...), so that one
+    # cause fires once; `run_id` is chosen before the run starts.
+    "ticks": """
+        schedule VARCHAR NOT NULL,
+        scheduled_for TIMESTAMP NOT NULL,
+        evaluated_at TIMESTAMP NOT NULL,
+        status VARCHAR NOT NULL,
+        run_id VARCHAR,
+        reason VARCHAR,
+        cause VARCHAR,
+        selection VARCHAR,
+        force BOOLEAN,
+        launched_at TIMESTAMP""",
 }
+# Constraints of the tables above, by table.
+CONSTRAINTS: dict[str, str] = {"ticks": "PRIMARY KEY (schedule, scheduled_for)"}
 
 # The materialization each unit of work's current data comes from: its latest that
 # succeeded. A unit is an asset and a partition key (NULL: the whole asset).
@@ -97,8 +116,10 @@ VIEWS: dict[str, str] = {
             ORDER BY finished_at DESC, materialization_id DESC) = 1""",
 }
 
-PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results")
-WRITTEN_TABLES = (*PUBLIC_TABLES, "check_reads", "logs")  # what a run inserts rows into
+PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results", "ticks")
+WRITTEN_TABLES = ("runs", "materializations", "lineage", "check_results", "check_reads", "logs")
+# what a run inserts rows into (ticks are written by `serve` alone: see catalog.ticks)
+QUERIED_TABLES = (*WRITTEN_TABLES, "ticks")  # what `vibepiper query` can read
 
 # MIGRATIONS[n] turns a catalog of schema version n into version n + 1 (the views are
 # recreated after every migration).
@@ -115,6 +136,8 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [],  # the `check_reads` table, made the same way
     4: ["ALTER TABLE materializations ADD COLUMN IF NOT EXISTS partition_key VARCHAR"],
     5: [],  # last_attempts tells a cancelled attempt from a failed one
+    6: ["ALTER TABLE runs ADD COLUMN IF NOT EXISTS trigger VARCHAR DEFAULT 'manual'"],
+    # (and the `ticks` table, made by the CREATE ... IF NOT EXISTS)
 }
 
 
@@ -133,6 +156,10 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
 
 
 def create_statements() -> list[str]:
-    statements = [f"CREATE TABLE IF NOT EXISTS {name} ({cols})" for name, cols in TABLES.items()]
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {name} ({cols}"
+        + (f", {CONSTRAINTS[name]})" if name in CONSTRAINTS else ")")
+        for name, cols in TABLES.items()
+    ]
     statements += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
     return statements

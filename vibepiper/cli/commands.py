@@ -11,6 +11,7 @@ from vibepiper.cli.data_cmds import history, logs, runs, show
 from vibepiper.cli.graph_cmds import docs, explain, init, lineage, list_, status
 from vibepiper.cli.query_cmd import query
 from vibepiper.cli.run_cmds import check, doctor, materialize
+from vibepiper.cli.serve_cmds import schedules, serve, ticks
 
 COMMANDS = [
     init,
@@ -27,4 +28,7 @@ COMMANDS = [
     query,
     doctor,
     docs,
+    serve,
+    schedules,
+    ticks,
 ]

@@ -193,7 +193,7 @@ def runs(opts: Options, limit: int, as_json: bool) -> None:
         }
         for r in rows
     ]
-    columns = ["run_id", "kind", "status", "started", "seconds", "assets", "succeeded"]
+    columns = ["run_id", "kind", "trigger", "status", "started", "seconds", "assets", "succeeded"]
     print_table(shown, [*columns, "skipped", "failed", "blocked", "selection"])
     if not rows:
         click.echo("no runs yet", err=True)

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     help="The Dask scheduler to use (default: a local cluster for the run).",
 )
 @set_option
+@click.option("--trigger", default="manual", hidden=True)  # set by `vibepiper serve`
+@click.option("--run-id", hidden=True)  # set by `vibepiper serve`
 @click.option(
     "--verbose",
     "-v",
@@ -66,6 +68,8 @@ def materialize(
     workers: int | None,
     address: str | None,
     settings: tuple[str, ...],
+    trigger: str,
+    run_id: str | None,
     verbose: bool,
 ) -> None:
     """Compute the selected assets that are stale, validate and publish them.
@@ -75,6 +79,7 @@ def materialize(
     Nothing half-written is ever published.
     """
     config = overrides(settings)
+    _check_launch(trigger, run_id)
     project = opts.load()
     if dry_run:
         _print_plan(project.plan(select, exclude=exclude, force=force, config=config))
@@ -97,6 +102,8 @@ def materialize(
             address=address,
             signals=True,
             config=config,
+            trigger=trigger,
+            run_id=run_id,
         )
     except RunNotRecorded as exc:  # its summary, then its one line (error: ...), exit 1
         if exc.run is None:
@@ -122,6 +129,22 @@ def materialize(
         sys.exit(EXIT_CANCELLED)
     if not run.ok:
         sys.exit(EXIT_FAILED)
+
+
+def _check_launch(trigger: str, run_id: str | None) -> None:
+    """The options `vibepiper serve` launches a run with: a run id as ours are made, and a
+    trigger of SPEC §8's forms."""
+    from vibepiper.errors import UsageError
+    from vibepiper.execution.recorder import RUN_ID
+
+    if run_id is not None and not RUN_ID.match(run_id):
+        raise UsageError(f"--run-id {run_id!r} is not a run id", "leave it to vibepiper serve")
+    kind = trigger.partition(":")[0]
+    if (
+        kind not in ("manual", "schedule", "sensor", "automation", "freshness")
+        or len(trigger) > 500
+    ):
+        raise UsageError(f"--trigger {trigger[:80]!r} is not a trigger", "leave it to serve")
 
 
 def _annotate(findings: Any) -> None:

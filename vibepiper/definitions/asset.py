@@ -97,6 +97,8 @@ class AssetDef:
     quarantine: bool = False
     max_quarantined: float = 0.05  # the largest share of rows quarantine may remove
     source_path: str | None = None  # set for `source_file` assets, relative to the project
+    automation: str | None = None  # "eager" or "missing": `vibepiper serve` runs it (SPEC §8)
+    watch: bool = False  # a source file that `vibepiper serve` watches (a file sensor)
     source_reader: Callable[[str], Any] | None = field(default=None, compare=False)
     module: str = "?"  # the module that defined it, for messages
     line: int | None = None  # the line of the module that defined it, for messages
@@ -240,6 +242,7 @@ def build_asset(
     pool: str | None = None,
     quarantine: bool = False,
     max_quarantined: float = 0.05,
+    automation: str | None = None,
 ) -> AssetDef:
     """Build the frozen definition of one asset, raising DefinitionError on bad options."""
     if not callable(fn):
@@ -275,6 +278,7 @@ def build_asset(
         pool=pool,
         quarantine=bool(quarantine),
         max_quarantined=_share(asset_name, max_quarantined),
+        automation=_automation(asset_name, automation),
         module=getattr(fn, "__module__", None) or "?",
         line=first_line(fn),
     )
@@ -303,6 +307,7 @@ def asset(
     pool: str | None = None,
     quarantine: bool = False,
     max_quarantined: float = 0.05,
+    automation: str | None = None,
 ) -> Callable[[Callable[..., Any]], AssetDef]: ...
 
 
@@ -341,6 +346,23 @@ def _check_option_names(fn: Any, options: Mapping[str, Any]) -> None:
             )
 
 
+AUTOMATIONS = ("eager", "missing")
+
+
+def _automation(name: str, value: Any) -> str | None:
+    """`automation=`: None, "eager" (recompute when an input has new data) or "missing"
+    (compute it when it has never been materialized)."""
+    if value is None or value in AUTOMATIONS:
+        return value
+    shown = repr(value)[:60]
+    hint = did_you_mean(value, AUTOMATIONS) if isinstance(value, str) else ""
+    raise DefinitionError(
+        f"asset '{name}': automation={shown} is not valid{hint}",
+        'use automation="eager" (recompute when an input gets new data) or "missing" '
+        "(compute it once, when it has never been materialized)",
+    )
+
+
 def _checks(owner: str, checks: Any) -> tuple[Any, ...]:
     """The expectations given as `checks=`: a list (or tuple) of `expect.*(...)` calls."""
     from vibepiper.definitions.expect import Expectation
@@ -366,6 +388,17 @@ def _checks(owner: str, checks: Any) -> tuple[Any, ...]:
     return tuple(checks)
 
 
+def _check_watchable(name: str, path: str) -> None:
+    """A DefinitionError unless `path` can name a local file to watch (`vibepiper serve`
+    also refuses a folder or a device there, once it knows the project folder)."""
+    if "://" in path or any(c in path for c in "*?[\0"):
+        raise DefinitionError(
+            f"source '{name}': watch=True on '{path}', which is not a local file's path, "
+            "cannot be watched",
+            "watch a regular file (a path relative to the project folder), or drop watch=True",
+        )
+
+
 def _default_reader(path: str) -> Any:
     import pandas as pd
 
@@ -389,11 +422,13 @@ def source_file(
     group: str | None = "sources",
     schema: Any = None,
     checks: Iterable[Any] | None = None,
+    watch: bool = False,
 ) -> AssetDef:
     """A root asset read from a local CSV, Parquet or JSON file (or by `read(path)`).
 
     `path` is relative to the project folder. The file's bytes are its data version,
-    so editing the file makes everything downstream stale.
+    so editing the file makes everything downstream stale. With `watch=True`, `vibepiper
+    serve` watches the file: once a change has settled, it runs everything downstream.
     """
     check_name(name, "source")
     if not isinstance(path, str | Path) or not str(path):
@@ -406,6 +441,12 @@ def source_file(
             f"source '{name}': cannot read '{path}' (unknown file type)",
             f"use one of {', '.join(SOURCE_SUFFIXES)} or pass read=a function(path) -> DataFrame",
         )
+    if watch not in (True, False):
+        raise DefinitionError(
+            f"source '{name}': watch={watch!r} is not valid", "give watch=True or watch=False"
+        )
+    if watch:
+        _check_watchable(name, str(path))
     reader = read or _default_reader
     caller = sys._getframe(1)
     return AssetDef(
@@ -421,6 +462,7 @@ def source_file(
         description=description or f"Source file {path}",
         source_path=str(path),
         source_reader=reader,
+        watch=bool(watch),
         module=caller.f_globals.get("__name__", "?"),
         line=caller.f_lineno,
     )

@@ -5,9 +5,10 @@ command (`versioning.planner` decides from them, without I/O)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from vibepiper import clock
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.store import Store
@@ -83,5 +84,5 @@ class Observer:
 
 
 def utcnow() -> datetime:
-    """Now, in UTC without a zone (as the catalog records times)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Now, in UTC without a zone (as the catalog records times; see vibepiper.clock)."""
+    return clock.utcnow()

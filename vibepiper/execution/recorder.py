@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from vibepiper import clock
 from vibepiper.catalog.catalog import Batch, Catalog, utcnow
 from vibepiper.errors import CatalogBusyError, CatalogError, VibePiperError
 from vibepiper.execution import states
@@ -148,9 +150,12 @@ class Recorder:
             )
 
 
+RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}-[0-9a-f]{6}$")  # what new_run_id makes
+
+
 def new_run_id() -> str:
     """A run id that sorts by start time (to the millisecond), e.g. 20261126T011254.123-4bf6b5."""
-    now = datetime.now(UTC)
+    now = clock.now()
     return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}-{os.urandom(3).hex()}"
 
 
@@ -160,6 +165,7 @@ def run_row(
     *,
     status: str,
     kind: str = "materialize",
+    trigger: str = "manual",
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
 ) -> dict[str, Any]:
@@ -174,6 +180,7 @@ def run_row(
         "host": socket.gethostname(),
         "command": " ".join(sys.argv)[:500],
         "kind": kind,
+        "trigger": trigger,
     }
 
 
@@ -223,7 +230,7 @@ def _safe_repr(value: Any) -> str:
 
 def _started_at(result: AssetResult, now: datetime) -> datetime:
     if result.started_at is not None:
-        return datetime.fromtimestamp(result.started_at, UTC).replace(tzinfo=None)
+        return clock.from_real(result.started_at)
     return now
 
 

@@ -58,6 +58,8 @@ class RunOptions:
     selection: str = ""  # as the user typed it, for the `runs` table
     pools: Mapping[str, int] = field(default_factory=dict)  # pool -> how many at once
     signals: bool = False  # Ctrl-C and SIGTERM cancel the run (a second one exits at once)
+    trigger: str = "manual"  # what started it, for `runs.trigger` (SPEC §8)
+    run_id: str | None = None  # chosen before it starts (by `serve`), else a new one
 
 
 def materialize(
@@ -111,7 +113,7 @@ class Run:
         self.ws, self.graph, self.plan, self.options = ws, graph, plan, options
         self.load_code = load_code
         self.reporter, self.executor = reporter, executor
-        self.result = RunResult(new_run_id())
+        self.result = RunResult(options.run_id or new_run_id())
         self.recorder = Recorder(ws.catalog, before_write=ws.store.sync)
         self.units = list(plan.units)
         names = [u.asset for u in self.units]
@@ -142,7 +144,17 @@ class Run:
         if self.plan.computes:  # a run that writes nothing leaves others' leftovers be
             ws.store.clean_temp_files()
         remove_dead_temp_dirs(ws.catalog.home)  # e.g. the fork server's of a killed run
-        self.recorder.add("runs", [run_row(run.run_id, self.options.selection, status="running")])
+        self.recorder.add(
+            "runs",
+            [
+                run_row(
+                    run.run_id,
+                    self.options.selection,
+                    status="running",
+                    trigger=self.options.trigger,
+                )
+            ],
+        )
         if self.plan.computes:  # shown as running at once (one that computes nothing is
             self.recorder.start()  # recorded by its one write at the end)
         self.reporter.run_started(run.run_id, [u.asset for u in self.units])

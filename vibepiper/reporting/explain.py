@@ -70,6 +70,21 @@ def render(cause: Cause, run: dict[str, Any] | None) -> list[str]:
         lines.append("root cause" + ("s" if len(roots) > 1 else "") + ":")
         lines += [f"  {r}" for r in roots]
     lines += _render_run(cause.asset, run)
+    lines += _render_trigger(run)
+    return lines
+
+
+def _render_trigger(run: dict[str, Any] | None) -> list[str]:
+    """Which trigger started the run that last computed the asset, and why it fired."""
+    by = (run or {}).get("computed_by")
+    if not by:
+        return []
+    trigger = by["trigger"] or "manual"
+    said = "by hand (vibepiper materialize)" if trigger == "manual" else f"by {trigger}"
+    lines = [f"last computed in run {by['run_id']}, started {said}"]
+    for tick in by["ticks"]:
+        when = f" due {str(tick['scheduled_for'])[:16]} UTC" if ":" not in tick["schedule"] else ""
+        lines.append(f"  {tick['schedule']}{when}: {tick['reason'] or ''}".rstrip(": "))
     return lines
 
 

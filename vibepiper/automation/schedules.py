@@ -1,0 +1,224 @@
+"""Schedules (SPEC §8): `[tool.vibepiper.schedules.NAME]`, a cron expression in a time zone.
+
+Fire times come from cronsim, which follows cron's rules on daylight-saving days: a time
+in an hour that is skipped fires at the first minute after the jump, a time in an hour
+that repeats fires once (jobs whose hour is `*` fire in both copies of the hour, as
+every-hour jobs do in cron).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.errors import DefinitionError, UsageError, did_you_mean
+from vibepiper.text import quoted
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+CATCHUPS = ("latest", "all", "none")
+KEYS = ("cron", "timezone", "select", "exclude", "catchup", "max_catchup", "description")
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+# cron's nicknames, in the five fields cronsim reads
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    cron: str
+    timezone: str
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    catchup: str = "latest"
+    max_catchup: int = 10
+    description: str = ""
+
+    @property
+    def trigger(self) -> str:
+        return f"schedule:{self.name}"
+
+    @property
+    def signature(self) -> str:
+        """What the fire times depend on: when it changes, no earlier tick is replayed."""
+        return f"{self.cron} {self.timezone}"
+
+    @property
+    def selection(self) -> str:
+        return " ".join([*self.select, *(f"--exclude {e}" for e in self.exclude)])
+
+    def zone(self) -> ZoneInfo:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone)
+
+    def times(self, after: datetime) -> Iterator[datetime]:
+        """The fire times after `after` (aware), in order, as aware UTC instants."""
+        from cronsim import CronSim
+
+        start = after.astimezone(self.zone())
+        for moment in CronSim(ALIASES.get(self.cron, self.cron), start):
+            yield moment.astimezone(UTC)
+
+    def due(self, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
+        """The last `limit` fire times in (after, until], and how many there were."""
+        found: list[datetime] = []
+        count = 0
+        for moment in self.times(after):
+            if moment > until:
+                break
+            count += 1
+            found.append(moment)
+            if len(found) > limit:
+                found.pop(0)
+        return found, count
+
+    def next(self, after: datetime, n: int = 3) -> list[datetime]:
+        times = self.times(after)
+        return [next(times) for _ in range(n)]
+
+
+def parse(table: Any, where: str) -> list[Schedule]:
+    """The schedules of `[tool.vibepiper.schedules]`; a DefinitionError names the first
+    one at fault and what is wrong with it."""
+    if not isinstance(table, dict):
+        raise DefinitionError(f"{where}: [tool.vibepiper.schedules] is not a table", _HOW)
+    return [_schedule(name, body, where) for name, body in table.items()]
+
+
+_HOW = (
+    'write each as [tool.vibepiper.schedules.NAME] with cron = "0 6 * * *" (and optionally '
+    'timezone, select, exclude, catchup = "latest" | "all" | "none", max_catchup)'
+)
+
+
+def _schedule(name: str, body: Any, where: str) -> Schedule:
+    at = f"schedule {quoted(name)} ({where})"
+    if not NAME.match(name):
+        raise DefinitionError(
+            f"{at}: the name is not valid", "use letters, digits, '_', '-' and '.'"
+        )
+    if not isinstance(body, dict):
+        raise DefinitionError(f"{at} is not a table", _HOW)
+    for key in body:
+        if key not in KEYS:
+            raise DefinitionError(
+                f"{at}: unknown key {quoted(key)}{did_you_mean(key, KEYS)}",
+                f"the keys are {', '.join(KEYS)}",
+            )
+    cron = body.get("cron")
+    if not isinstance(cron, str) or not cron.strip():
+        raise DefinitionError(f"{at}: no cron expression", 'add cron = "0 6 * * *"')
+    cron = " ".join(cron.split())
+    timezone = body.get("timezone", "UTC")
+    _check_timezone(at, timezone)
+    _check_cron(at, cron, timezone)
+    catchup = body.get("catchup", "latest")
+    if catchup not in CATCHUPS:
+        hint = did_you_mean(catchup, CATCHUPS) if isinstance(catchup, str) else ""
+        raise DefinitionError(
+            f"{at}: catchup = {catchup!r} is not valid{hint}",
+            'use "latest" (one run for the ticks missed), "all" (one each, up to '
+            'max_catchup) or "none"',
+        )
+    max_catchup = body.get("max_catchup", 10)
+    if (
+        not isinstance(max_catchup, int)
+        or isinstance(max_catchup, bool)
+        or not (1 <= max_catchup <= 1000)
+    ):
+        raise DefinitionError(
+            f"{at}: max_catchup = {max_catchup!r} is not valid", "give a number from 1 to 1000"
+        )
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise DefinitionError(f"{at}: description is not a string", "write it in quotes")
+    return Schedule(
+        name,
+        cron,
+        timezone,
+        _words(at, "select", body.get("select")),
+        _words(at, "exclude", body.get("exclude")),
+        catchup,
+        max_catchup,
+        description,
+    )
+
+
+def _words(at: str, key: str, value: Any) -> tuple[str, ...]:
+    """A selection written as a string or a list of strings, as its words."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise DefinitionError(
+            f"{at}: {key} = {value!r} is not a selection", f'write {key} = "tag:daily orders+"'
+        )
+    words = tuple(w for item in items for w in item.split())
+    if any(w.startswith("-") for w in words):
+        raise DefinitionError(
+            f"{at}: {key} = {value!r} is not a selection",
+            "give asset names, globs, tag:T or group:G (exclusions go in exclude =)",
+        )
+    return words
+
+
+def _check_timezone(at: str, timezone: Any) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    if isinstance(timezone, str) and timezone.strip() and "\0" not in timezone:
+        try:
+            ZoneInfo(timezone)
+            return
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    hint = did_you_mean(timezone, available_timezones()) if isinstance(timezone, str) else ""
+    raise DefinitionError(
+        f"{at}: unknown time zone {timezone!r}{hint}",
+        'give an IANA time zone name, such as "Europe/Berlin" or "UTC"',
+    )
+
+
+def _check_cron(at: str, cron: str, timezone: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from cronsim import CronSim, CronSimError
+
+    try:
+        times = CronSim(ALIASES.get(cron, cron), datetime.now(ZoneInfo(timezone)))
+        next(times)
+    except (CronSimError, StopIteration) as exc:
+        why = str(exc) or "it never fires"
+        raise DefinitionError(
+            f"{at}: invalid cron expression {cron!r}: {why}",
+            'write five fields, minute hour day-of-month month day-of-week, e.g. "0 6 * * *"'
+            ", or @hourly, @daily, @weekly, @monthly, @yearly",
+        ) from None
+
+
+def check_selections(schedules: list[Schedule], select: Any, where: str) -> None:
+    """A UsageError naming the first schedule whose selection is unknown or selects no
+    asset; `select(select, exclude)` resolves a selection."""
+    for schedule in schedules:
+        at = f"schedule {quoted(schedule.name)} ({where})"
+        try:
+            names = select(list(schedule.select) or None, list(schedule.exclude))
+        except UsageError as exc:
+            raise UsageError(f"{at}: {exc.message}", exc.hint) from None
+        if not names:
+            raise DefinitionError(
+                f"{at}: select = {' '.join(schedule.select)!r} selects no asset",
+                "run `vibepiper list SELECT` to see what a selection picks",
+            )

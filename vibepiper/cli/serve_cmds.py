@@ -1,0 +1,161 @@
+"""The automation commands (SPEC §8): `serve`, `schedules` and `ticks`."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from vibepiper.cli.common import emit_json, json_option, limit_option
+
+if TYPE_CHECKING:
+    from vibepiper.cli.main import Options
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Evaluate one round, run what is due, and exit.")
+@click.option(
+    "--no-ui",
+    is_flag=True,
+    help="Serve no web UI (there is none yet: accepted for scripts written for it).",
+)
+@click.pass_obj
+def serve(opts: Options, once: bool, no_ui: bool) -> None:
+    """Keep the project's assets fresh by themselves: run schedules
+    ([tool.vibepiper.schedules.NAME]), watched source files (source_file(...,
+    watch=True)), eager and missing assets (@asset(automation=...)) and max_age.
+
+    Runs are launched one at a time, as `vibepiper materialize` runs; each due tick is
+    recorded in the catalog before its run starts, so it runs exactly once, even across
+    a crash and a restart. One serve per project. Ctrl-C or SIGTERM cancels the run in
+    progress and exits 130. With --once: exit 1 if a run it launched did not succeed.
+
+    For tests, VIBEPIPER_CLOCK sets a fake clock: START[*RATE][@EPOCH], e.g.
+    2026-03-29T00:30:00+01:00*60 (60 fake seconds per real second).
+    """
+    from vibepiper import clock
+    from vibepiper.automation.daemon import Daemon, serve_lock
+
+    clock.fake()  # a bad VIBEPIPER_CLOCK is refused before anything starts
+    clock.pin()
+    project = opts.load()
+    folder = str(project.root)
+    args = ["--project", str(project.root), "--home", str(project.home)]
+    for module in opts.modules:
+        args += ["--module", module]
+
+    def say(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    with serve_lock(project.home):
+        daemon = Daemon(
+            lambda: _reload(opts, folder), once=once, say=say, cli_args=args, first=project
+        )
+        code = daemon.serve()
+    if code:
+        if code == 130:
+            click.echo("interrupted", err=True)
+        sys.exit(code)
+
+
+def _reload(opts: Options, folder: str) -> Any:
+    from vibepiper.project import Project
+
+    return Project(folder, modules=opts.modules or None, home=opts.home)
+
+
+@click.command()
+@json_option
+@click.option("--count", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.pass_obj
+def schedules(opts: Options, as_json: bool, count: int) -> None:
+    """Each schedule: its cron, time zone, selection, catch-up policy, next fire times
+    (in its time zone) and its latest tick."""
+    from vibepiper import clock
+    from vibepiper.automation.schedules import check_selections, parse
+    from vibepiper.catalog import ticks
+
+    project = opts.load()
+    where = str(project.root / "pyproject.toml")
+    found = parse(project.settings.schedules, where)
+    check_selections(found, project.select, where)
+    latest = ticks.latest(project.catalog) if project.catalog.path.is_file() else {}
+    now = clock.now()
+    rows: list[dict[str, Any]] = []
+    for s in found:
+        zone = s.zone()
+        last = latest.get(s.name)
+        rows.append(
+            {
+                "name": s.name,
+                "cron": s.cron,
+                "timezone": s.timezone,
+                "select": " ".join(s.select),
+                "exclude": " ".join(s.exclude),
+                "catchup": s.catchup,
+                "max_catchup": s.max_catchup,
+                "next": [t.astimezone(zone).isoformat() for t in s.next(now, count)],
+                "last_tick": None
+                if last is None
+                else {
+                    "scheduled_for": last["scheduled_for"],
+                    "status": last["status"],
+                    "run_id": last["run_id"],
+                },
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no schedules: add [tool.vibepiper.schedules.NAME] to pyproject.toml", err=True)
+    for row in rows:
+        selection = row["select"] or "everything"
+        if row["exclude"]:
+            selection += f" --exclude {row['exclude']}"
+        click.echo(
+            f"{row['name']}: {row['cron']} ({row['timezone']}), {selection}, "
+            f"catchup {row['catchup']}"
+        )
+        click.echo(f"  next: {', '.join(row['next'])}")
+        last = row["last_tick"]
+        if last is not None:
+            click.echo(
+                f"  last tick: {str(last['scheduled_for'])[:16]} UTC, {last['status']}"
+                + (f" (run {last['run_id']})" if last["run_id"] else "")
+            )
+
+
+@click.command()
+@limit_option("ticks")
+@click.option("--schedule", metavar="NAME", help="Only this schedule's (or trigger's) ticks.")
+@json_option
+@click.pass_obj
+def ticks(opts: Options, limit: int, schedule: str | None, as_json: bool) -> None:
+    """What `vibepiper serve` evaluated lately, newest first: each due schedule tick and
+    each sensor, automation and freshness trigger, with what it launched."""
+    from vibepiper.catalog.ticks import recent
+
+    project = opts.load()
+    rows = recent(project.catalog, limit, schedule) if project.catalog.path.is_file() else []
+    if as_json:
+        emit_json(rows)
+        return
+    from vibepiper.reporting.console import print_table
+
+    shown = [
+        {
+            **r,
+            "scheduled_for": str(r["scheduled_for"])[:19],
+            "evaluated_at": str(r["evaluated_at"])[:19],
+            "run_id": r["run_id"] or "",
+            "reason": r["reason"] or "",
+        }
+        for r in rows
+    ]
+    columns = ["schedule", "scheduled_for", "evaluated_at", "status", "run_id", "reason"]
+    print_table(shown, columns)
+    if not rows:
+        click.echo("no ticks yet: `vibepiper serve` records them", err=True)
