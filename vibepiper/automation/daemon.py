@@ -427,6 +427,7 @@ class Daemon:
         project = self.defs.project
         causes = tick_log.latest_causes(self.catalog, "automation:")
         group: list[Tick] = []
+        chosen: set[str] = set()  # recomputed in this run: their eager followers follow
         for name in project.graph.order:
             mode = self.defs.automated.get(name)
             verdict = verdicts.get(name)
@@ -435,25 +436,29 @@ class Daemon:
             kinds = {c.kind for c in verdict.causes}
             inputs = project.graph.assets[name].inputs.values()
             versions = {u: getattr(current.get(whole(u)), "data_version", None) for u in inputs}
+            ahead = [c.asset for c in verdict.causes if c.asset in chosen]
             if mode == "missing":
                 wanted = Why.NEVER in kinds
                 reason = "never materialized (automation = missing)"
             else:
-                wanted = bool(kinds & {Why.NEVER, Why.UPSTREAM_CHANGED, Why.NEW_INPUT})
                 changed = [c.asset for c in verdict.causes if c.kind is Why.UPSTREAM_CHANGED]
+                wanted = bool(kinds & {Why.NEVER, Why.UPSTREAM_CHANGED, Why.NEW_INPUT} or ahead)
                 reason = (
                     f"eager: {', '.join(map(str, changed))} has new data"
                     if changed
+                    else f"eager: {', '.join(map(str, ahead))} is recomputed first, in this run"
+                    if ahead
                     else "eager: never materialized"
                     if Why.NEVER in kinds
                     else "eager: a new input"
                 )
-            if not wanted or any(v is None for v in versions.values()):
+            if not wanted or any(v is None and u not in chosen for u, v in versions.items()):
                 continue  # nothing new, or an input not made yet: wait for it
             cause = json.dumps(sorted(versions.items()))
             trigger = f"automation:{name}"
-            if causes.get(trigger) == cause:
+            if causes.get(trigger) == cause and not ahead:
                 continue  # already tried with exactly these inputs
+            chosen.add(name)
             group.append(Tick(trigger, naive, "queued", reason=reason, cause=cause))
         return _one_run(group, " ".join(t.schedule.partition(":")[2] for t in group))
 
