@@ -48,7 +48,7 @@ class Row:
 
     key: str  # the figure and its size, stable across runs: what --compare matches
     label: str
-    unit: str  # "s" or "MiB"
+    unit: str  # "s", "MiB" or "%" (of a core)
     median: float
     low: float
     high: float
@@ -300,6 +300,47 @@ def executors_rows(report: dict[str, Any]) -> list[Row]:
     return found
 
 
+TICK_LATENCY = Goal("median <= 0.5 s", _at_most(0.5))
+TICK_P99 = Goal("<= 2 s", _at_most(2.0))
+IDLE_CPU = Goal("< 1% of a core", lambda m, f: m < 1.0)
+
+
+def automation_rows(report: dict[str, Any]) -> list[Row]:
+    """`vibepiper serve`: tick latency (median and 99th percentile) and idle CPU (%)."""
+    r, judged = report["results"], not report["quick"]
+    late, floor = r["tick_latency"], r["tick_latency_floor"]
+    spread = (late["median_s"], late["min_s"], late["max_s"])
+    where = f"{report['schedules']} schedules, {report['files']:,} watched files"
+    idle = r["idle"]["share"] * 100
+    return [
+        row(
+            "automation:tick_latency",
+            f"tick latency (launch - due), median of {late['n']}, {where}",
+            spread,
+            (floor["median_s"], "sleep until due"),
+            TICK_LATENCY,
+            judged,
+        ),
+        row(
+            "automation:tick_latency_p99",
+            f"tick latency, 99th percentile of {late['n']}",
+            (late["p99_s"], late["p99_s"], late["p99_s"]),
+            (floor["p99_s"], "sleep until due"),
+            TICK_P99,
+            judged,
+        ),
+        row(
+            "automation:idle_cpu",
+            f"idle CPU of serve, {where}",
+            (idle, idle, idle),
+            (r["idle_floor"]["share"] * 100, "stat the files"),
+            IDLE_CPU,
+            judged,
+            unit="%",
+        ),
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "graph": graph_rows,
     "validation": validation_rows,
@@ -307,6 +348,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "memory": memory_rows,
     "executors": executors_rows,
     "scale": scale_rows,
+    "automation": automation_rows,
 }
 
 
@@ -342,12 +384,16 @@ def notes(name: str, report: dict[str, Any]) -> list[str]:
 def _value(value: float, unit: str) -> str:
     if unit == "MiB":
         return f"{value:.0f} MiB"
+    if unit == "%":
+        return f"{value:.2f}%"
     return f"{value:.3f} s" if value < 10 else f"{value:.2f} s"
 
 
 def _range(r: Row) -> str:
     if r.unit == "MiB":
         return f"{r.low:.0f}-{r.high:.0f}"
+    if r.unit == "%":
+        return f"{r.low:.2f}-{r.high:.2f}"
     digits = 3 if r.high < 10 else 2
     return f"{r.low:.{digits}f}-{r.high:.{digits}f}"
 

@@ -52,6 +52,7 @@ BENCHMARKS = (
     ),
     Benchmark("executors", (), ("--quick",)),
     Benchmark("scale", ("--assets", "1000,4000,20000", "--repeat", "3"), ("--quick",)),
+    Benchmark("automation", ("--ticks", "30", "--idle", "30"), ("--quick",)),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 

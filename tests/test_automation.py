@@ -475,6 +475,11 @@ def typo(clean: pd.DataFrame) -> pd.DataFrame:
             "selector 'tag:nothing' matches no",
         ),
         (schedule_toml("s", "0 6 * * *", select="nosuch"), ASSETS, "schedule 's'"),
+        (
+            schedule_toml("s", "0 6 * * *", select="clean", exclude="clean"),
+            ASSETS,
+            "select = 'clean' selects no asset",
+        ),
         (schedule_toml("s", "0 6 * * *", catchup="some"), ASSETS, "catchup = 'some'"),
         (schedule_toml("s", "0 6 * * *", crom="x"), ASSETS, "unknown key 'crom'"),
         (
@@ -523,3 +528,52 @@ def test_the_clock_can_be_pinned_and_read_back() -> None:
     for bad in ("2026-03-29T00:30:00", "2026-03-29T00:30:00Z*0", "x", "2026-03-29T00:30:00Z*a"):
         with pytest.raises(ValueError):
             clock.parse(bad)
+
+
+# -- the schedule arithmetic ------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CRONS = ["30 2 * * *", "0 * * * *", "*/7 1-3 * * *", "15 1 * * 0", "0 0 1 * *", "* * * * *"]
+ZONES = ["Europe/Berlin", "America/New_York", "UTC", "Australia/Lord_Howe", "Asia/Kolkata"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cron=st.sampled_from(CRONS),
+    zone=st.sampled_from(ZONES),
+    after=st.datetimes(datetime(2026, 1, 1), datetime(2027, 12, 1)),
+    minutes=st.integers(1, 6000),
+    limit=st.integers(1, 6),
+)
+def test_due_ticks_are_the_last_of_the_forward_walk(
+    cron: str, zone: str, after: datetime, minutes: int, limit: int
+) -> None:
+    """The backwards shortcut `due` takes finds exactly the fire times walking forwards
+    (cron's DST rules) finds, and counts them all."""
+    from datetime import timedelta
+
+    from vibepiper.automation.schedules import Schedule
+
+    schedule = Schedule("s", cron, zone)
+    start = after.replace(tzinfo=UTC)
+    until = start + timedelta(minutes=minutes)
+    walked = []
+    for moment in schedule.times(start):
+        if moment > until:
+            break
+        walked.append(moment)
+    found, count = schedule.due(start, until, limit)
+    assert found == walked[-limit:]
+    assert count == len(walked)
+
+
+def test_cron_nicknames_fire_as_their_five_fields() -> None:
+    from vibepiper.automation.schedules import Schedule
+
+    start = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert Schedule("a", "@daily", "UTC").next(start, 2) == Schedule("b", "0 0 * * *", "UTC").next(
+        start, 2
+    )
+    assert Schedule("a", "@hourly", "UTC").next(start, 1) == [datetime(2026, 5, 1, 13, tzinfo=UTC)]

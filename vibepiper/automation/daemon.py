@@ -329,7 +329,7 @@ class Daemon:
                     schedule.name,
                     last_skipped.astimezone(UTC).replace(tzinfo=None),
                     "skipped",
-                    reason=f"{plural(skipped, 'tick')} fell due since {_utc_text(after)}: {why}",
+                    reason=f"{_ticks_count(skipped)} fell due since {_utc_text(after)}: {why}",
                     cause=schedule.signature,
                 )
             )
@@ -737,6 +737,12 @@ def _local(moment: datetime, zone: str) -> str:
     from zoneinfo import ZoneInfo
 
     return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).isoformat(timespec="minutes")
+
+
+def _ticks_count(count: int) -> str:
+    from vibepiper.automation.schedules import COUNT_LIMIT
+
+    return f"{count:,} ticks or more" if count >= COUNT_LIMIT else plural(count, "tick")
 
 
 def _utc_text(moment: datetime) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import DefinitionError, UsageError, did_you_mean
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
 CATCHUPS = ("latest", "all", "none")
+COUNT_LIMIT = 10_000  # missed ticks counted one by one up to this many
 KEYS = ("cron", "timezone", "select", "exclude", "catchup", "max_catchup", "description")
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 # cron's nicknames, in the five fields cronsim reads
@@ -73,21 +74,42 @@ class Schedule:
             yield moment.astimezone(UTC)
 
     def due(self, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
-        """The last `limit` fire times in (after, until], and how many there were."""
-        found: list[datetime] = []
-        count = 0
+        """The last `limit` fire times in (after, until], oldest first, and how many there
+        are in all (counted up to COUNT_LIMIT: a daemon down for a year on a
+        minutely schedule is not walked minute by minute)."""
+        from cronsim import CronSim
+
+        # Start the walk a few fire times before `until` (found backwards), then walk
+        # forwards: the forward walk is what decides each fire time (cron's DST rules).
+        start = after
+        back = CronSim(ALIASES.get(self.cron, self.cron), until.astimezone(self.zone()), True)
+        for _ in range(limit + 2):
+            moment = next(back, None)
+            if moment is None or moment <= after:
+                break
+            start = moment
+        if start != after:
+            start = start - timedelta(seconds=1)
+        found = [m for m in _until(self.times(max(start, after)), until)][-limit:]
+        if not found:
+            return [], 0
+        count = len(found)
         for moment in self.times(after):
-            if moment > until:
+            if moment >= found[0] or count >= COUNT_LIMIT:
                 break
             count += 1
-            found.append(moment)
-            if len(found) > limit:
-                found.pop(0)
         return found, count
 
     def next(self, after: datetime, n: int = 3) -> list[datetime]:
         times = self.times(after)
         return [next(times) for _ in range(n)]
+
+
+def _until(times: Iterator[datetime], until: datetime) -> Iterator[datetime]:
+    for moment in times:
+        if moment > until:
+            return
+        yield moment
 
 
 def parse(table: Any, where: str) -> list[Schedule]:
