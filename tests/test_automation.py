@@ -288,6 +288,10 @@ def test_an_edited_watched_file_runs_exactly_its_downstream_assets_once(tmp_path
         time.sleep(1.5)
         assert time.time() - before >= 1.5
         assert len(finished_ticks(root, "sensor:data/raw.csv")) == 1
+        # a schedule added while serve runs is picked up (first seen: registered)
+        with (root / "pyproject.toml").open("a") as file:
+            file.write(schedule_toml("added", "0 6 * * *", select="lonely"))
+        wait_for(lambda: [t for t in ticks(root) if t["schedule"] == "added"])
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
@@ -554,7 +558,7 @@ def test_due_ticks_are_the_last_of_the_forward_walk(
     (cron's DST rules) finds, and counts them all."""
     from datetime import timedelta
 
-    from vibepiper.automation.schedules import Schedule
+    from vibepiper.definitions.schedule import Schedule
 
     schedule = Schedule("s", cron, zone)
     start = after.replace(tzinfo=UTC)
@@ -570,10 +574,72 @@ def test_due_ticks_are_the_last_of_the_forward_walk(
 
 
 def test_cron_nicknames_fire_as_their_five_fields() -> None:
-    from vibepiper.automation.schedules import Schedule
+    from vibepiper.definitions.schedule import Schedule
 
     start = datetime(2026, 5, 1, 12, tzinfo=UTC)
     assert Schedule("a", "@daily", "UTC").next(start, 2) == Schedule("b", "0 0 * * *", "UTC").next(
         start, 2
     )
     assert Schedule("a", "@hourly", "UTC").next(start, 1) == [datetime(2026, 5, 1, 13, tzinfo=UTC)]
+
+
+# -- schedules declared in Python ----------------------------------------------------------
+
+DECLARED = (
+    PLAIN
+    + """
+from vibepiper import schedule
+
+nightly = schedule("nightly", "0 6 * * *", timezone="Europe/Berlin", select="lonely")
+"""
+)
+
+
+def test_a_schedule_declared_in_python_fires_and_survives_the_snapshot(tmp_path: Path) -> None:
+    root = project(tmp_path, assets=DECLARED)
+    (root / "other.py").write_text("X = 1\n")
+    assert once(root, "2026-05-01T00:00:00+00:00").returncode == 0
+    listed = json.loads(run_cli(root, "schedules", "--json").stdout)
+    assert [(s["name"], s["cron"], s["timezone"]) for s in listed] == [
+        ("nightly", "0 6 * * *", "Europe/Berlin")
+    ]
+    assert once(root, "2026-05-01T04:00:05+00:00").returncode == 0  # 06:00 in Berlin
+    assert fired(root, "nightly") == ["2026-05-01T04:00"]
+    runs = rows(root, "SELECT trigger FROM runs")
+    assert runs == [{"trigger": "schedule:nightly"}]
+
+
+def test_a_schedule_declared_twice_is_refused_naming_both(tmp_path: Path) -> None:
+    root = project(tmp_path, schedule_toml("nightly", "0 7 * * *"), assets=DECLARED)
+    done = run_cli(root, "serve", "--once")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "schedule 'nightly' is declared twice: in" in line
+    assert "pyproject.toml and in module shop" in line
+
+
+def test_a_bad_schedule_in_python_names_its_module(tmp_path: Path) -> None:
+    root = project(tmp_path, assets=DECLARED.replace('"0 6 * * *"', '"0 25 * * *"'))
+    done = run_cli(root, "list")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "schedule 'nightly' (module shop): invalid cron expression '0 25 * * *'" in line
+
+
+def test_an_edit_of_another_module_keeps_the_python_schedules(tmp_path: Path) -> None:
+    more = (
+        "import pandas as pd\nfrom vibepiper import asset\n\n@asset\n"
+        "def extra() -> pd.DataFrame:\n    return pd.DataFrame({'e': [1]})\n"
+    )
+    root = write_project(
+        tmp_path / "proj", {"shop": DECLARED, "more": more}, {"data/raw.csv": "x\n1\n"}, FAST
+    )
+
+    def names() -> list[str]:
+        return [s["name"] for s in json.loads(run_cli(root, "schedules", "--json").stdout)]
+
+    assert names() == ["nightly"]
+    (root / "more.py").write_text(more.replace("[1]", "[2]"))  # only `more` is imported again
+    assert names() == ["nightly"]
+    (root / "shop.py").write_text(DECLARED.replace('"nightly"', '"early"'))
+    assert names() == ["early"]

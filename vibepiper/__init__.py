@@ -13,6 +13,7 @@ from vibepiper.definitions.asset import AssetDef, asset, source_file
 from vibepiper.definitions.check import CheckDef, CheckResult, check
 from vibepiper.definitions.context import Context
 from vibepiper.definitions.expect import register_expectation
+from vibepiper.definitions.schedule import schedule
 from vibepiper.errors import VibePiperError
 from vibepiper.version import __version__
 
@@ -33,6 +34,7 @@ __all__ = [
     "check",
     "expect",
     "register_expectation",
+    "schedule",
     "source_file",
 ]
 

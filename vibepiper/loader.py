@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.duplicates import refuse_duplicates
+from vibepiper.definitions.schedule import Schedule
 from vibepiper.errors import DefinitionError, ProjectLoadError
 
 if TYPE_CHECKING:
@@ -211,6 +212,7 @@ class Definitions:
     tree: list[str]  # the modules whose definitions are collected, in import order
     # each definition's tree module (the first one found to hold it), by id
     holder: dict[int, str] = field(default_factory=dict)
+    schedules: list[Schedule] = field(default_factory=list)  # declared with `schedule()`
 
 
 def import_definitions(
@@ -243,13 +245,15 @@ def import_definitions(
             continue
         found.tree.append(module.__name__)
         values = list(_definitions_in(module))
-        refuse_duplicates(module, values)
+        refuse_duplicates(module, [v for v in values if not isinstance(v, Schedule)])
         for value in values:
             if id(value) in seen:
                 continue
             seen.add(id(value))
             found.holder[id(value)] = module.__name__
-            if isinstance(value, AssetDef):
+            if isinstance(value, Schedule):
+                found.schedules.append(value)
+            elif isinstance(value, AssetDef):
                 found.assets.append(value)
             else:
                 found.checks.append(value)
@@ -339,13 +343,14 @@ def project_module_files(settings: Settings) -> dict[str, Path]:
     return {name: path for name, path in _project_modules(settings) if path is not None}
 
 
-def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef]:
+def _definitions_in(module: ModuleType) -> Iterator[AssetDef | CheckDef | Schedule]:
+    kinds = (AssetDef, CheckDef, Schedule)
     for value in vars(module).values():
-        if isinstance(value, AssetDef | CheckDef):
+        if isinstance(value, kinds):
             yield value
         elif isinstance(value, list | tuple | dict):  # assets built by a factory in a loop
             items = value.values() if isinstance(value, dict) else value
-            yield from (v for v in items if isinstance(v, AssetDef | CheckDef))
+            yield from (v for v in items if isinstance(v, kinds))
 
 
 @dataclass(frozen=True)

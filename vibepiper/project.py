@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from vibepiper.catalog.query import Opener
     from vibepiper.definitions.asset import AssetDef
     from vibepiper.definitions.config import Config
+    from vibepiper.definitions.schedule import Schedule
     from vibepiper.execution.audit import AuditResult
     from vibepiper.execution.doctor import Examination
     from vibepiper.execution.reporter import Reporter
@@ -75,6 +76,7 @@ class Project:
             self.graph, self.codes, self._listing = found.graph, found.codes, found.listing
             self._defaults = found.defaults
             self._files = [Path(f) for f in found.files]
+            self._schedules = found.schedules
             self.loaded = False
 
     def _load_fully(self, stale: Snapshot | None = None) -> None:
@@ -101,6 +103,12 @@ class Project:
                 if stale.modules.holder.get(n) not in imported
             ]
         self.graph = Graph.build([*found.assets, *kept], found.checks)
+        self._schedules = tuple((s, found.holder[id(s)]) for s in found.schedules)
+        if stale is not None:
+            imported_tree = set(found.tree)
+            self._schedules += tuple(
+                (s, holder) for s, holder in stale.schedules if holder not in imported_tree
+            )
         if stale is not None and kept:
             reads = {
                 a.name: stale.graph.check_reads[a.name]
@@ -171,6 +179,7 @@ class Project:
                 listing,
                 modules,
                 stale.files if stale else None,
+                self._schedules,
             )
 
     def load_code(self, names: Iterable[str] | None = None) -> bool:
@@ -185,6 +194,17 @@ class Project:
             return False
         self._load_fully()
         return True
+
+    def schedules(self) -> list[Schedule]:
+        """The schedules of `[tool.vibepiper.schedules]` and of the modules (`schedule()`),
+        checked: a UsageError names one that is declared twice or selects nothing."""
+        from vibepiper.definitions.schedule import check_selections, combined, parse
+
+        where = str(self.root / "pyproject.toml")
+        declared = [s for s, _ in self._schedules]
+        found = combined(parse(self.settings.schedules, where), declared, where)
+        check_selections(found, self.select, where)
+        return found
 
     def definition_files(self) -> list[Path]:
         """pyproject.toml and the module files the project's definitions come from (an

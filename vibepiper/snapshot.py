@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from vibepiper.definitions.asset import AUTOMATIONS, AssetDef, check_name
+from vibepiper.definitions.schedule import Schedule, as_dict, from_dicts
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
@@ -46,6 +47,8 @@ class Snapshot:
     changed: tuple[str, ...] = ()
     affected: tuple[str, ...] = ()
     files: dict[str, Any] = field(default_factory=dict)  # path -> identity, when taken
+    # the schedules declared in Python, with the tree module holding each
+    schedules: tuple[tuple[Schedule, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ def save(
     listing: list[dict[str, Any]],
     modules: Modules,
     known: Mapping[str, Any] | None = None,
+    schedules: tuple[tuple[Schedule, str], ...] = (),
 ) -> None:
     """Write the snapshot (atomically). Skipped when a library version cannot be read
     without importing it (the snapshot could not be checked later), or when a code version
@@ -104,6 +108,7 @@ def save(
         "tree": list(modules.tree),
         "modules": dict(modules.files),
         "imports": {name: list(found) for name, found in modules.imports.items()},
+        "schedules": [{**as_dict(s), "holder": holder} for s, holder in schedules],
     }
     home.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{FILENAME}.{os.getpid()}.tmp")
@@ -311,7 +316,20 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
         holder=holder,
         check_holders=check_holders,
     )
-    return Snapshot(graph, codes, defaults, listing, modules, files=dict(data["files"]))
+    entries = list(data["schedules"])
+    declared = from_dicts(entries, data["key"]["modules"])
+    holders = [str(e["holder"]) for e in entries]
+    if not all(h in tree for h in holders):
+        raise ValueError("a schedule's module is not of the project's tree")
+    return Snapshot(
+        graph,
+        codes,
+        defaults,
+        listing,
+        modules,
+        files=dict(data["files"]),
+        schedules=tuple(zip(declared, holders, strict=True)),
+    )
 
 
 def _automation(value: Any) -> str | None:

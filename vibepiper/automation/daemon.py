@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper import clock
-from vibepiper.automation.schedules import Schedule, check_selections, parse
 from vibepiper.catalog import ticks as tick_log
 from vibepiper.catalog.ticks import Tick
+from vibepiper.definitions.schedule import Schedule
 from vibepiper.errors import DefinitionError, UsageError, VibePiperError
 from vibepiper.text import plural
 
@@ -66,9 +66,7 @@ def load(make_project: Callable[[], Project], project: Project | None = None) ->
     """Load the project (unless given) and what `serve` acts on; a UsageError (exit 2)
     names the first schedule or watched file at fault."""
     project = project or make_project()
-    where = str(project.root / "pyproject.toml")
-    schedules = parse(project.settings.schedules, where)
-    check_selections(schedules, project.select, where)
+    schedules = project.schedules()
     watches: dict[str, Path] = {}
     for name in project.graph.order:
         defn = project.graph.assets[name]
@@ -203,7 +201,12 @@ class Daemon:
         self._announce()
         with self._signals():
             while not self.stop.is_set():
-                self._round()
+                try:
+                    self._round()
+                except VibePiperError as exc:  # the catalog busy too long, say: try again
+                    if self.once:
+                        raise
+                    self.say(f"error: {exc} (trying again in {self.poll:g} s)")
                 if self.once:
                     self._drain()
                     break
@@ -740,7 +743,7 @@ def _local(moment: datetime, zone: str) -> str:
 
 
 def _ticks_count(count: int) -> str:
-    from vibepiper.automation.schedules import COUNT_LIMIT
+    from vibepiper.definitions.schedule import COUNT_LIMIT
 
     return f"{count:,} ticks or more" if count >= COUNT_LIMIT else plural(count, "tick")
 

@@ -74,13 +74,10 @@ def schedules(opts: Options, as_json: bool, count: int) -> None:
     """Each schedule: its cron, time zone, selection, catch-up policy, next fire times
     (in its time zone) and its latest tick."""
     from vibepiper import clock
-    from vibepiper.automation.schedules import check_selections, parse
     from vibepiper.catalog import ticks
 
     project = opts.load()
-    where = str(project.root / "pyproject.toml")
-    found = parse(project.settings.schedules, where)
-    check_selections(found, project.select, where)
+    found = project.schedules()
     latest = ticks.latest(project.catalog) if project.catalog.path.is_file() else {}
     now = clock.now()
     rows: list[dict[str, Any]] = []

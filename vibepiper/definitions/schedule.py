@@ -1,4 +1,5 @@
-"""Schedules (SPEC §8): `[tool.vibepiper.schedules.NAME]`, a cron expression in a time zone.
+"""Schedules (SPEC §8): a cron expression in a time zone, and what to run when it fires,
+declared in `[tool.vibepiper.schedules.NAME]` or in Python with `schedule(...)`.
 
 Fire times come from cronsim, which follows cron's rules on daylight-saving days: a time
 in an hour that is skipped fires at the first minute after the jump, a time in an hour
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ class Schedule:
     catchup: str = "latest"
     max_catchup: int = 10
     description: str = ""
+    module: str = ""  # the module that declared it ("": pyproject.toml)
 
     @property
     def trigger(self) -> str:
@@ -110,6 +112,82 @@ def _until(times: Iterator[datetime], until: datetime) -> Iterator[datetime]:
         if moment > until:
             return
         yield moment
+
+
+def schedule(
+    name: str,
+    cron: str,
+    *,
+    timezone: str = "UTC",
+    select: str | list[str] | None = None,
+    exclude: str | list[str] | None = None,
+    catchup: str = "latest",
+    max_catchup: int = 10,
+    description: str = "",
+) -> Schedule:
+    """A schedule declared in Python (as `[tool.vibepiper.schedules.NAME]` declares one):
+    assign it to a name in an asset module, as assets are, and `vibepiper serve` runs
+    `select` (default: everything) each time `cron` fires in `timezone`."""
+    import sys
+
+    module = sys._getframe(1).f_globals.get("__name__", "?")
+    if not isinstance(name, str):
+        raise DefinitionError(f"schedule {name!r} (module {module}): the name is not a string")
+    body: dict[str, Any] = {
+        "cron": cron,
+        "timezone": timezone,
+        "catchup": catchup,
+        "max_catchup": max_catchup,
+        "description": description,
+    }
+    body.update({k: v for k, v in (("select", select), ("exclude", exclude)) if v is not None})
+    found = _schedule(name, body, f"module {module}")
+    return replace(found, module=module)
+
+
+def from_dicts(entries: Any, listed: list[str]) -> list[Schedule]:
+    """The Python schedules a snapshot saved (`as_dict` of each), checked again as they
+    were when declared (a snapshot is read from disk: it is input like any other)."""
+    found = []
+    for entry in entries:
+        module = entry["module"]
+        if not isinstance(module, str) or not any(
+            module == m or module.startswith(f"{m}.") for m in listed
+        ):
+            raise ValueError(f"module {module!r} is not of the project's tree")
+        body = {k: entry[k] for k in KEYS if entry.get(k) is not None}
+        found.append(replace(_schedule(entry["name"], body, f"module {module}"), module=module))
+    return found
+
+
+def as_dict(s: Schedule) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "select": list(s.select),
+        "exclude": list(s.exclude),
+        "catchup": s.catchup,
+        "max_catchup": s.max_catchup,
+        "description": s.description,
+        "module": s.module,
+    }
+
+
+def combined(pyproject: list[Schedule], declared: list[Schedule], where: str) -> list[Schedule]:
+    """The schedules of pyproject.toml and of the modules; a DefinitionError names a
+    name declared twice."""
+    seen: dict[str, Schedule] = {}
+    for found in [*pyproject, *declared]:
+        other = seen.setdefault(found.name, found)
+        if other is not found:
+            places = [f"module {s.module}" if s.module else where for s in (other, found)]
+            raise DefinitionError(
+                f"schedule {quoted(found.name)} is declared twice: in {places[0]} and in "
+                f"{places[1]}",
+                "give one of them another name",
+            )
+    return list(seen.values())
 
 
 def parse(table: Any, where: str) -> list[Schedule]:
@@ -234,7 +312,8 @@ def check_selections(schedules: list[Schedule], select: Any, where: str) -> None
     """A UsageError naming the first schedule whose selection is unknown or selects no
     asset; `select(select, exclude)` resolves a selection."""
     for schedule in schedules:
-        at = f"schedule {quoted(schedule.name)} ({where})"
+        place = f"module {schedule.module}" if schedule.module else where
+        at = f"schedule {quoted(schedule.name)} ({place})"
         try:
             names = select(list(schedule.select) or None, list(schedule.exclude))
         except UsageError as exc:
