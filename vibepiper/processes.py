@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 # How much later than the moment it is known to have existed (its file's last write, its
 # run's start) a process may seem to have started before its pid counts as reused: clock
@@ -138,3 +143,19 @@ def remove_dead_temp_dirs(home: Path) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
+
+
+@contextlib.contextmanager
+def on_stop_signals(handle: Callable[[int, Any], None]) -> Iterator[None]:
+    """Call `handle(signum, frame)` on SIGINT and SIGTERM while the block runs, then put
+    the previous handlers back. Only the main thread may install handlers: elsewhere,
+    nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -35,6 +35,7 @@ from vibepiper.catalog import ticks as tick_log
 from vibepiper.catalog.ticks import Tick
 from vibepiper.definitions.schedule import Schedule
 from vibepiper.errors import DefinitionError, UsageError, VibePiperError
+from vibepiper.processes import on_stop_signals
 from vibepiper.text import plural
 
 if TYPE_CHECKING:
@@ -624,15 +625,8 @@ class Daemon:
                 with contextlib.suppress(OSError):
                     child.process.kill()
 
-        if threading.current_thread() is not threading.main_thread():
+        with on_stop_signals(handle):
             yield
-            return
-        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
 
     def _shut_down(self) -> None:
         """Stop: a run in progress is cancelled (as Ctrl-C cancels `materialize`)."""

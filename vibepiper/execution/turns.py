@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.execution.executors import Executor
+from vibepiper.processes import on_stop_signals
 
 
 @contextlib.contextmanager
@@ -56,11 +56,9 @@ def cancelled_by_signals(cancel: threading.Event, executor: Executor) -> Iterato
 
     Exiting at once is safe: a catalog transaction not committed is rolled back when the
     catalog is next opened, files are published by an atomic rename, and the next run marks
-    this one abandoned and removes the temporary files it left.
+    this one abandoned and removes the temporary files it left. (Outside the main
+    thread, signals cannot be handled: nothing is installed.)
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handle(signum: int, frame: Any) -> None:
         if cancel.is_set():
@@ -76,9 +74,5 @@ def cancelled_by_signals(cancel: threading.Event, executor: Executor) -> Iterato
             )
         executor.interrupt("cancelled")
 
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with on_stop_signals(handle):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
