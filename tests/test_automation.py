@@ -536,7 +536,7 @@ def test_the_clock_can_be_pinned_and_read_back() -> None:
 
 # -- the schedule arithmetic ------------------------------------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 CRONS = ["30 2 * * *", "0 * * * *", "*/7 1-3 * * *", "15 1 * * 0", "0 0 1 * *", "* * * * *"]
@@ -544,6 +544,16 @@ ZONES = ["Europe/Berlin", "America/New_York", "UTC", "Australia/Lord_Howe", "Asi
 
 
 @settings(max_examples=150, deadline=None)
+@example(  # the walk back lands on the first minute after a jump forward
+    cron="30 2 * * *",
+    zone="America/New_York",
+    after=datetime(2026, 3, 7, 17),
+    minutes=47 * 60,
+    limit=10,
+)
+@example(
+    cron="30 2 * * *", zone="Europe/Berlin", after=datetime(2026, 3, 28, 11), minutes=2880, limit=3
+)
 @given(
     cron=st.sampled_from(CRONS),
     zone=st.sampled_from(ZONES),

@@ -251,8 +251,7 @@ class Daemon:
         now = clock.now()
         moments = [*self.next_due.values(), *self.deadlines.values()]
         real = min((clock.real_seconds((m - now).total_seconds()) for m in moments), default=None)
-        poll = self.poll if (self.watches or self.defs.automated or self.defs.aged) else 60.0
-        return min(poll, real) if real is not None else poll
+        return min(self.poll, real) if real is not None else self.poll
 
     # -- what is due ------------------------------------------------------------------
 
@@ -530,12 +529,19 @@ class Daemon:
         args += ["--", *select]
         tick_log.launched(self.catalog, run_id)
         self.say(f"run {run_id} started ({trigger})")
-        process = subprocess.Popen(
-            args,
-            cwd=self.defs.project.root,
-            start_new_session=True,  # a Ctrl-C reaches the daemon, which cancels the run
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
+        try:
+            process = subprocess.Popen(
+                args,
+                cwd=self.defs.project.root,
+                start_new_session=True,  # a Ctrl-C reaches the daemon, which cancels the run
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+        except OSError as exc:  # no process could be started (out of memory, say)
+            why = f"its run could not be started: {exc.strerror or exc}"
+            tick_log.finished(self.catalog, run_id, "failed", why)
+            self.failed_runs += 1
+            self.say(f"run {run_id} failed ({trigger}): {why}")
+            return True
         self.child = Child(run_id, process, trigger)
         return True
 

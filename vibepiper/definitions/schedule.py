@@ -90,8 +90,8 @@ class Schedule:
             if moment is None or moment <= after:
                 break
             start = moment
-        if start != after:
-            start = start - timedelta(seconds=1)
+        if start != after:  # (in UTC: a zone's wall clock may jump just before `start`)
+            start = start.astimezone(UTC) - timedelta(seconds=1)
         found = [m for m in _until(self.times(max(start, after)), until)][-limit:]
         if not found:
             return [], 0
