@@ -184,6 +184,7 @@ class Daemon:
         self.next_due: dict[str, datetime] = {}  # schedule -> when to evaluate it next
         self.deadlines: dict[str, datetime] = {}  # max_age asset -> when it is due
         self.queued = True  # ticks may be waiting for their run (known after a look)
+        self._handling = False  # our signal handlers are installed
         self._watch_all()
 
     @property
@@ -200,7 +201,7 @@ class Daemon:
         self.latest = tick_log.latest(catalog)
         self._plan_schedules()
         self._announce()
-        with self._signals():
+        with self.signals_handled():
             while not self.stop.is_set():
                 try:
                     self._round()
@@ -216,6 +217,13 @@ class Daemon:
         if self.signals:
             return 130
         return 1 if self.once and self.failed_runs else 0
+
+    def wait(self) -> int:
+        """Run nothing, until stopped (serve --no-schedules: the UI alone); exit 130."""
+        with self.signals_handled():
+            while not self.stop.is_set():
+                self.stop.wait(1.0)
+        return 130
 
     def _round(self) -> None:
         """One evaluation: reload changed definitions, follow the run in progress, record
@@ -622,7 +630,13 @@ class Daemon:
         self._plan_schedules()
 
     @contextlib.contextmanager
-    def _signals(self) -> Any:
+    def signals_handled(self) -> Any:
+        """Ctrl-C and SIGTERM stop the daemon for the block (a second one kills the run in
+        progress); within it, `serve` and `wait` keep these handlers."""
+        if self._handling:
+            yield
+            return
+
         def handle(signum: int, frame: Any) -> None:
             self.signals += 1
             self.stop.set()
@@ -631,8 +645,12 @@ class Daemon:
                 with contextlib.suppress(OSError):
                     child.process.kill()
 
-        with on_stop_signals(handle):
-            yield
+        self._handling = True
+        try:
+            with on_stop_signals(handle):
+                yield
+        finally:
+            self._handling = False
 
     def _shut_down(self) -> None:
         """Stop: a run in progress is cancelled (as Ctrl-C cancels `materialize`)."""

@@ -396,3 +396,33 @@ def _expand(con: Any, made: Row, seen: set[tuple[str, str]]) -> None:
         if child["materialization_id"] and (asset, version) not in seen:
             seen.add((asset, version))
             _expand(con, child, seen)
+
+
+def runs_page(catalog: Catalog, offset: int, limit: int) -> tuple[int, list[Row]]:
+    """How many runs there are, and `limit` of them from `offset`, newest first."""
+    with catalog.connect() as con:
+        total = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        found = rows(
+            con,
+            "SELECT r.run_id, r.kind, r.trigger, r.status, r.started_at, r.finished_at, "
+            "r.selection, (SELECT count(*) FROM materializations m WHERE m.run_id = r.run_id) "
+            "AS assets FROM runs r ORDER BY r.started_at DESC, r.run_id DESC LIMIT ? OFFSET ?",
+            [limit, offset],
+        )
+    return int(total), found
+
+
+def run_detail(catalog: Catalog, run_id: str) -> tuple[Row | None, list[Row]]:
+    """A run's row (None if there is no such run) and its materializations, in order."""
+    with catalog.connect() as con:
+        found = rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+        if not found:
+            return None, []
+        made = rows(
+            con,
+            "SELECT asset, partition_key, status, started_at, finished_at, row_count, "
+            "data_version, error, reason, attempts FROM materializations WHERE run_id = ? "
+            "ORDER BY started_at NULLS LAST, materialization_id",
+            [run_id],
+        )
+    return found[0], made

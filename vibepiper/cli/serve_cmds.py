@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vibepiper.cli.common import emit_json, json_option, limit_option
+from vibepiper.errors import UsageError
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
@@ -16,20 +17,35 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--once", is_flag=True, help="Evaluate one round, run what is due, and exit.")
 @click.option(
-    "--no-ui",
-    is_flag=True,
-    help="Serve no web UI (there is none yet: accepted for scripts written for it).",
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Where the web UI listens (another address than loopback is warned about).",
 )
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--no-ui", is_flag=True, help="Serve no web UI.")
+@click.option("--read-only", is_flag=True, help="The UI refuses to start runs.")
+@click.option("--no-schedules", is_flag=True, help="Serve the UI only: run nothing by itself.")
 @click.pass_obj
-def serve(opts: Options, once: bool, no_ui: bool) -> None:
-    """Keep the project's assets fresh by themselves: run schedules
-    ([tool.vibepiper.schedules.NAME]), watched source files (source_file(...,
-    watch=True)), eager and missing assets (@asset(automation=...)) and max_age.
+def serve(
+    opts: Options,
+    once: bool,
+    host: str,
+    port: int,
+    no_ui: bool,
+    read_only: bool,
+    no_schedules: bool,
+) -> None:
+    """Keep the project's assets fresh by themselves, and serve the web UI
+    (http://127.0.0.1:8765/): run schedules ([tool.vibepiper.schedules.NAME] or
+    schedule(...)), watched source files (source_file(..., watch=True)), eager and
+    missing assets (@asset(automation=...)) and max_age.
 
     Runs are launched one at a time, as `vibepiper materialize` runs; each due tick is
     recorded in the catalog before its run starts, so it runs exactly once, even across
     a crash and a restart. One serve per project. Ctrl-C or SIGTERM cancels the run in
-    progress and exits 130. With --once: exit 1 if a run it launched did not succeed.
+    progress and exits 130. With --once (no UI): exit 1 if a run it launched did not
+    succeed.
 
     For tests, VIBEPIPER_CLOCK sets a fake clock: START[*RATE][@EPOCH], e.g.
     2026-03-29T00:30:00+01:00*60 (60 fake seconds per real second).
@@ -39,6 +55,8 @@ def serve(opts: Options, once: bool, no_ui: bool) -> None:
 
     clock.fake()  # a bad VIBEPIPER_CLOCK is refused before anything starts
     clock.pin()
+    if once and no_schedules:
+        raise UsageError("--once and --no-schedules together do nothing", "drop one of them")
     project = opts.load()
     folder = str(project.root)
     args = ["--project", str(project.root), "--home", str(project.home)]
@@ -53,11 +71,56 @@ def serve(opts: Options, once: bool, no_ui: bool) -> None:
         daemon = Daemon(
             lambda: _reload(opts, folder), once=once, say=say, cli_args=args, first=project
         )
-        code = daemon.serve()
+        with daemon.signals_handled():  # before the UI says where it is: a stop is heard
+            ui = None
+            if not (once or no_ui):
+                ui = _start_ui(opts, folder, project, host, port, read_only, args, say)
+            try:
+                code = daemon.wait() if no_schedules else daemon.serve()
+            finally:
+                if ui is not None:
+                    ui.stop()
     if code:
         if code == 130:
             click.echo("interrupted", err=True)
         sys.exit(code)
+
+
+def _start_ui(
+    opts: Options,
+    folder: str,
+    project: Any,
+    host: str,
+    port: int,
+    read_only: bool,
+    args: list[str],
+    say: Any,
+) -> Any:
+    """Start the web UI in a thread (a warning, and no UI, if its libraries are missing)."""
+    from vibepiper.ui import server
+
+    if not server.available():
+        click.echo(f"warning: {server.MISSING}; serving without it", err=True)
+        return None
+    if not server.loopback(host):
+        click.echo(
+            f"warning: the UI listens on {host}, reachable from other machines; it has no "
+            "login (use --read-only, or a proxy that authenticates)",
+            err=True,
+        )
+    from vibepiper.ui.app import build_app
+
+    current = server.Current(lambda: _reload(opts, folder), _reload(opts, folder))
+    app = build_app(
+        current,
+        schedules=lambda: _schedule_rows(current(), 3),
+        launch=None if read_only else server.launcher(project.root, args),
+        read_only=read_only,
+    )
+    ui = server.Server(app, host, port)
+    ui.start()
+    say(f"UI: http://{host}:{ui.server.servers[0].sockets[0].getsockname()[1]}/")
+    return ui
 
 
 def _reload(opts: Options, folder: str) -> Any:
@@ -73,10 +136,35 @@ def _reload(opts: Options, folder: str) -> Any:
 def schedules(opts: Options, as_json: bool, count: int) -> None:
     """Each schedule: its cron, time zone, selection, catch-up policy, next fire times
     (in its time zone) and its latest tick."""
+    project = opts.load()
+    rows = _schedule_rows(project, count)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no schedules: add [tool.vibepiper.schedules.NAME] to pyproject.toml", err=True)
+    for row in rows:
+        selection = row["select"] or "everything"
+        if row["exclude"]:
+            selection += f" --exclude {row['exclude']}"
+        click.echo(
+            f"{row['name']}: {row['cron']} ({row['timezone']}), {selection}, "
+            f"catchup {row['catchup']}"
+        )
+        click.echo(f"  next: {', '.join(row['next'])}")
+        last = row["last_tick"]
+        if last is not None:
+            click.echo(
+                f"  last tick: {str(last['scheduled_for'])[:16]} UTC, {last['status']}"
+                + (f" (run {last['run_id']})" if last["run_id"] else "")
+            )
+
+
+def _schedule_rows(project: Any, count: int) -> list[dict[str, Any]]:
+    """Each schedule, with its next `count` fire times and its latest tick."""
     from vibepiper import clock
     from vibepiper.catalog import ticks
 
-    project = opts.load()
     found = project.schedules()
     latest = ticks.latest(project.catalog) if project.catalog.path.is_file() else {}
     now = clock.now()
@@ -103,26 +191,7 @@ def schedules(opts: Options, as_json: bool, count: int) -> None:
                 },
             }
         )
-    if as_json:
-        emit_json(rows)
-        return
-    if not rows:
-        click.echo("no schedules: add [tool.vibepiper.schedules.NAME] to pyproject.toml", err=True)
-    for row in rows:
-        selection = row["select"] or "everything"
-        if row["exclude"]:
-            selection += f" --exclude {row['exclude']}"
-        click.echo(
-            f"{row['name']}: {row['cron']} ({row['timezone']}), {selection}, "
-            f"catchup {row['catchup']}"
-        )
-        click.echo(f"  next: {', '.join(row['next'])}")
-        last = row["last_tick"]
-        if last is not None:
-            click.echo(
-                f"  last tick: {str(last['scheduled_for'])[:16]} UTC, {last['status']}"
-                + (f" (run {last['run_id']})" if last["run_id"] else "")
-            )
+    return rows
 
 
 @click.command()

@@ -15,66 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 from vibepiper.catalog import reads
 from vibepiper.graph.graph import Graph
+from vibepiper.reporting.graph_view import graph_svg
 from vibepiper.reporting.listing import check_names
 
 if TYPE_CHECKING:
     from vibepiper.catalog.catalog import Catalog
     from vibepiper.versioning.freshness import Verdict
 
-NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 34, 42, 16, 16
 HISTORY = 5  # the latest materializations shown of each asset
 
 
-def layout(graph: Graph) -> dict[str, tuple[int, int]]:
-    """Top-left corner of each asset's box: columns by longest path from a root, rows
-    ordered by the mean row of each asset's parents (fewer crossings)."""
-    column: dict[str, int] = {}
-    for name in graph.order:
-        column[name] = 1 + max((column[u] for u in graph.upstream[name]), default=-1)
-    rows: dict[str, float] = {}
-    placed: dict[int, list[str]] = {}
-    for name in graph.order:
-        parents = [rows[u] for u in graph.upstream[name]]
-        rows[name] = sum(parents) / len(parents) if parents else len(placed.get(0, []))
-        placed.setdefault(column[name], []).append(name)
-    position = {}
-    for col, names in placed.items():
-        for row, name in enumerate(sorted(names, key=lambda n: (rows[n], n))):
-            rows[name] = row
-            position[name] = (MARGIN + col * (NODE_W + GAP_X), MARGIN + row * (NODE_H + GAP_Y))
-    return position
-
-
 def _svg(graph: Graph, assets: Mapping[str, dict[str, Any]]) -> str:
-    position = layout(graph)
-    width = max(x for x, _ in position.values()) + NODE_W + MARGIN if position else 200
-    height = max(y for _, y in position.values()) + NODE_H + MARGIN if position else 100
-    parts = [
-        f'<svg id="graph" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">'
-    ]
-    for name in graph.order:
-        for up in graph.upstream[name]:
-            x1, y1 = position[up][0] + NODE_W, position[up][1] + NODE_H // 2
-            x2, y2 = position[name][0], position[name][1] + NODE_H // 2
-            mid = (x1 + x2) // 2
-            kind = "edge order" if graph.order_only(up, name) else "edge"
-            parts.append(
-                f'<path class="{kind}" data-from="{up}" data-to="{name}" '
-                f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"/>'
-            )
-    for name in graph.order:
-        x, y = position[name]
-        info = assets[name]
-        label = html.escape(name if len(name) <= 19 else name[:18] + "…")
-        parts.append(
-            f'<g class="node {info["css"]}" data-asset="{name}" tabindex="0" '
-            f'transform="translate({x},{y})"><title>{html.escape(info["summary"])}</title>'
-            f'<rect width="{NODE_W}" height="{NODE_H}" rx="7"/>'
-            f'<text x="{NODE_W // 2}" y="{NODE_H // 2 + 5}">{label}</text></g>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+    return graph_svg(
+        graph,
+        list(graph.order),
+        {n: a["css"] for n, a in assets.items()},
+        {n: a["summary"] for n, a in assets.items()},
+    )
 
 
 def css_class(state: str | None, fresh: bool | None) -> str:

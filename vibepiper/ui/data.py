@@ -1,0 +1,190 @@
+"""What each page of the UI shows, as plain data: the JSON API returns it as is, the HTML
+pages render it. Every read goes through the project (the planner) or `catalog.reads`,
+with short shared locks, so the UI never holds up a run."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.catalog import reads
+from vibepiper.errors import SelectionError, UsageError
+
+if TYPE_CHECKING:
+    from vibepiper.project import Project
+
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+PREVIEW_ROWS = 20
+LINEAGE_LIMIT = 1500  # nodes: above this, the lineage page asks to narrow the selection
+
+
+class NotFound(Exception):
+    """An unknown asset or run: a 404."""
+
+
+class BadRequest(Exception):
+    """A bad selection or absurd paging: a 400, with the message."""
+
+
+def overview(project: Project, schedules: list[dict[str, Any]]) -> dict[str, Any]:
+    verdicts = project.status()
+    stale = [{"name": n, "reasons": list(v.reasons)} for n, v in verdicts.items() if not v.fresh]
+    failing = [c for c in reads.last_check_results(project.catalog) if not c["passed"]]
+    _, runs = reads.runs_page(project.catalog, 0, 10)
+    return {
+        "runs": runs,
+        "stale": stale,
+        "assets": len(verdicts),
+        "failing_checks": failing,
+        "schedules": schedules,
+    }
+
+
+def runs(project: Project, page: int, per_page: int) -> dict[str, Any]:
+    if not (1 <= per_page <= MAX_PER_PAGE):
+        raise BadRequest(f"per_page={per_page} is not valid: give 1 to {MAX_PER_PAGE}")
+    if not (1 <= page <= 1_000_000):
+        raise BadRequest(f"page={page} is not valid: give a page number from 1")
+    total, found = reads.runs_page(project.catalog, (page - 1) * per_page, per_page)
+    pages = max(1, math.ceil(total / per_page))
+    if page > pages:
+        raise BadRequest(f"page={page} is past the last page ({pages})")
+    return {"runs": found, "page": page, "pages": pages, "per_page": per_page, "total": total}
+
+
+def run(project: Project, run_id: str) -> dict[str, Any]:
+    found, made = reads.run_detail(project.catalog, run_id)
+    if found is None:
+        raise NotFound(f"no run {run_id!r}")
+    _, logs = reads.log_rows(project.catalog, run_id, None)
+    start = found["started_at"]
+    end = found["finished_at"] or max(
+        (m["finished_at"] for m in made if m["finished_at"]), default=start
+    )
+    span = max((end - start).total_seconds(), 1e-3)
+    for m in made:  # where each asset's bar sits on the run's timeline, in %
+        if m["started_at"] and m["finished_at"]:
+            m["left"] = round(100 * max(0.0, (m["started_at"] - start).total_seconds()) / span, 2)
+            width = (m["finished_at"] - m["started_at"]).total_seconds()
+            m["width"] = round(max(0.5, 100 * width / span), 2)
+            m["seconds"] = round(width, 3)
+    return {"run": found, "assets": made, "logs": logs[-500:], "live": found["status"] == "running"}
+
+
+def assets(project: Project, select: str) -> dict[str, Any]:
+    names = _select(project, select)
+    verdicts = project.status(names) if names else {}
+    states = reads.last_states(project.catalog)
+    rows = []
+    for row in project.list_rows(names):
+        verdict = verdicts.get(row["name"])
+        rows.append(
+            {
+                "name": row["name"],
+                "group": row["group"],
+                "tags": row["tags"],
+                "description": row["description"],
+                "fresh": bool(verdict and verdict.fresh),
+                "reasons": list(verdict.reasons) if verdict else [],
+                "last_state": states.get(row["name"]),
+            }
+        )
+    return {"select": select, "assets": rows}
+
+
+def asset(project: Project, name: str) -> dict[str, Any]:
+    if name not in project.graph.assets:
+        raise NotFound(f"no asset {name!r}")
+    listing = project.list_rows([name])[0]
+    cause, last = project.explain(name)
+    history = reads.history_rows(project.catalog, name, 10)
+    return {
+        "asset": listing,
+        "upstream": list(project.graph.upstream[name]),
+        "downstream": list(project.graph.downstream[name]),
+        "explain": cause.as_dict(),
+        "last_run": last,
+        "history": history,
+        "preview": _preview(project, name),
+    }
+
+
+def _preview(project: Project, name: str) -> dict[str, Any] | None:
+    """The columns (Arrow types, as published) and first rows (as text) of its current
+    data, read from the stored file's first row group only; None if it has none."""
+    from vibepiper.errors import VibePiperError
+    from vibepiper.units import whole
+
+    current = project.catalog.current([name]).get(whole(name))
+    if current is None:
+        return None
+    try:
+        dataset = project.store.dataset(whole(name), current.data_version)
+        if dataset is None:
+            return {"error": "its stored file is missing", "columns": [], "rows": []}
+        head = dataset.head(PREVIEW_ROWS)
+    except VibePiperError as exc:
+        return {"error": exc.message, "columns": [], "rows": []}
+    columns = [{"name": f.name, "type": str(f.type)} for f in dataset.schema]
+    names = [c["name"] for c in columns]
+    values = [head.column(i).to_pylist() for i in range(head.num_columns)]
+    return {
+        "columns": columns,
+        "rows": [[_text(v[i]) for v in values] for i in range(head.num_rows)],
+        "total": current.row_count,
+        "names": names,
+    }
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def lineage(project: Project, select: str) -> dict[str, Any]:
+    from vibepiper.reporting.graph_view import graph_svg
+    from vibepiper.reporting.site import css_class
+
+    names = _select(project, select)
+    if len(names) > LINEAGE_LIMIT:
+        return {
+            "select": select,
+            "too_many": len(names),
+            "limit": LINEAGE_LIMIT,
+            "nodes": [],
+            "edges": [],
+        }
+    verdicts = project.status(names) if names else {}
+    states = reads.last_states(project.catalog)
+    chosen = set(names)
+    edges = [(u, n) for n in names for u in project.graph.upstream[n] if u in chosen]
+    nodes = [
+        {
+            "name": n,
+            "state": states.get(n, "never"),
+            "fresh": bool(verdicts.get(n) and verdicts[n].fresh),
+        }
+        for n in names
+    ]
+    css: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    for n in names:
+        fresh = bool(verdicts.get(n) and verdicts[n].fresh)
+        css[n] = css_class(states.get(n), fresh)
+        titles[n] = f"{n}: last {states.get(n, 'never run')}, {'fresh' if fresh else 'stale'}"
+    svg = graph_svg(project.graph, names, css, titles, link="/assets/{name}")
+    return {"select": select, "nodes": nodes, "edges": edges, "svg": svg}
+
+
+def checks(project: Project) -> dict[str, Any]:
+    return {"checks": reads.last_check_results(project.catalog)}
+
+
+def _select(project: Project, select: str) -> list[str]:
+    if not select.strip():
+        return list(project.graph.order)
+    try:
+        return project.select(select.split())
+    except (SelectionError, UsageError) as exc:
+        raise BadRequest(str(exc)) from None

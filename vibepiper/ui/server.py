@@ -1,0 +1,114 @@
+"""Serving the UI from `vibepiper serve`: uvicorn in a thread beside the daemon, its own
+view of the project (loaded again when a definition file changes), and runs started from
+the UI launched as `vibepiper materialize` processes."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.errors import UsageError
+
+if TYPE_CHECKING:
+    from vibepiper.project import Project
+
+MISSING = (
+    "the web UI needs Starlette, uvicorn and Jinja2: pip install 'vibepiper[ui]' (or pass --no-ui)"
+)
+
+
+def available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn", "jinja2"))
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Current:
+    """The project as it is now: loaded again when one of its definition files changed."""
+
+    def __init__(self, make: Callable[[], Project], first: Project) -> None:
+        self.make, self.project = make, first
+        self.seen = _identities(first.definition_files())
+
+    def __call__(self) -> Project:
+        files = self.project.definition_files()
+        if _identities(files) != self.seen:
+            with contextlib.suppress(Exception):  # a broken edit: the last good one stays
+                self.project = self.make()
+            self.seen = _identities(files)
+        return self.project
+
+
+def _identities(files: list[Path]) -> list[tuple[int, int, int] | None]:
+    found: list[tuple[int, int, int] | None] = []
+    for f in files:
+        try:
+            info = os.stat(f)
+            found.append((info.st_size, info.st_mtime_ns, info.st_ino))
+        except OSError:
+            found.append(None)
+    return found
+
+
+def launcher(root: Path, cli_args: list[str]) -> Callable[[list[str]], str]:
+    """Start a run of a selection as `vibepiper materialize` (its output goes where
+    serve's goes); its run id."""
+    from vibepiper.execution.recorder import new_run_id
+
+    def launch(select: list[str]) -> str:
+        run_id = new_run_id()
+        args = [sys.executable, "-m", "vibepiper", *cli_args, "materialize"]
+        args += ["--run-id", run_id, "--", *select]
+        process = subprocess.Popen(args, cwd=root, start_new_session=True)
+        threading.Thread(target=process.wait, daemon=True).start()  # reaped when done
+        return run_id
+
+    return launch
+
+
+class Server:
+    """uvicorn serving `app` on host:port, in a thread."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        # quiet while it starts (a taken port is our one-line error, not its log), then
+        # errors only: a request that fails is logged with its traceback
+        config = uvicorn.Config(app, host=host, port=port, log_level="critical", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.host, self.port = host, port
+        self.thread = threading.Thread(target=self.server.run, name="vibepiper-ui", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise UsageError(
+                    f"cannot serve the UI on {self.host}:{self.port} (the port is taken, or "
+                    "the address is not this machine's)",
+                    "pass --port N with a free port, or --no-ui",
+                )
+            time.sleep(0.02)
+        logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
