@@ -341,6 +341,42 @@ def automation_rows(report: dict[str, Any]) -> list[Row]:
     ]
 
 
+UI_P95 = Goal("p95 <= 150 ms", _at_most(0.150))
+UI_LINEAGE = Goal("<= 1 s", _at_most(1.0))
+
+
+def ui_rows(report: dict[str, Any]) -> list[Row]:
+    """The web UI: each page's and API call's 95th percentile; the lineage in Chromium."""
+    results, judged = report["results"], not report["quick"]
+    floor = results["floor /healthz"]["p95_s"]
+    size = f"{report['assets']:,} assets, {report['materializations']:,} materializations"
+    found = [
+        row(
+            f"ui:{name}",
+            f"UI {name} ({r.get('gzip_bytes', r['bytes']) / 1024:.0f} KiB sent), p95, {size}",
+            (r["p95_s"], r["min_s"], r["max_s"]),
+            (floor, "GET /healthz"),
+            UI_P95,
+            judged,
+        )
+        for name, r in results.items()
+        if not name.startswith("floor")
+    ]
+    lineage = report.get("browser_lineage")
+    if lineage:
+        found.append(
+            row(
+                "ui:lineage_browser",
+                f"lineage of {lineage['nodes']:,} assets loaded in Chromium",
+                (lineage["load_s"], min(lineage["loads_s"]), max(lineage["loads_s"])),
+                (lineage["floor_s"], "an empty page"),
+                UI_LINEAGE,
+                judged,
+            )
+        )
+    return found
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "graph": graph_rows,
     "validation": validation_rows,
@@ -349,6 +385,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "executors": executors_rows,
     "scale": scale_rows,
     "automation": automation_rows,
+    "ui": ui_rows,
 }
 
 

@@ -53,6 +53,7 @@ BENCHMARKS = (
     Benchmark("executors", (), ("--quick",)),
     Benchmark("scale", ("--assets", "1000,4000,20000", "--repeat", "3"), ("--quick",)),
     Benchmark("automation", ("--ticks", "30", "--idle", "30"), ("--quick",)),
+    Benchmark("ui", ("--assets", "2000", "--history", "50", "--repeat", "30"), ("--quick",)),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 

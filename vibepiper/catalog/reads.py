@@ -426,3 +426,15 @@ def run_detail(catalog: Catalog, run_id: str) -> tuple[Row | None, list[Row]]:
             [run_id],
         )
     return found[0], made
+
+
+def current_version(catalog: Catalog, asset: str) -> Row | None:
+    """The current materialization of a whole asset (as `current_materializations` has
+    it), found by its own rows only: its data version and row count."""
+    found = catalog.fetch(
+        "SELECT data_version, row_count FROM materializations WHERE asset = ? "
+        "AND partition_key IS NULL AND status = 'succeeded' AND data_version IS NOT NULL "
+        "ORDER BY finished_at DESC, materialization_id DESC LIMIT 1",
+        [asset],
+    )
+    return found[0] if found else None

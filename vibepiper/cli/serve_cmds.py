@@ -111,8 +111,10 @@ def _start_ui(
     from vibepiper.ui.app import build_app
 
     current = server.Current(lambda: _reload(opts, folder), _reload(opts, folder))
+    judging = server.Current(lambda: _reload(opts, folder), _reload(opts, folder))
     app = build_app(
         current,
+        judging=judging,
         schedules=lambda: _schedule_rows(current(), 3),
         launch=None if read_only else server.launcher(project.root, args),
         read_only=read_only,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.ui import data
+from vibepiper.ui.judged import Judged
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -41,12 +42,15 @@ def _json_default(value: Any) -> Any:
 def build_app(
     project: Callable[[], Project],
     *,
+    judging: Callable[[], Project] | None = None,
     schedules: Callable[[], list[dict[str, Any]]] = list,
     launch: Launch | None = None,
     read_only: bool = False,
 ) -> Starlette:
     """The ASGI app. `project()` gives the project as it is now (serve reloads it after
-    edits); `launch(select)` starts a run, unless `read_only` or no launcher is given."""
+    edits), `judging()` the same in another object, for judging freshness in the
+    background (default: `project`); `launch(select)` starts a run, unless `read_only` or
+    no launcher is given."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -62,6 +66,7 @@ def build_app(
     env.filters["short"] = lambda v: "" if v is None else str(v)[:12]
     secret = secrets.token_bytes(32)
     guard = threading.Lock()  # one request at a time reads the project (it is not shared)
+    judged = Judged(judging or project)
 
     def token() -> str:
         nonce = secrets.token_hex(16)
@@ -97,30 +102,36 @@ def build_app(
         return int(text)
 
     def overview(request: Request) -> Response:
-        return answer(request, "overview.html", lambda: data.overview(project(), schedules()))
+        return answer(
+            request, "overview.html", lambda: data.overview(project(), judged.get(), schedules())
+        )
 
     def runs(request: Request) -> Response:
         page, per_page = number(request, "page", 1), number(request, "per_page", data.PER_PAGE)
         return answer(request, "runs.html", lambda: data.runs(project(), page, per_page))
 
     def run(request: Request) -> Response:
-        run_id = request.path_params["run_id"]
-        return answer(request, "run.html", lambda: data.run(project(), run_id))
+        run_id, page = request.path_params["run_id"], number(request, "page", 1)
+        return answer(request, "run.html", lambda: data.run(project(), run_id, page))
 
     def assets(request: Request) -> Response:
-        select = request.query_params.get("select", "")
-        return answer(request, "assets.html", lambda: data.assets(project(), select))
+        select, page = request.query_params.get("select", ""), number(request, "page", 1)
+        return answer(
+            request, "assets.html", lambda: data.assets(project(), judged.get(), select, page)
+        )
 
     def asset(request: Request) -> Response:
         name = request.path_params["name"]
-        return answer(request, "asset.html", lambda: data.asset(project(), name))
+        return answer(request, "asset.html", lambda: data.asset(project(), judged.get(), name))
 
     def lineage(request: Request) -> Response:
         select = request.query_params.get("select", "")
-        return answer(request, "lineage.html", lambda: data.lineage(project(), select))
+        return answer(
+            request, "lineage.html", lambda: data.lineage(project(), judged.get(), select)
+        )
 
     def checks(request: Request) -> Response:
-        return answer(request, "checks.html", lambda: data.checks(project()))
+        return answer(request, "checks.html", lambda: data.checks(judged.get()))
 
     async def materialize(request: Request) -> Response:
         if read_only or launch is None:
@@ -168,4 +179,11 @@ def build_app(
         ]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     routes.append(Route("/healthz", lambda request: PlainTextResponse("ok")))
-    return Starlette(routes=routes, exception_handlers={HTTPException: error, 500: error})
+    from starlette.middleware import Middleware
+    from starlette.middleware.gzip import GZipMiddleware
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: error, 500: error},
+        middleware=[Middleware(GZipMiddleware, minimum_size=2048)],  # a graph: ~10x smaller
+    )

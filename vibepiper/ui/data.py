@@ -12,8 +12,10 @@ from vibepiper.errors import SelectionError, UsageError
 
 if TYPE_CHECKING:
     from vibepiper.project import Project
+    from vibepiper.ui.judged import Judgement
 
-PER_PAGE = 50
+PER_PAGE = 50  # runs per page
+ASSETS_PER_PAGE = 200  # assets per page (the assets list, a run's assets)
 MAX_PER_PAGE = 500
 PREVIEW_ROWS = 20
 LINEAGE_LIMIT = 1500  # nodes: above this, the lineage page asks to narrow the selection
@@ -27,14 +29,17 @@ class BadRequest(Exception):
     """A bad selection or absurd paging: a 400, with the message."""
 
 
-def overview(project: Project, schedules: list[dict[str, Any]]) -> dict[str, Any]:
-    verdicts = project.status()
+def overview(
+    project: Project, judged: Judgement, schedules: list[dict[str, Any]]
+) -> dict[str, Any]:
+    verdicts = judged.verdicts
     stale = [{"name": n, "reasons": list(v.reasons)} for n, v in verdicts.items() if not v.fresh]
-    failing = [c for c in reads.last_check_results(project.catalog) if not c["passed"]]
+    failing = [c for c in judged.check_results if not c["passed"]]
     _, runs = reads.runs_page(project.catalog, 0, 10)
     return {
         "runs": runs,
-        "stale": stale,
+        "stale": stale[:200],
+        "stale_count": len(stale),
         "assets": len(verdicts),
         "failing_checks": failing,
         "schedules": schedules,
@@ -53,51 +58,74 @@ def runs(project: Project, page: int, per_page: int) -> dict[str, Any]:
     return {"runs": found, "page": page, "pages": pages, "per_page": per_page, "total": total}
 
 
-def run(project: Project, run_id: str) -> dict[str, Any]:
+def run(project: Project, run_id: str, page: int = 1) -> dict[str, Any]:
     found, made = reads.run_detail(project.catalog, run_id)
     if found is None:
         raise NotFound(f"no run {run_id!r}")
+    counts: dict[str, int] = {}
+    for m in made:
+        counts[m["status"]] = counts.get(m["status"], 0) + 1
+    pages = _pages(len(made), page, ASSETS_PER_PAGE)
     _, logs = reads.log_rows(project.catalog, run_id, None)
     start = found["started_at"]
     end = found["finished_at"] or max(
         (m["finished_at"] for m in made if m["finished_at"]), default=start
     )
     span = max((end - start).total_seconds(), 1e-3)
+    made = made[(page - 1) * ASSETS_PER_PAGE : page * ASSETS_PER_PAGE]
     for m in made:  # where each asset's bar sits on the run's timeline, in %
         if m["started_at"] and m["finished_at"]:
             m["left"] = round(100 * max(0.0, (m["started_at"] - start).total_seconds()) / span, 2)
             width = (m["finished_at"] - m["started_at"]).total_seconds()
             m["width"] = round(max(0.5, 100 * width / span), 2)
             m["seconds"] = round(width, 3)
-    return {"run": found, "assets": made, "logs": logs[-500:], "live": found["status"] == "running"}
+    return {
+        "run": found,
+        "assets": made,
+        "counts": counts,
+        "page": page,
+        "pages": pages,
+        "logs": logs[-200:],
+        "live": found["status"] == "running",
+    }
 
 
-def assets(project: Project, select: str) -> dict[str, Any]:
+def _pages(total: int, page: int, per_page: int) -> int:
+    """How many pages `total` items make; a BadRequest if `page` is not one of them."""
+    pages = max(1, math.ceil(total / per_page))
+    if not (1 <= page <= pages):
+        raise BadRequest(f"page={page} is not valid: there are {pages} pages")
+    return pages
+
+
+def assets(project: Project, judged: Judgement, select: str, page: int = 1) -> dict[str, Any]:
     names = _select(project, select)
-    verdicts = project.status(names) if names else {}
-    states = reads.last_states(project.catalog)
+    pages = _pages(len(names), page, ASSETS_PER_PAGE)
+    shown = names[(page - 1) * ASSETS_PER_PAGE : page * ASSETS_PER_PAGE]
     rows = []
-    for row in project.list_rows(names):
-        verdict = verdicts.get(row["name"])
+    for row in project.list_rows(shown):
+        verdict = judged.verdicts.get(row["name"])
         rows.append(
             {
                 "name": row["name"],
                 "group": row["group"],
                 "tags": row["tags"],
-                "description": row["description"],
                 "fresh": bool(verdict and verdict.fresh),
                 "reasons": list(verdict.reasons) if verdict else [],
-                "last_state": states.get(row["name"]),
+                "last_state": judged.states.get(row["name"]),
             }
         )
-    return {"select": select, "assets": rows}
+    return {"select": select, "assets": rows, "total": len(names), "page": page, "pages": pages}
 
 
-def asset(project: Project, name: str) -> dict[str, Any]:
+def asset(project: Project, judged: Judgement, name: str) -> dict[str, Any]:
+    from vibepiper.reporting.explain import trace
+
     if name not in project.graph.assets:
         raise NotFound(f"no asset {name!r}")
     listing = project.list_rows([name])[0]
-    cause, last = project.explain(name)
+    cause = trace(name, judged.verdicts)
+    last = reads.last_run(project.catalog, name, project.graph.ancestors(name))
     history = reads.history_rows(project.catalog, name, 10)
     return {
         "asset": listing,
@@ -116,11 +144,11 @@ def _preview(project: Project, name: str) -> dict[str, Any] | None:
     from vibepiper.errors import VibePiperError
     from vibepiper.units import whole
 
-    current = project.catalog.current([name]).get(whole(name))
+    current = reads.current_version(project.catalog, name)
     if current is None:
         return None
     try:
-        dataset = project.store.dataset(whole(name), current.data_version)
+        dataset = project.store.dataset(whole(name), current["data_version"])
         if dataset is None:
             return {"error": "its stored file is missing", "columns": [], "rows": []}
         head = dataset.head(PREVIEW_ROWS)
@@ -132,7 +160,7 @@ def _preview(project: Project, name: str) -> dict[str, Any] | None:
     return {
         "columns": columns,
         "rows": [[_text(v[i]) for v in values] for i in range(head.num_rows)],
-        "total": current.row_count,
+        "total": current["row_count"],
         "names": names,
     }
 
@@ -142,7 +170,7 @@ def _text(value: Any) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def lineage(project: Project, select: str) -> dict[str, Any]:
+def lineage(project: Project, judged: Judgement, select: str) -> dict[str, Any]:
     from vibepiper.reporting.graph_view import graph_svg
     from vibepiper.reporting.site import css_class
 
@@ -155,8 +183,7 @@ def lineage(project: Project, select: str) -> dict[str, Any]:
             "nodes": [],
             "edges": [],
         }
-    verdicts = project.status(names) if names else {}
-    states = reads.last_states(project.catalog)
+    verdicts, states = judged.verdicts, judged.states
     chosen = set(names)
     edges = [(u, n) for n in names for u in project.graph.upstream[n] if u in chosen]
     nodes = [
@@ -177,8 +204,8 @@ def lineage(project: Project, select: str) -> dict[str, Any]:
     return {"select": select, "nodes": nodes, "edges": edges, "svg": svg}
 
 
-def checks(project: Project) -> dict[str, Any]:
-    return {"checks": reads.last_check_results(project.catalog)}
+def checks(judged: Judgement) -> dict[str, Any]:
+    return {"checks": judged.check_results}
 
 
 def _select(project: Project, select: str) -> list[str]:

@@ -55,7 +55,7 @@
   }
   async function poll() {
     try {
-      const response = await fetch("/api/runs/" + encodeURIComponent(runId));
+      const response = await fetch("/api/runs/" + encodeURIComponent(runId) + location.search);
       if (response.ok && !render(await response.json())) {
         head.dataset.live = "no";
         return;

@@ -1,0 +1,93 @@
+"""Every asset's verdict, last state and last check results, judged once for many
+requests: the UI serves the latest judgement and makes the next one in the background
+when the catalog changed or it is older than REFRESH seconds (so a page never waits for
+a judgement of thousands of assets, and what it shows is at most a moment old)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vibepiper.catalog import reads
+
+if TYPE_CHECKING:
+    from vibepiper.project import Project
+    from vibepiper.versioning.freshness import Verdict
+
+REFRESH = 2.0  # seconds: a judgement older than this is made again (in the background)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdicts: dict[str, Verdict]
+    states: dict[str, str]  # asset -> the state of its latest materialization
+    check_results: list[dict[str, Any]]  # each check's latest result
+
+
+def judge(project: Project) -> Judgement:
+    return Judgement(
+        project.status(),
+        reads.last_states(project.catalog),
+        reads.last_check_results(project.catalog),
+    )
+
+
+class Judged:
+    """The latest judgement of the project `current()` returns, kept fresh. `current` is
+    its own (a Project is not shared between threads), and a page never waits for a
+    judgement but the very first."""
+
+    def __init__(self, current: Callable[[], Project]) -> None:
+        self.current = current
+        self.first = threading.Lock()
+        self.refreshing = threading.Lock()  # one judgement in the background at a time
+        self.latest: Judgement | None = None
+        self.catalog: Path | None = None
+        self.made_for: Any = None  # the catalog's identity when the latest was made
+        self.made_at = 0.0
+
+    def get(self) -> Judgement:
+        latest = self.latest
+        if latest is None:
+            with self.first, self.refreshing:
+                if self.latest is None:
+                    self._make()
+            assert self.latest is not None
+            return self.latest
+        stale = time.monotonic() - self.made_at > REFRESH or self._key() != self.made_for
+        if stale and self.refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh, daemon=True).start()
+        return latest
+
+    def _refresh(self) -> None:
+        try:  # if it fails, the next request tries again (and shows the last judgement)
+            with contextlib.suppress(Exception):
+                self._make()
+        finally:
+            self.refreshing.release()
+
+    def _make(self) -> None:
+        project = self.current()  # (loaded again if its definitions changed)
+        self.catalog = project.catalog.path
+        key = self._key()
+        self.latest, self.made_for, self.made_at = judge(project), key, time.monotonic()
+
+    def _key(self) -> Any:
+        path = self.catalog
+        if path is None:
+            return None
+        return (_identity(path), _identity(path.with_name(path.name + ".wal")))
+
+
+def _identity(path: Any) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
