@@ -1,8 +1,10 @@
 """The asset graph drawn as SVG: one renderer for the docs site and the web UI.
 
-Layout: a column per longest path from a root, and within a column, rows ordered by the
-mean row of each asset's parents (which keeps most edges from crossing). It is linear in
-the number of assets and edges (2,000 assets lay out in milliseconds).
+Layout: a column per longest path from a root; within a column, rows ordered by the
+barycentre heuristic of Sugiyama's method (alternate sweeps ordering each column by the
+mean row of each asset's neighbours). Each sweep is linear in assets and edges, so 2,000
+assets lay out in milliseconds; bench/layout.py compares its edge crossings with
+grandalf's Sugiyama layout (bench/README.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from vibepiper.graph.graph import Graph
 
 NODE_W, NODE_H, GAP_X, GAP_Y, MARGIN = 150, 34, 42, 16, 16
+SWEEPS = 24  # ordering passes, alternately right and left (bench/layout.py measures them)
 
 
 def layout(graph: Graph, names: Iterable[str] | None = None) -> dict[str, tuple[int, int]]:
@@ -20,22 +23,37 @@ def layout(graph: Graph, names: Iterable[str] | None = None) -> dict[str, tuple[
     the edges among them)."""
     chosen = set(graph.order if names is None else names)
     order = [n for n in graph.order if n in chosen]
+    ups = {n: [u for u in graph.upstream[n] if u in chosen] for n in order}
+    downs: dict[str, list[str]] = {n: [] for n in order}
+    for name in order:
+        for up in ups[name]:
+            downs[up].append(name)
     column: dict[str, int] = {}
     for name in order:
-        ups = [column[u] for u in graph.upstream[name] if u in chosen]
-        column[name] = 1 + max(ups, default=-1)
-    rows: dict[str, float] = {}
-    placed: dict[int, list[str]] = {}
+        column[name] = 1 + max((column[u] for u in ups[name]), default=-1)
+    columns: dict[int, list[str]] = {}
     for name in order:
-        parents = [rows[u] for u in graph.upstream[name] if u in chosen]
-        rows[name] = sum(parents) / len(parents) if parents else len(placed.get(0, []))
-        placed.setdefault(column[name], []).append(name)
-    position = {}
-    for col, members in placed.items():
-        for row, name in enumerate(sorted(members, key=lambda n: (rows[n], n))):
-            rows[name] = row
-            position[name] = (MARGIN + col * (NODE_W + GAP_X), MARGIN + row * (NODE_H + GAP_Y))
-    return position
+        columns.setdefault(column[name], []).append(name)
+    row = {n: float(i) for members in columns.values() for i, n in enumerate(members)}
+    # Crossing reduction, as in Sugiyama's method: sweep right then left, each time
+    # ordering a column by the mean row of each asset's neighbours on the swept side.
+    for sweep in range(SWEEPS):
+        side = ups if sweep % 2 == 0 else downs
+        keys = sorted(columns) if sweep % 2 == 0 else sorted(columns, reverse=True)
+        for key in keys:
+            members = columns[key]
+            mean = {
+                n: sum(row[m] for m in side[n]) / len(side[n]) if side[n] else row[n]
+                for n in members
+            }
+            members.sort(key=lambda n: (mean[n], row[n]))
+            for i, name in enumerate(members):
+                row[name] = float(i)
+    return {
+        name: (MARGIN + key * (NODE_W + GAP_X), MARGIN + int(row[name]) * (NODE_H + GAP_Y))
+        for key, members in columns.items()
+        for name in members
+    }
 
 
 def graph_svg(

@@ -7,8 +7,6 @@ recent materializations. `assets/<name>.html` has the same for each asset, as a 
 
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +15,7 @@ from vibepiper.catalog import reads
 from vibepiper.graph.graph import Graph
 from vibepiper.reporting.graph_view import graph_svg
 from vibepiper.reporting.listing import check_names
+from vibepiper.reporting.templating import render, style
 
 if TYPE_CHECKING:
     from vibepiper.catalog.catalog import Catalog
@@ -44,100 +43,9 @@ def css_class(state: str | None, fresh: bool | None) -> str:
     return "fresh" if fresh else "stale"
 
 
-def asset_details(info: Mapping[str, Any]) -> str:
-    """The details of one asset, as HTML (used in the panel and on its own page)."""
-    esc = html.escape
-    out = [f"<h2>{esc(info['name'])}</h2>"]
-    out.append(f'<p class="status {info["css"]}">{esc(info["summary"])}</p>')
-    if info["description"]:
-        out.append(f"<p>{esc(info['description'])}</p>")
-    meta = [f"group <b>{esc(info['group'])}</b>"]
-    if info["tags"]:
-        meta.append("tags " + ", ".join(f"<b>{esc(t)}</b>" for t in info["tags"]))
-    if info["deps"]:
-        meta.append("reads " + ", ".join(_link(d) for d in info["deps"]))
-    out.append(f"<p>{' · '.join(meta)}</p>")
-    if info["reasons"]:
-        out.append("<p>stale: " + "; ".join(esc(r) for r in info["reasons"]) + "</p>")
-    if info["schema"]:
-        out.append("<h3>Schema</h3><table><tr><th>column</th><th>type</th><th>checks</th></tr>")
-        out += [
-            f"<tr><td>{esc(c['name'])}</td><td>{esc(c['type'])}</td>"
-            f"<td>{esc(', '.join(c['checks']))}</td></tr>"
-            for c in info["schema"]
-        ]
-        out.append("</table>")
-    if info["checks"]:
-        out.append(
-            "<h3>Checks</h3><table><tr><th>check</th><th>severity</th><th>last result"
-            "</th><th>checked (UTC)</th><th>failing rows</th><th>message</th></tr>"
-        )
-        for chk in info["checks"]:
-            result = {True: "passed", False: "failed", None: "not run"}[chk["passed"]]
-            out.append(
-                f'<tr class="{result}"><td>{esc(chk["name"])}</td>'
-                f"<td>{esc(chk['severity'])}</td><td>{result}</td>"
-                f"<td>{_when(chk['checked_at'])}</td>"
-                f"<td>{chk['failing_rows'] or ''}</td><td>{esc(chk['message'] or '')}"
-                "</td></tr>"
-            )
-        out.append("</table>")
-    if info["history"]:
-        out.append(
-            "<h3>Recent materializations</h3><table><tr><th>finished (UTC)</th>"
-            "<th>status</th><th>rows</th><th>data version</th></tr>"
-        )
-        out += [
-            f"<tr><td>{_when(h['finished_at'])}</td><td>{esc(h['status'])}</td>"
-            f"<td>{h['row_count'] if h['row_count'] is not None else ''}</td>"
-            f"<td><code>{esc((h['data_version'] or '')[:12])}</code></td></tr>"
-            for h in info["history"]
-        ]
-        out.append("</table>")
-    return "".join(out)
-
-
-def _when(moment: Any) -> str:
-    """A catalog time (UTC) to the second, or nothing."""
-    return "" if moment is None else html.escape(str(moment)[:19])
-
-
-def _link(name: str) -> str:
-    return f'<a href="assets/{name}.html" data-asset="{name}">{html.escape(name)}</a>'
-
-
-STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0;display:flex;height:100vh;color:#222}
-main{flex:1;overflow:auto;padding:12px}aside{width:380px;overflow:auto;padding:12px 18px;
-border-left:1px solid #ddd;background:#fafafa}h1{font-size:18px;margin:4px 0 10px}
-.edge{fill:none;stroke:#8a939d;stroke-width:1.4}.edge.order{stroke-dasharray:4 3}
-.node{cursor:pointer}
-.node rect{stroke:#555;stroke-width:1}.node text{text-anchor:middle;font-size:12px}
-.node.selected rect{stroke:#1a56db;stroke-width:3}.fresh rect,.status.fresh{fill:#c8e6c9;
-background:#c8e6c9}.stale rect,.status.stale{fill:#ffe0b2;background:#ffe0b2}
-.failed rect,.status.failed{fill:#ffcdd2;background:#ffcdd2}.blocked rect,.status.blocked{
-fill:#fff3c4;background:#fff3c4}.never rect,.status.never{fill:#eee;background:#eee}
-.status{padding:4px 8px;border-radius:6px;display:inline-block}table{border-collapse:
-collapse;margin:6px 0 12px;width:100%}td,th{border-bottom:1px solid #e3e3e3;text-align:
-left;padding:3px 6px;font-size:12.5px;vertical-align:top;word-break:break-word}
-tr.failed td{color:#b00020}
-.legend span{margin-right:10px;padding:2px 6px;border-radius:4px}
-"""
-
-SCRIPT = """
-const assets = JSON.parse(document.getElementById('assets').textContent);
-function show(name) {
-  document.querySelectorAll('.node').forEach(n =>
-    n.classList.toggle('selected', n.dataset.asset === name));
-  document.getElementById('details').innerHTML = assets[name].html;
-  document.querySelectorAll('#details a[data-asset]').forEach(a =>
-    a.addEventListener('click', e => { e.preventDefault(); show(a.dataset.asset); }));
-}
-document.querySelectorAll('.node').forEach(n => {
-  n.addEventListener('click', () => show(n.dataset.asset));
-  n.addEventListener('keydown', e => { if (e.key === 'Enter') show(n.dataset.asset); });
-});
-"""
+def asset_details(info: Mapping[str, Any], prefix: str = "assets/") -> str:
+    """The details of one asset, as HTML (in the index's panel, and on its own page)."""
+    return render("site/_details.html", info=info, prefix=prefix)
 
 
 def site_assets(
@@ -231,28 +139,16 @@ def write_site(out: Path, title: str, graph: Graph, assets: Mapping[str, dict[st
     """Write index.html and one page per asset into `out`; return the index's path."""
     (out / "assets").mkdir(parents=True, exist_ok=True)
     panels = {name: {"html": asset_details(info)} for name, info in assets.items()}
-    data = json.dumps(panels).replace("</", "<\\/")
-    legend = "".join(
-        f'<span class="status {c}">{c}</span>'
-        for c in ("fresh", "stale", "failed", "blocked", "never")
-    )
-    index = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><main><h1>{html.escape(title)}: "
-        f"{len(assets)} assets</h1><p class='legend'>{legend} solid lines carry data, dashed "
-        f"ones only order</p>{_svg(graph, assets)}</main>"
-        "<aside id='details'><p>Click an asset to see its description, schema, checks and "
-        "recent materializations.</p></aside>"
-        f"<script type='application/json' id='assets'>{data}</script>"
-        f"<script>{SCRIPT}</script></body></html>"
+    index = render(
+        "site/index.html",
+        title=title,
+        assets=assets,
+        svg=_svg(graph, assets),
+        panels=panels,
+        style=style(),
     )
     (out / "index.html").write_text(index, encoding="utf-8")
     for name, info in assets.items():
-        details = asset_details(info).replace('href="assets/', 'href="')  # siblings
-        page = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)}"
-            f"</title><style>{STYLE}body{{display:block;padding:16px}}</style></head><body>"
-            f"<p><a href='../index.html'>&larr; all assets</a></p>{details}</body></html>"
-        )
+        page = render("site/asset.html", info=info, style=style())
         (out / "assets" / f"{name}.html").write_text(page, encoding="utf-8")
     return out / "index.html"

@@ -14,9 +14,9 @@ import secrets
 import threading
 from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vibepiper.reporting import templating
 from vibepiper.ui import data
 from vibepiper.ui.judged import Judged
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from vibepiper.project import Project
 
-HERE = Path(__file__).parent
 Launch = Callable[[list[str]], str]  # starts a run of a selection; its run id
 
 
@@ -51,19 +50,13 @@ def build_app(
     edits), `judging()` the same in another object, for judging freshness in the
     background (default: `project`); `launch(select)` starts a run, unless `read_only` or
     no launcher is given."""
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    env = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
-    env.filters["when"] = lambda v: "" if v is None else str(v)[:19]
-    env.filters["short"] = lambda v: "" if v is None else str(v)[:12]
+    env = templating.environment()
     secret = secrets.token_bytes(32)
     guard = threading.Lock()  # one request at a time reads the project (it is not shared)
     judged = Judged(judging or project)
@@ -103,35 +96,35 @@ def build_app(
 
     def overview(request: Request) -> Response:
         return answer(
-            request, "overview.html", lambda: data.overview(project(), judged.get(), schedules())
+            request, "ui/overview.html", lambda: data.overview(project(), judged.get(), schedules())
         )
 
     def runs(request: Request) -> Response:
         page, per_page = number(request, "page", 1), number(request, "per_page", data.PER_PAGE)
-        return answer(request, "runs.html", lambda: data.runs(project(), page, per_page))
+        return answer(request, "ui/runs.html", lambda: data.runs(project(), page, per_page))
 
     def run(request: Request) -> Response:
         run_id, page = request.path_params["run_id"], number(request, "page", 1)
-        return answer(request, "run.html", lambda: data.run(project(), run_id, page))
+        return answer(request, "ui/run.html", lambda: data.run(project(), run_id, page))
 
     def assets(request: Request) -> Response:
         select, page = request.query_params.get("select", ""), number(request, "page", 1)
         return answer(
-            request, "assets.html", lambda: data.assets(project(), judged.get(), select, page)
+            request, "ui/assets.html", lambda: data.assets(project(), judged.get(), select, page)
         )
 
     def asset(request: Request) -> Response:
         name = request.path_params["name"]
-        return answer(request, "asset.html", lambda: data.asset(project(), judged.get(), name))
+        return answer(request, "ui/asset.html", lambda: data.asset(project(), judged.get(), name))
 
     def lineage(request: Request) -> Response:
         select = request.query_params.get("select", "")
         return answer(
-            request, "lineage.html", lambda: data.lineage(project(), judged.get(), select)
+            request, "ui/lineage.html", lambda: data.lineage(project(), judged.get(), select)
         )
 
     def checks(request: Request) -> Response:
-        return answer(request, "checks.html", lambda: data.checks(judged.get()))
+        return answer(request, "ui/checks.html", lambda: data.checks(judged.get()))
 
     async def materialize(request: Request) -> Response:
         if read_only or launch is None:
@@ -160,7 +153,7 @@ def build_app(
         detail = getattr(exc, "detail", "internal error")
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": detail}, status_code=code)
-        page = env.get_template("error.html").render(
+        page = env.get_template("ui/error.html").render(
             code=code, detail=detail, request=request, read_only=True, csrf=""
         )
         return HTMLResponse(page, status_code=code)
@@ -177,7 +170,7 @@ def build_app(
             Route(f"{prefix}/checks", checks),
             Route(f"{prefix}/materialize", materialize, methods=["POST"]),
         ]
-    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
+    routes.append(Mount("/static", StaticFiles(directory=templating.STATIC), name="static"))
     routes.append(Route("/healthz", lambda request: PlainTextResponse("ok")))
     from starlette.middleware import Middleware
     from starlette.middleware.gzip import GZipMiddleware

@@ -1,7 +1,8 @@
 """Every asset's verdict, last state and last check results, judged once for many
 requests: the UI serves the latest judgement and makes the next one in the background
-when the catalog changed or it is older than REFRESH seconds (so a page never waits for
-a judgement of thousands of assets, and what it shows is at most a moment old)."""
+when the catalog, a definition file or a source file changed (a stat of each), or when it
+is older than REFRESH seconds (max_age passing, a stored file removed by hand). So a page
+never waits for a judgement of thousands of assets, and what it shows is a moment old."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from vibepiper.project import Project
     from vibepiper.versioning.freshness import Verdict
 
-REFRESH = 2.0  # seconds: a judgement older than this is made again (in the background)
+REFRESH = 30.0  # seconds: a judgement older than this is made again (in the background)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Judged:
         self.first = threading.Lock()
         self.refreshing = threading.Lock()  # one judgement in the background at a time
         self.latest: Judgement | None = None
-        self.catalog: Path | None = None
+        self.watched: list[Path] = []  # the files whose change calls for a new judgement
         self.made_for: Any = None  # the catalog's identity when the latest was made
         self.made_at = 0.0
 
@@ -74,15 +75,23 @@ class Judged:
 
     def _make(self) -> None:
         project = self.current()  # (loaded again if its definitions changed)
-        self.catalog = project.catalog.path
+        catalog = project.catalog.path
+        sources = [
+            project.root / a.source_path
+            for a in project.graph.assets.values()
+            if a.source_path is not None
+        ]
+        self.watched = [
+            catalog,
+            catalog.with_name(catalog.name + ".wal"),
+            *project.definition_files(),
+            *sources,
+        ]
         key = self._key()
         self.latest, self.made_for, self.made_at = judge(project), key, time.monotonic()
 
     def _key(self) -> Any:
-        path = self.catalog
-        if path is None:
-            return None
-        return (_identity(path), _identity(path.with_name(path.name + ".wal")))
+        return [_identity(path) for path in self.watched]
 
 
 def _identity(path: Any) -> tuple[int, int] | None:

@@ -29,7 +29,7 @@ MISSING = (
 def available() -> bool:
     import importlib.util
 
-    return all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn", "jinja2"))
+    return all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn", "python_multipart"))
 
 
 def loopback(host: str) -> bool:
