@@ -653,3 +653,78 @@ def test_an_edit_of_another_module_keeps_the_python_schedules(tmp_path: Path) ->
     assert names() == ["nightly"]
     (root / "shop.py").write_text(DECLARED.replace('"nightly"', '"early"'))
     assert names() == ["early"]
+
+
+def test_a_schedule_first_seen_in_a_repeated_hour_fires_nothing_before_it() -> None:
+    """At 01:09 EST on 2026-11-01 (the second 1 a.m. in New York), 01:15 EDT has passed:
+    cron's arithmetic from the wall clock would give it; the schedule must not."""
+    from datetime import timedelta, timezone
+
+    from vibepiper.definitions.schedule import Schedule
+
+    schedule = Schedule("s", "15 1 * * *", "America/New_York")
+    after = datetime(2026, 11, 1, 1, 9, tzinfo=timezone(timedelta(hours=-5)))
+    first = next(schedule.times(after))
+    assert first > after
+    assert first == datetime(2026, 11, 2, 6, 15, tzinfo=UTC)  # the next day, 01:15 EST
+    assert schedule.due(after, after + timedelta(minutes=30), 5) == ([], 0)
+
+
+def test_a_run_of_many_ticks_has_a_trigger_materialize_accepts(tmp_path: Path) -> None:
+    from vibepiper.automation.daemon import TRIGGER_LENGTH, _trigger
+
+    names = [f"freshness:asset_number_{i:03d}" for i in range(60)]
+    trigger = _trigger(names, lambda n: ":" not in n)
+    assert trigger.startswith("freshness:asset_number_000,asset_number_001,")
+    assert trigger.endswith(" more") and len(trigger) <= TRIGGER_LENGTH + 12
+    root = project(tmp_path)
+    done = run_cli(root, "materialize", "lonely", "--trigger", trigger)
+    assert done.returncode == 0, done.stderr
+    assert rows(root, "SELECT trigger FROM runs") == [{"trigger": trigger}]
+
+
+HOLDS_THE_TURN = (
+    PLAIN
+    + """
+@asset
+def slow() -> pd.DataFrame:
+    time.sleep(8)
+    return pd.DataFrame({"s": [1]})
+"""
+)
+
+
+def test_a_tick_whose_run_waits_when_serve_stops_runs_at_the_next_serve(
+    tmp_path: Path,
+) -> None:
+    """serve is stopped while its run waits for a manual run to finish: the run never
+    started, so its tick is queued again, and the next serve runs it, once."""
+    root = project(tmp_path, schedule_toml("s", "0 6 * * *", select="lonely"), HOLDS_THE_TURN)
+    assert once(root, "2026-05-01T00:00:00+00:00").returncode == 0  # registered
+    manual = start_cli(root, "materialize", "slow")
+    try:
+        wait_for(lambda: rows(root, "SELECT * FROM runs WHERE status = 'running'"))
+        server = start_cli(root, "serve", "--no-ui", env=clock_at("2026-05-01T06:00:01+00:00"))
+        wait_for(lambda: [t for t in ticks(root) if t["status"] == "launched"])
+        time.sleep(1.0)  # its run waits for the manual one
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+        assert server.returncode == 130
+    finally:
+        manual.communicate(timeout=60)
+    [tick] = [t for t in ticks(root) if t["scheduled_for"].startswith("2026-05-01T06:00")]
+    assert tick["status"] == "queued"
+    assert once(root, "2026-05-01T06:10:00+00:00").returncode == 0
+    assert fired(root, "s") == ["2026-05-01T06:00"]
+    one_run_each(root)
+    assert rows(root, "SELECT status FROM runs WHERE trigger = 'schedule:s'") == [
+        {"status": "succeeded"}
+    ]
+
+
+def test_a_fake_clock_with_an_absurd_epoch_is_refused() -> None:
+    from vibepiper import clock
+
+    for bad in ("2026-03-29T00:30:00Z@inf", "2026-03-29T00:30:00Z@nan", "2026-03-29T00:30:00Z*inf"):
+        with pytest.raises(ValueError):
+            clock.parse(bad)

@@ -83,9 +83,13 @@ class Served:
         assert status == 200, body
         return json.loads(body)
 
-    def post(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
+    def post(
+        self, path: str, fields: dict[str, str], headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
         body = urllib.parse.urlencode(fields).encode()
-        request = urllib.request.Request(self.url + path, data=body, method="POST")
+        request = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
@@ -149,6 +153,7 @@ def test_html_in_descriptions_data_and_messages_is_shown_escaped(served: Served)
         ("/runs?per_page=100000", 400, "per_page=100000 is not valid"),
         ("/runs?per_page=abc", 400, "is not a number"),
         ("/api/runs?page=-1", 400, "is not a number"),
+        ("/runs?page=%C2%B2", 400, "is not a number"),  # a superscript two is a digit to Python
     ],
 )
 def test_bad_requests_are_404_and_400_with_the_reason(
@@ -166,11 +171,16 @@ def test_materializing_needs_the_csrf_token_and_is_refused_read_only(shop: Path)
         assert status == 403
         status, _ = server.post("/materialize", {"select": "slow_a", "csrf": "x.y"})
         assert status == 403
+        status, _ = server.post("/materialize", {"select": "slow_a", "csrf": "é.é"})
+        assert status == 403
         _, page = server.get("/")
         token = re.search(r'name="csrf" value="([^"]+)"', page)
         assert token is not None
         status, body = server.post("/api/materialize", {"select": "nope", "csrf": token[1]})
         assert status == 400 and "unknown asset" in body
+        fields = {"select": "slow_a", "csrf": token[1]}
+        status, body = server.post("/materialize", fields, {"Origin": "http://evil.example"})
+        assert status == 403 and "another site" in body
         status, body = server.post("/api/materialize", {"select": "slow_a", "csrf": token[1]})
         assert status == 202, body
         run_id = json.loads(body)["run_id"]
@@ -200,6 +210,15 @@ def test_the_ui_binds_to_loopback_and_warns_about_other_addresses(shop: Path) ->
     server = Served(shop, "--no-schedules")
     try:
         assert server.url.startswith("http://127.0.0.1:")
+        port = server.url.rsplit(":", 1)[1]
+        for host, code in ((f"localhost:{port}", 200), (f"evil.example:{port}", 400)):
+            request = urllib.request.Request(server.url + "/api/checks", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            assert status == code, host  # a DNS-rebound name is refused
     finally:
         server.stop()
     process = start_cli(shop, "serve", "--no-schedules", "--host", "0.0.0.0", "--port", "0")
@@ -319,11 +338,17 @@ def test_a_run_started_from_the_command_line_shows_up_live(
         link = browser.find_elements(By.CSS_SELECTOR, "table.runs td a")[0]
         link.click()
         WebDriverWait(browser, 10).until(lambda b: "/runs/" in b.current_url)
-        WebDriverWait(browser, 10, 0.1).until(
-            lambda b: b.find_elements(By.CSS_SELECTOR, '#run-assets tr[data-asset="slow_a"]')
-        )
-        WebDriverWait(browser, 10, 0.1).until(  # the next asset, still without a reload
-            lambda b: b.find_elements(By.CSS_SELECTOR, '#run-assets tr[data-asset="slow_b"]')
+
+        def state(b: Any, asset: str) -> str:
+            found = b.find_elements(
+                By.CSS_SELECTOR, f'#run-assets tr[data-asset="{asset}"] .status'
+            )
+            return found[0].text if found else ""
+
+        WebDriverWait(browser, 10, 0.1).until(lambda b: state(b, "slow_b") == "pending")
+        WebDriverWait(browser, 10, 0.1).until(lambda b: state(b, "slow_a") == "succeeded")
+        WebDriverWait(browser, 10, 0.1).until(  # it changes state, still without a reload
+            lambda b: state(b, "slow_b") == "succeeded"
         )
         WebDriverWait(browser, 10, 0.1).until(
             lambda b: b.find_element(By.CSS_SELECTOR, "#run-status .status").text == "succeeded"

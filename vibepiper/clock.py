@@ -54,8 +54,10 @@ def parse(text: str, epoch: float | None = None) -> Fake:
         at = float(pinned) if pinned.strip() else (time.time() if epoch is None else epoch)
     except ValueError:
         raise ValueError(f"{text!r}: RATE and EPOCH must be numbers") from None
-    if not (0 < rate < 1e9) or at != at:
+    if not (0 < rate < 1e9):
         raise ValueError(f"{text!r}: RATE must be a positive number")
+    if not (0 <= at < 1e11):  # (not NaN, not infinite)
+        raise ValueError(f"{text!r}: EPOCH must be a Unix time")
     return Fake(start.astimezone(UTC), rate, at)
 
 

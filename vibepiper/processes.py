@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -159,3 +160,31 @@ def on_stop_signals(handle: Callable[[int, Any], None]) -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A `preexec_fn` for a child that must die with its parent `parent` (`vibepiper
+    serve`'s runs: no run of a dead daemon goes on while a restarted one reconciles).
+    Linux only (prctl's PR_SET_PDEATHSIG), looked up here, before the fork: the child,
+    between fork and exec, only calls it (a process with threads must not load
+    libraries there)."""
+    prctl = _prctl()
+
+    def setup() -> None:
+        if prctl is not None:
+            prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() != parent:  # the daemon died before that took effect
+            os._exit(1)
+
+    return setup
+
+
+def _prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None

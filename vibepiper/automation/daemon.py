@@ -35,7 +35,8 @@ from vibepiper.catalog import ticks as tick_log
 from vibepiper.catalog.ticks import Tick
 from vibepiper.definitions.schedule import Schedule
 from vibepiper.errors import DefinitionError, UsageError, VibePiperError
-from vibepiper.processes import on_stop_signals
+from vibepiper.graph.selection import selection_words
+from vibepiper.processes import die_with_parent, on_stop_signals
 from vibepiper.text import plural
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ SETTLE = 2.0  # real seconds a changed watched file must stay unchanged before i
 FRESHNESS_SHARE = 0.9  # a max_age asset is recomputed once this share of it has passed
 MISSED_GRACE = 60.0  # fake seconds: a tick due before the daemon started, by more, is missed
 SERVE_LOCK = "serve.lock"
+TRIGGER_LENGTH = 200  # `runs.trigger` of a run of many ticks: the first names, then "+N more"
 
 
 @dataclass
@@ -209,6 +211,7 @@ class Daemon:
                     if self.once:
                         raise
                     self.say(f"error: {exc} (trying again in {self.poll:g} s)")
+                    self.stop.wait(self.poll)
                 if self.once:
                     self._drain()
                     break
@@ -366,12 +369,10 @@ class Daemon:
         schedule: Schedule, after: datetime, first_run: datetime | None, now: datetime
     ) -> datetime:
         """The latest fire time after `after` that is skipped (before `first_run`)."""
-        last = after
-        for moment in schedule.times(after):
-            if moment > now or (first_run is not None and moment >= first_run):
-                break
-            last = moment
-        return last
+        if first_run is None:
+            found, _ = schedule.due(after, now, 1)
+            return found[-1] if found else after
+        return schedule.before(first_run, after) or after
 
     def _evaluate_triggers(self, now: datetime) -> None:
         """Sensors, `automation=` and `max_age`: queue a run for what calls for one."""
@@ -524,7 +525,7 @@ class Daemon:
             tick_log.finished(self.catalog, run_id, _ended(queued[0]["run_status"]))
             return True
         trigger = _trigger([t["schedule"] for t in mine], self._is_schedule)
-        selection = _selection_words(mine[0]["selection"] or "")
+        selection = selection_words(mine[0]["selection"] or "")
         if selection is None:
             tick_log.finished(self.catalog, run_id, "failed", "its selection is not valid")
             return True
@@ -542,7 +543,7 @@ class Daemon:
                 args,
                 cwd=self.defs.project.root,
                 start_new_session=True,  # a Ctrl-C reaches the daemon, which cancels the run
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),
             )
         except OSError as exc:  # no process could be started (out of memory, say)
             why = f"its run could not be started: {exc.strerror or exc}"
@@ -557,21 +558,27 @@ class Daemon:
         return ":" not in name
 
     def _follow_child(self) -> None:
+        """Once the run in progress has ended, record its end in its ticks. A run that a
+        stop cancelled before it recorded itself never started: its ticks are queued
+        again, for the next serve (as after a SIGKILL)."""
         child = self.child
         if child is None or child.process.poll() is None:
             return
-        self.child = None
         code = child.process.returncode
         found = self.catalog.fetch("SELECT status FROM runs WHERE run_id = ?", [child.run_id])
         if found:
             status = _ended(found[0]["status"])
             tick_log.finished(self.catalog, child.run_id, status)
+        elif self.signals:
+            status = "queued again"
+            tick_log.requeue(self.catalog, child.run_id)
         else:
             status = "failed"
             tick_log.finished(
                 self.catalog, child.run_id, status, f"the run did not start (exit {code})"
             )
-        if status != "succeeded":
+        self.child = None  # (only now: if the catalog was busy, the next round tries again)
+        if status not in ("succeeded", "queued again"):
             self.failed_runs += 1
         self.say(f"run {child.run_id} {status} ({child.trigger})")
 
@@ -586,12 +593,7 @@ class Daemon:
             if status is not None and status != "running":
                 tick_log.finished(self.catalog, tick["run_id"], _ended(status))
             elif status is None and tick["status"] == "launched":
-                with self.catalog.connect(write=True) as con:
-                    con.execute(
-                        "UPDATE ticks SET status = 'queued' WHERE run_id = ? "
-                        "AND status = 'launched'",
-                        [tick["run_id"]],
-                    )
+                tick_log.requeue(self.catalog, tick["run_id"])
 
     def _announce(self) -> None:
         d = self.defs
@@ -699,47 +701,17 @@ def _trigger(names: list[str], is_schedule: Callable[[str], bool]) -> str:
     if len(names) == 1:
         return f"schedule:{names[0]}" if is_schedule(names[0]) else names[0]
     kind = names[0].partition(":")[0]
-    return f"{kind}:" + ",".join(n.partition(":")[2] for n in names)
-
-
-def _selection_words(text: str) -> tuple[list[str], list[str]] | None:
-    """A tick's selection (`a b --exclude c`) as select and exclude words; None if it is
-    not one (it is read from the catalog: a word that looks like an option is refused)."""
-    select: list[str] = []
-    exclude: list[str] = []
-    words = text.split()
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word == "--exclude" and i + 1 < len(words):
-            exclude.append(words[i + 1])
-            i += 2
-            continue
-        if word.startswith("-"):
-            return None
-        select.append(word)
-        i += 1
-    return select, exclude
+    text = f"{kind}:"
+    for i, name in enumerate(names):
+        part = name.partition(":")[2]
+        if len(text) + len(part) > TRIGGER_LENGTH:  # the ticks of the run name them all
+            return f"{text}+{len(names) - i} more"
+        text += ("," if i else "") + part
+    return text
 
 
 def _ended(run_status: str) -> str:
     return run_status if run_status in ("succeeded", "failed", "cancelled") else "abandoned"
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A child's set-up: it is killed when the daemon dies (Linux), so that no run of a
-    dead daemon goes on while a restarted one reconciles."""
-
-    def setup() -> None:
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the daemon died before that took effect
-            os._exit(1)
-
-    return setup
 
 
 def _seconds(settings: Any, key: str, default: float) -> float:

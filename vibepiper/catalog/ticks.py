@@ -128,6 +128,17 @@ def launched(catalog: Catalog, run_id: str) -> None:
         )
 
 
+def requeue(catalog: Catalog, run_id: str) -> None:
+    """The run of these ticks never started (it was stopped before it recorded itself):
+    they wait for it again."""
+    with catalog.connect(write=True) as con:
+        con.execute(
+            "UPDATE ticks SET status = 'queued', launched_at = NULL "
+            "WHERE run_id = ? AND status IN ('queued', 'launched')",
+            [run_id],
+        )
+
+
 def finished(catalog: Catalog, run_id: str, status: str, reason: str | None = None) -> None:
     """The run of these ticks ended with `status` (or never started: `reason` says why)."""
     with catalog.connect(write=True) as con:

@@ -112,14 +112,17 @@ def _start_ui(
 
     current = server.Current(lambda: _reload(opts, folder), _reload(opts, folder))
     judging = server.Current(lambda: _reload(opts, folder), _reload(opts, folder))
+    launcher = None if read_only else server.Launcher(project.root, args)
+    hosts = ("127.0.0.1", "localhost", host) if server.loopback(host) else ("*",)
     app = build_app(
         current,
         judging=judging,
         schedules=lambda: _schedule_rows(current(), 3),
-        launch=None if read_only else server.launcher(project.root, args),
+        launch=launcher,
         read_only=read_only,
+        hosts=hosts,
     )
-    ui = server.Server(app, host, port)
+    ui = server.Server(app, host, port, launcher)
     ui.start()
     say(f"UI: http://{host}:{ui.server.servers[0].sockets[0].getsockname()[1]}/")
     return ui

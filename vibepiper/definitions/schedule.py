@@ -73,7 +73,8 @@ class Schedule:
 
         start = after.astimezone(self.zone())
         for moment in CronSim(ALIASES.get(self.cron, self.cron), start):
-            yield moment.astimezone(UTC)
+            if moment > after:  # (in a repeated hour, cron's next time can be an earlier one)
+                yield moment.astimezone(UTC)
 
     def due(self, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
         """The last `limit` fire times in (after, until], oldest first, and how many there
@@ -92,7 +93,7 @@ class Schedule:
             start = moment
         if start != after:  # (in UTC: a zone's wall clock may jump just before `start`)
             start = start.astimezone(UTC) - timedelta(seconds=1)
-        found = [m for m in _until(self.times(max(start, after)), until)][-limit:]
+        found = [m for m in _until(self.times(max(start, after)), until) if m > after][-limit:]
         if not found:
             return [], 0
         count = len(found)
@@ -101,6 +102,18 @@ class Schedule:
                 break
             count += 1
         return found, count
+
+    def before(self, moment: datetime, after: datetime) -> datetime | None:
+        """The latest fire time in (after, moment), if any (found backwards: no walk)."""
+        from cronsim import CronSim
+
+        back = CronSim(ALIASES.get(self.cron, self.cron), moment.astimezone(self.zone()), True)
+        for found in back:
+            if found <= after:
+                return None
+            if found < moment:
+                return found.astimezone(UTC)
+        return None
 
     def next(self, after: datetime, n: int = 3) -> list[datetime]:
         times = self.times(after)

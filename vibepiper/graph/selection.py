@@ -160,3 +160,24 @@ def resolve(
     for term in parse(exclude):
         chosen -= _resolve_term(term, graph)
     return graph.sorted(chosen)
+
+
+def selection_words(text: str) -> tuple[list[str], list[str]] | None:
+    """A selection as the `runs` and `ticks` tables record it (`a b --exclude c`), as its
+    select and exclude words; None if it is not one (it is read from the catalog: a word
+    that looks like an option is refused)."""
+    select: list[str] = []
+    exclude: list[str] = []
+    words = text.split()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--exclude" and i + 1 < len(words):
+            exclude.append(words[i + 1])
+            i += 2
+            continue
+        if word.startswith("-"):
+            return None
+        select.append(word)
+        i += 1
+    return select, exclude

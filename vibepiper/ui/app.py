@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from vibepiper.reporting import templating
 from vibepiper.ui import data
@@ -45,11 +46,12 @@ def build_app(
     schedules: Callable[[], list[dict[str, Any]]] = list,
     launch: Launch | None = None,
     read_only: bool = False,
+    hosts: tuple[str, ...] = ("*",),
 ) -> Starlette:
     """The ASGI app. `project()` gives the project as it is now (serve reloads it after
     edits), `judging()` the same in another object, for judging freshness in the
     background (default: `project`); `launch(select)` starts a run, unless `read_only` or
-    no launcher is given."""
+    no launcher is given; `hosts` are the host names a request may be addressed to."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -60,12 +62,15 @@ def build_app(
     secret = secrets.token_bytes(32)
     guard = threading.Lock()  # one request at a time reads the project (it is not shared)
     judged = Judged(judging or project)
+    started: set[str] = set()  # the runs started from this UI
 
     def token() -> str:
         nonce = secrets.token_hex(16)
         return nonce + "." + hmac.new(secret, nonce.encode(), "sha256").hexdigest()
 
     def token_ok(given: str) -> bool:
+        if not given.isascii():
+            return False
         nonce, _, mac = given.partition(".")
         want = hmac.new(secret, nonce.encode(), "sha256").hexdigest()
         return bool(nonce) and hmac.compare_digest(mac, want)
@@ -90,7 +95,7 @@ def build_app(
         text = request.query_params.get(key)
         if text is None:
             return default
-        if not text.isdigit() or len(text) > 9:
+        if not (text.isascii() and text.isdigit()) or len(text) > 9:
             raise HTTPException(400, f"{key}={text[:40]!r} is not a number")
         return int(text)
 
@@ -105,7 +110,16 @@ def build_app(
 
     def run(request: Request) -> Response:
         run_id, page = request.path_params["run_id"], number(request, "page", 1)
-        return answer(request, "ui/run.html", lambda: data.run(project(), run_id, page))
+
+        def fetch() -> dict[str, Any]:
+            try:
+                return data.run(project(), run_id, page)
+            except data.NotFound:
+                if run_id not in started:
+                    raise
+                return data.starting(run_id)  # started here, not recorded yet
+
+        return answer(request, "ui/run.html", fetch)
 
     def assets(request: Request) -> Response:
         select, page = request.query_params.get("select", ""), number(request, "page", 1)
@@ -127,21 +141,31 @@ def build_app(
         return answer(request, "ui/checks.html", lambda: data.checks(judged.get()))
 
     async def materialize(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
         if read_only or launch is None:
             raise HTTPException(403, "this UI is read-only (vibepiper serve --read-only)")
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(403, f"a form from another site ({origin[:80]}) is refused")
         form = await request.form()
         given = form.get("csrf")
         if not isinstance(given, str) or not token_ok(given):
             raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
         select = form.get("select")
         words = select.split() if isinstance(select, str) else []
-        try:
+
+        def check() -> None:
             with guard:
                 if words:
                     project().select(words)
+
+        try:
+            await run_in_threadpool(check)  # (the guard is not taken on the event loop)
         except Exception as exc:
             raise HTTPException(400, str(exc)) from None
         run_id = launch(words)
+        started.add(run_id)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"run_id": run_id}, status_code=202)
         from starlette.responses import RedirectResponse
@@ -174,9 +198,14 @@ def build_app(
     routes.append(Route("/healthz", lambda request: PlainTextResponse("ok")))
     from starlette.middleware import Middleware
     from starlette.middleware.gzip import GZipMiddleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     return Starlette(
         routes=routes,
         exception_handlers={HTTPException: error, 500: error},
-        middleware=[Middleware(GZipMiddleware, minimum_size=2048)],  # a graph: ~10x smaller
+        middleware=[
+            # on loopback, only requests naming this machine (no DNS rebinding)
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
+            Middleware(GZipMiddleware, minimum_size=2048),  # a graph: ~10x smaller
+        ],
     )

@@ -62,6 +62,8 @@ def run(project: Project, run_id: str, page: int = 1) -> dict[str, Any]:
     found, made = reads.run_detail(project.catalog, run_id)
     if found is None:
         raise NotFound(f"no run {run_id!r}")
+    if found["status"] == "running":
+        made += _pending(project, found["selection"] or "", {m["asset"] for m in made})
     counts: dict[str, int] = {}
     for m in made:
         counts[m["status"]] = counts.get(m["status"], 0) + 1
@@ -88,6 +90,32 @@ def run(project: Project, run_id: str, page: int = 1) -> dict[str, Any]:
         "logs": logs[-200:],
         "live": found["status"] == "running",
     }
+
+
+def starting(run_id: str) -> dict[str, Any]:
+    """A run started from the UI that has not recorded itself yet (it may be waiting for
+    another run to finish): the page follows it until it does."""
+    run = {"run_id": run_id, "status": "starting", "started_at": None, "finished_at": None}
+    return {"run": run, "assets": [], "counts": {}, "page": 1, "pages": 1, "logs": [], "live": True}
+
+
+def _pending(project: Project, selection: str, settled: set[str]) -> list[dict[str, Any]]:
+    """The assets a running run selected that have not settled yet (waiting or running:
+    a run records each asset once it is done)."""
+    from vibepiper.graph.selection import selection_words
+
+    words = selection_words(selection)
+    if words is None:
+        return []
+    try:
+        names = project.select(words[0] or None, words[1])
+    except UsageError:  # the project changed since the run started
+        return []
+    return [
+        {"asset": n, "status": "pending", "started_at": None, "finished_at": None}
+        for n in names
+        if n not in settled
+    ]
 
 
 def _pages(total: int, page: int, per_page: int) -> int:
@@ -154,6 +182,9 @@ def _preview(project: Project, name: str) -> dict[str, Any] | None:
         head = dataset.head(PREVIEW_ROWS)
     except VibePiperError as exc:
         return {"error": exc.message, "columns": [], "rows": []}
+    except Exception as exc:  # pyarrow's errors on a damaged file: `doctor` tells more
+        why = f"its stored file cannot be read ({type(exc).__name__}); run vibepiper doctor"
+        return {"error": why, "columns": [], "rows": []}
     columns = [{"name": f.name, "type": str(f.type)} for f in dataset.schema]
     names = [c["name"] for c in columns]
     values = [head.column(i).to_pylist() for i in range(head.num_columns)]

@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -68,28 +69,46 @@ def _identities(files: list[Path]) -> list[tuple[int, int, int] | None]:
     return found
 
 
-def launcher(root: Path, cli_args: list[str]) -> Callable[[list[str]], str]:
-    """Start a run of a selection as `vibepiper materialize` (its output goes where
-    serve's goes); its run id."""
-    from vibepiper.execution.recorder import new_run_id
+class Launcher:
+    """Starts a run of a selection as `vibepiper materialize` (its output goes where
+    serve's goes), as serve's own runs are: it dies with serve, and `stop` cancels the
+    ones still going (as Ctrl-C cancels a run)."""
 
-    def launch(select: list[str]) -> str:
+    def __init__(self, root: Path, cli_args: list[str]) -> None:
+        self.root, self.cli_args = root, cli_args
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, select: list[str]) -> str:
+        from vibepiper.execution.recorder import new_run_id
+        from vibepiper.processes import die_with_parent
+
         run_id = new_run_id()
-        args = [sys.executable, "-m", "vibepiper", *cli_args, "materialize"]
+        args = [sys.executable, "-m", "vibepiper", *self.cli_args, "materialize"]
         args += ["--run-id", run_id, "--", *select]
-        process = subprocess.Popen(args, cwd=root, start_new_session=True)
+        process = subprocess.Popen(
+            args, cwd=self.root, start_new_session=True, preexec_fn=die_with_parent(os.getpid())
+        )
+        self.running = [p for p in self.running if p.poll() is None] + [process]
         threading.Thread(target=process.wait, daemon=True).start()  # reaped when done
         return run_id
 
-    return launch
+    def stop(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                with contextlib.suppress(OSError):
+                    process.send_signal(signal.SIGTERM)
+        for process in self.running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
 
 
 class Server:
     """uvicorn serving `app` on host:port, in a thread."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, launcher: Launcher | None = None) -> None:
         import uvicorn
 
+        self.launcher = launcher
         # quiet while it starts (a taken port is our one-line error, not its log), then
         # errors only: a request that fails is logged with its traceback
         config = uvicorn.Config(app, host=host, port=port, log_level="critical", access_log=False)
@@ -110,5 +129,8 @@ class Server:
         logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
 
     def stop(self) -> None:
+        """Stop serving, and cancel the runs started from the UI that are still going."""
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if self.launcher is not None:
+            self.launcher.stop()

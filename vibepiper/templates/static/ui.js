@@ -41,7 +41,7 @@
         bar.appendChild(span);
       }
       tr.appendChild(bar);
-      tr.appendChild(cell(m.error || m.reason || ""));
+      tr.appendChild(cell(m.error || m.reason || (m.status === "pending" ? "waiting or running" : "")));
       table.appendChild(tr);
     }
     document.getElementById("run-empty").textContent = found.assets.length ? "" : "no asset has finished yet";
