@@ -3,7 +3,6 @@ and chromedriver, installed by .ci/run); skipped with the reason when they are m
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,10 +14,10 @@ import pytest
 from vibepiper import Project
 
 from .conftest import copy_example, run_cli
+from .helpers.browser import CHROMEDRIVER, CHROMIUM, chromium
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -83,28 +82,12 @@ def test_serve(site: tuple[Path, Path]) -> None:
     " .ci/run installs them)",
 )
 def test_the_graph_in_a_real_browser(site: tuple[Path, Path]) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     root, out = site
     graph = Project(root).graph
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1600,900",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    browser = chromium("1600,900")
     try:
         browser.get((out / "index.html").as_uri())
         nodes = browser.find_elements(By.CSS_SELECTOR, "g.node")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -19,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, run_cli, start_cli, write_project
+from tests.helpers.browser import CHROMEDRIVER, CHROMIUM, chromium
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = REPO / "test-artifacts"
 
 ASSETS = """
@@ -247,25 +246,7 @@ def test_a_taken_port_is_one_line_and_exit_2(served: Served, shop: Path) -> None
 def browser() -> Iterator[Any]:
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("no chromium/chromedriver (Debian packages chromium, chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver = chromium(console=True)
     yield driver
     driver.quit()
 
