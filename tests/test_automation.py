@@ -674,7 +674,7 @@ def test_a_run_of_many_ticks_has_a_trigger_materialize_accepts(tmp_path: Path) -
     from vibepiper.automation.daemon import TRIGGER_LENGTH, _trigger
 
     names = [f"freshness:asset_number_{i:03d}" for i in range(60)]
-    trigger = _trigger(names, lambda n: ":" not in n)
+    trigger = _trigger(names)
     assert trigger.startswith("freshness:asset_number_000,asset_number_001,")
     assert trigger.endswith(" more") and len(trigger) <= TRIGGER_LENGTH + 12
     root = project(tmp_path)

@@ -306,19 +306,24 @@ def test_lineage_clicks_through_to_the_asset_page_and_a_url_reproduces_the_view(
 def test_a_run_started_from_the_command_line_shows_up_live(
     served: Served, shop: Path, browser: Any
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait(seconds: float) -> Any:  # (the page swaps its rows as it refreshes itself)
+        return WebDriverWait(browser, seconds, 0.1, [StaleElementReferenceException])
 
     browser.get(served.url + "/runs")
     before = len(browser.find_elements(By.CSS_SELECTOR, "table.runs td a"))
     run = start_cli(shop, "materialize", "slow_a", "slow_b", stdout=subprocess.DEVNULL)
     try:
-        WebDriverWait(browser, 15, 0.1).until(  # without a reload: the page refreshes itself
+        wait(15).until(  # without a reload: the page refreshes itself
             lambda b: len(b.find_elements(By.CSS_SELECTOR, "table.runs td a")) > before
         )
-        link = browser.find_elements(By.CSS_SELECTOR, "table.runs td a")[0]
-        link.click()
-        WebDriverWait(browser, 10).until(lambda b: "/runs/" in b.current_url)
+        wait(10).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "table.runs td a")[0].click() or True
+        )
+        wait(10).until(lambda b: "/runs/" in b.current_url)
 
         def state(b: Any, asset: str) -> str:
             found = b.find_elements(
@@ -326,12 +331,12 @@ def test_a_run_started_from_the_command_line_shows_up_live(
             )
             return found[0].text if found else ""
 
-        WebDriverWait(browser, 10, 0.1).until(lambda b: state(b, "slow_b") == "pending")
-        WebDriverWait(browser, 10, 0.1).until(lambda b: state(b, "slow_a") == "succeeded")
-        WebDriverWait(browser, 10, 0.1).until(  # it changes state, still without a reload
+        wait(10).until(lambda b: state(b, "slow_b") == "pending")
+        wait(10).until(lambda b: state(b, "slow_a") == "succeeded")
+        wait(10).until(  # it changes state, still without a reload
             lambda b: state(b, "slow_b") == "succeeded"
         )
-        WebDriverWait(browser, 10, 0.1).until(
+        wait(10).until(
             lambda b: b.find_element(By.CSS_SELECTOR, "#run-status .status").text == "succeeded"
         )
         states = [s.text for s in browser.find_elements(By.CSS_SELECTOR, "#run-assets .status")]

@@ -15,7 +15,6 @@ the next `max_age` deadline, or the next poll, whichever is first.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -25,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,8 @@ from vibepiper.errors import DefinitionError, UsageError, VibePiperError
 from vibepiper.graph.selection import selection_words
 from vibepiper.processes import die_with_parent, on_stop_signals
 from vibepiper.text import plural
+from vibepiper.versioning.data_version import file_version
+from vibepiper.versioning.source_cache import Identities, Identity, file_identity
 
 if TYPE_CHECKING:
     from vibepiper.project import Project
@@ -59,10 +60,7 @@ class Definitions:
     watches: dict[str, Path]  # source asset -> its file
     automated: dict[str, str]  # asset -> "eager" | "missing"
     aged: dict[str, timedelta]  # asset -> max_age
-    files: dict[Path, tuple[int, int, int] | None]  # definition file -> identity
-
-    def changed(self) -> bool:
-        return any(_identity(f) != known for f, known in self.files.items())
+    files: Identities  # of the definition files, when loaded
 
 
 def load(make_project: Callable[[], Project], project: Project | None = None) -> Definitions:
@@ -81,7 +79,7 @@ def load(make_project: Callable[[], Project], project: Project | None = None) ->
         n: a.automation for n, a in project.graph.assets.items() if a.automation is not None
     }
     aged = {n: a.max_age for n, a in project.graph.assets.items() if a.max_age is not None}
-    files = {f: _identity(f) for f in project.definition_files()}
+    files = Identities(project.definition_files())
     return Definitions(project, schedules, watches, automated, aged, files)
 
 
@@ -103,25 +101,22 @@ def _check_watchable(name: str, path: Path) -> None:
         )
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_size, info.st_mtime_ns, info.st_ino)
-
-
 @dataclass
 class Watch:
     """A watched file: what it looked like last, and since when (monotonic time)."""
 
     path: Path
-    seen: tuple[int, int, int] | None = None
+    first: float  # when it was first looked at
+    seen: Identity | None = None
     since: float = 0.0
     pending: bool = True  # changed (or never looked at) and not yet evaluated
 
+    @classmethod
+    def start(cls, path: Path, now: float) -> Watch:
+        return cls(path, now, file_identity(path), now)
+
     def poll(self, now: float) -> None:
-        identity = _identity(self.path)
+        identity = file_identity(self.path)
         if identity != self.seen:
             self.seen, self.since, self.pending = identity, now, True
 
@@ -132,20 +127,15 @@ class Watch:
             return True
         # a file that was already still when first seen need not be waited for
         mtime = self.seen[1] / 1e9
-        return self.since == self._first and time.time() - mtime >= settle
-
-    _first: float = field(default=-1.0, repr=False)
+        return self.since == self.first and time.time() - mtime >= settle
 
 
-def file_hash(path: Path) -> str | None:
-    digest = hashlib.sha256()
+def _content(path: Path) -> str | None:
+    """What the file holds, as the source asset's data version would be (None if gone)."""
     try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_version(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 @dataclass
@@ -180,7 +170,7 @@ class Daemon:
         self.signals = 0
         self.child: Child | None = None
         self.watches: dict[str, Watch] = {}
-        self.catalog_seen: Any = None  # the catalog files' identity when last evaluated
+        self.catalog_seen: Identities | None = None  # the catalog's, when last evaluated
         self.failed_runs = 0
         self.latest: dict[str, dict[str, Any]] = {}  # schedule -> its latest tick
         self.next_due: dict[str, datetime] = {}  # schedule -> when to evaluate it next
@@ -380,11 +370,10 @@ class Daemon:
         for watch in self.watches.values():
             watch.poll(monotonic)
         settled = [n for n, w in self.watches.items() if w.settled(monotonic, self.settle)]
-        catalog_now = self._catalog_identity()
-        catalog_moved = catalog_now != self.catalog_seen
+        catalog_moved = self.catalog_seen is None or self.catalog_seen.changed()
         if not settled and not catalog_moved and not self._deadline_passed(now):
             return
-        self.catalog_seen = catalog_now
+        self.catalog_seen = self._catalog_files()
         project = self.defs.project
         names = set(settled) | set(self.defs.automated) | set(self.defs.aged)
         if not names:
@@ -392,22 +381,24 @@ class Daemon:
         verdicts = project.status(project.graph.sorted(names))
         current = project.catalog.current(names | _upstream(project, self.defs.automated))
         naive = now.astimezone(UTC).replace(tzinfo=None)
+        causes = tick_log.latest_causes(self.catalog)
         new: list[Tick] = []
-        new += self._sensor_ticks(settled, verdicts, naive)
-        new += self._automation_ticks(verdicts, current, naive)
-        new += self._freshness_ticks(current, now, naive)
+        new += self._sensor_ticks(settled, verdicts, causes, naive)
+        new += self._automation_ticks(verdicts, current, causes, naive)
+        new += self._freshness_ticks(current, causes, now, naive)
         for name in settled:
             self.watches[name].pending = False
         if new:
             for tick in tick_log.record(self.catalog, new):
                 self.queued = True
                 self.say(f"{tick.schedule}: run {tick.run_id} queued ({tick.reason})")
-            self.catalog_seen = self._catalog_identity()
+            self.catalog_seen = self._catalog_files()
 
-    def _sensor_ticks(self, settled: list[str], verdicts: Any, naive: datetime) -> list[Tick]:
+    def _sensor_ticks(
+        self, settled: list[str], verdicts: Any, causes: dict[str, str | None], naive: datetime
+    ) -> list[Tick]:
         from vibepiper.versioning.freshness import Why
 
-        causes = tick_log.latest_causes(self.catalog, "sensor:")
         group: list[Tick] = []
         sources: list[str] = []
         for name in settled:
@@ -416,7 +407,7 @@ class Daemon:
             if not kinds & {Why.SOURCE, Why.NEVER}:
                 continue
             path = self.watches[name].path
-            digest = file_hash(path)
+            digest = _content(path)
             trigger = f"sensor:{self._relative(path)}"
             if digest is None or causes.get(trigger) == digest:
                 continue  # gone again, or this content already fired
@@ -432,12 +423,13 @@ class Daemon:
         except ValueError:
             return str(path)
 
-    def _automation_ticks(self, verdicts: Any, current: Any, naive: datetime) -> list[Tick]:
+    def _automation_ticks(
+        self, verdicts: Any, current: Any, causes: dict[str, str | None], naive: datetime
+    ) -> list[Tick]:
         from vibepiper.units import whole
         from vibepiper.versioning.freshness import Why
 
         project = self.defs.project
-        causes = tick_log.latest_causes(self.catalog, "automation:")
         group: list[Tick] = []
         chosen: set[str] = set()  # recomputed in this run: their eager followers follow
         for name in project.graph.order:
@@ -474,10 +466,11 @@ class Daemon:
             group.append(Tick(trigger, naive, "queued", reason=reason, cause=cause))
         return _one_run(group, " ".join(t.schedule.partition(":")[2] for t in group))
 
-    def _freshness_ticks(self, current: Any, now: datetime, naive: datetime) -> list[Tick]:
+    def _freshness_ticks(
+        self, current: Any, causes: dict[str, str | None], now: datetime, naive: datetime
+    ) -> list[Tick]:
         from vibepiper.units import whole
 
-        causes = tick_log.latest_causes(self.catalog, "freshness:")
         self.deadlines = {}
         group: list[Tick] = []
         for name, max_age in self.defs.aged.items():
@@ -500,9 +493,9 @@ class Daemon:
     def _deadline_passed(self, now: datetime) -> bool:
         return any(d <= now for d in self.deadlines.values())
 
-    def _catalog_identity(self) -> Any:
+    def _catalog_files(self) -> Identities:
         path = self.catalog.path
-        return (_identity(path), _identity(path.with_name(path.name + ".wal")))
+        return Identities([path, path.with_name(path.name + ".wal")])
 
     # -- launching --------------------------------------------------------------------
 
@@ -524,7 +517,7 @@ class Daemon:
         if queued[0]["run_status"] is not None:  # its run was recorded: it had its run
             tick_log.finished(self.catalog, run_id, _ended(queued[0]["run_status"]))
             return True
-        trigger = _trigger([t["schedule"] for t in mine], self._is_schedule)
+        trigger = _trigger([t["schedule"] for t in mine])
         selection = selection_words(mine[0]["selection"] or "")
         if selection is None:
             tick_log.finished(self.catalog, run_id, "failed", "its selection is not valid")
@@ -553,9 +546,6 @@ class Daemon:
             return True
         self.child = Child(run_id, process, trigger)
         return True
-
-    def _is_schedule(self, name: str) -> bool:
-        return ":" not in name
 
     def _follow_child(self) -> None:
         """Once the run in progress has ended, record its end in its ticks. A run that a
@@ -611,19 +601,16 @@ class Daemon:
             if known is not None and known.path == path:
                 self.watches[name] = known
                 continue
-            watch = Watch(path)
-            watch.poll(now)
-            watch._first = watch.since
-            self.watches[name] = watch
+            self.watches[name] = Watch.start(path, now)
 
     def _reload_if_changed(self) -> None:
-        if not self.defs.changed():
+        if not self.defs.files.changed():
             return
         try:
             self.defs = load(self.make_project)
         except VibePiperError as exc:
             self.say(f"error: {exc} (keeping the definitions loaded before)")
-            self.defs.files = {f: _identity(f) for f in self.defs.files}
+            self.defs.files = Identities(self.defs.files.paths)
             return
         self.say("definitions reloaded")
         self.catalog_seen = None
@@ -695,11 +682,11 @@ def _upstream(project: Project, automated: dict[str, str]) -> set[str]:
     return {u for n in automated for u in project.graph.assets[n].inputs.values()}
 
 
-def _trigger(names: list[str], is_schedule: Callable[[str], bool]) -> str:
+def _trigger(names: list[str]) -> str:
     """`runs.trigger` of a run launched by these ticks: `schedule:NAME`, or a trigger's
     name (several of one kind: `automation:a,b`)."""
     if len(names) == 1:
-        return f"schedule:{names[0]}" if is_schedule(names[0]) else names[0]
+        return names[0] if ":" in names[0] else f"schedule:{names[0]}"  # (a trigger's name)
     kind = names[0].partition(":")[0]
     text = f"{kind}:"
     for i, name in enumerate(names):
@@ -744,25 +731,19 @@ def _utc_text(moment: datetime) -> str:
 
 @contextlib.contextmanager
 def serve_lock(home: Path) -> Any:
-    """One `serve` per project: a second is refused (exit 2), naming the holder."""
-    import fcntl
-
+    """One `serve` per project: a second is refused (exit 2), naming the holder. (The
+    catalog's own lock, taken without waiting, on a file of its own.)"""
     from vibepiper.catalog import lock
+    from vibepiper.errors import CatalogBusyError
 
     home.mkdir(parents=True, exist_ok=True)
     path = home / SERVE_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                f"vibepiper serve is already running for this project: "
-                f"{lock.describe_holder(path)} holds {path}",
-                "stop that one first (Ctrl-C or SIGTERM), or use it",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} vibepiper serve\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+        with lock.hold(path, exclusive=True, timeout=0, what="vibepiper serve"):
+            yield
+    except CatalogBusyError:
+        raise UsageError(
+            f"vibepiper serve is already running for this project: "
+            f"{lock.describe_holder(path)} holds {path}",
+            "stop that one first (Ctrl-C or SIGTERM), or use it",
+        ) from None

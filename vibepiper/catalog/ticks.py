@@ -92,15 +92,13 @@ def latest(catalog: Catalog) -> dict[str, dict[str, Any]]:
     return {r["schedule"]: r for r in found}
 
 
-def latest_causes(catalog: Catalog, prefix: str) -> dict[str, str | None]:
-    """The cause of the latest tick of each trigger whose name starts with `prefix` that
-    was not skipped (`automation:` -> {"automation:clean": "..."})."""
+def latest_causes(catalog: Catalog) -> dict[str, str | None]:
+    """The cause of each trigger's latest tick that was not skipped (`{"automation:clean":
+    "...", "sensor:data/raw.csv": "..."}`): what fired it last."""
     with catalog.connect() as con:
         found = con.execute(
-            "SELECT schedule, cause FROM ticks WHERE starts_with(schedule, ?) "
-            "AND status <> 'skipped' QUALIFY row_number() OVER "
-            "(PARTITION BY schedule ORDER BY scheduled_for DESC) = 1",
-            [prefix],
+            "SELECT schedule, cause FROM ticks WHERE status <> 'skipped' QUALIFY "
+            "row_number() OVER (PARTITION BY schedule ORDER BY scheduled_for DESC) = 1"
         ).fetchall()
     return dict(found)
 

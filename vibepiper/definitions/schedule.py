@@ -54,6 +54,11 @@ class Schedule:
         return f"schedule:{self.name}"
 
     @property
+    def expression(self) -> str:
+        """The five fields cronsim reads (a nickname such as @daily spelled out)."""
+        return ALIASES.get(self.cron, self.cron)
+
+    @property
     def signature(self) -> str:
         """What the fire times depend on: when it changes, no earlier tick is replayed."""
         return f"{self.cron} {self.timezone}"
@@ -72,7 +77,7 @@ class Schedule:
         from cronsim import CronSim
 
         start = after.astimezone(self.zone())
-        for moment in CronSim(ALIASES.get(self.cron, self.cron), start):
+        for moment in CronSim(self.expression, start):
             if moment > after:  # (in a repeated hour, cron's next time can be an earlier one)
                 yield moment.astimezone(UTC)
 
@@ -85,7 +90,7 @@ class Schedule:
         # Start the walk a few fire times before `until` (found backwards), then walk
         # forwards: the forward walk is what decides each fire time (cron's DST rules).
         start = after
-        back = CronSim(ALIASES.get(self.cron, self.cron), until.astimezone(self.zone()), True)
+        back = CronSim(self.expression, until.astimezone(self.zone()), True)
         for _ in range(limit + 2):
             moment = next(back, None)
             if moment is None or moment <= after:
@@ -107,7 +112,7 @@ class Schedule:
         """The latest fire time in (after, moment), if any (found backwards: no walk)."""
         from cronsim import CronSim
 
-        back = CronSim(ALIASES.get(self.cron, self.cron), moment.astimezone(self.zone()), True)
+        back = CronSim(self.expression, moment.astimezone(self.zone()), True)
         for found in back:
             if found <= after:
                 return None

@@ -7,15 +7,14 @@ never waits for a judgement of thousands of assets, and what it shows is a momen
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.catalog import reads
+from vibepiper.versioning.source_cache import Identities
 
 if TYPE_CHECKING:
     from vibepiper.project import Project
@@ -49,8 +48,7 @@ class Judged:
         self.first = threading.Lock()
         self.refreshing = threading.Lock()  # one judgement in the background at a time
         self.latest: Judgement | None = None
-        self.watched: list[Path] = []  # the files whose change calls for a new judgement
-        self.made_for: Any = None  # the catalog's identity when the latest was made
+        self.watched = Identities([])  # the files whose change calls for a new judgement
         self.made_at = 0.0
 
     def get(self) -> Judgement:
@@ -61,7 +59,7 @@ class Judged:
                     self._make()
             assert self.latest is not None
             return self.latest
-        stale = time.monotonic() - self.made_at > REFRESH or self._key() != self.made_for
+        stale = time.monotonic() - self.made_at > REFRESH or self.watched.changed()
         if stale and self.refreshing.acquire(blocking=False):
             threading.Thread(target=self._refresh, daemon=True).start()
         return latest
@@ -81,22 +79,12 @@ class Judged:
             for a in project.graph.assets.values()
             if a.source_path is not None
         ]
-        self.watched = [
-            catalog,
-            catalog.with_name(catalog.name + ".wal"),
-            *project.definition_files(),
-            *sources,
-        ]
-        key = self._key()
-        self.latest, self.made_for, self.made_at = judge(project), key, time.monotonic()
-
-    def _key(self) -> Any:
-        return [_identity(path) for path in self.watched]
-
-
-def _identity(path: Any) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_size, info.st_mtime_ns)
+        self.watched = Identities(
+            [
+                catalog,
+                catalog.with_name(catalog.name + ".wal"),
+                *project.definition_files(),
+                *sources,
+            ]
+        )
+        self.latest, self.made_at = judge(project), time.monotonic()

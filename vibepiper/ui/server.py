@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import UsageError
+from vibepiper.versioning.source_cache import Identities
 
 if TYPE_CHECKING:
     from vibepiper.project import Project
@@ -47,26 +48,14 @@ class Current:
 
     def __init__(self, make: Callable[[], Project], first: Project) -> None:
         self.make, self.project = make, first
-        self.seen = _identities(first.definition_files())
+        self.files = Identities(first.definition_files())
 
     def __call__(self) -> Project:
-        files = self.project.definition_files()
-        if _identities(files) != self.seen:
+        if self.files.changed():
             with contextlib.suppress(Exception):  # a broken edit: the last good one stays
                 self.project = self.make()
-            self.seen = _identities(files)
+            self.files = Identities(self.project.definition_files())
         return self.project
-
-
-def _identities(files: list[Path]) -> list[tuple[int, int, int] | None]:
-    found: list[tuple[int, int, int] | None] = []
-    for f in files:
-        try:
-            info = os.stat(f)
-            found.append((info.st_size, info.st_mtime_ns, info.st_ino))
-        except OSError:
-            found.append(None)
-    return found
 
 
 class Launcher:

@@ -9,7 +9,7 @@ import ast
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from vibepiper.versioning.data_version import file_version
@@ -21,6 +21,26 @@ MAX_ENTRIES = 200_000  # beyond this, the files not asked about this time are fo
 
 def identity_of(found: os.stat_result) -> Identity:
     return found.st_size, found.st_mtime_ns, found.st_ino
+
+
+def file_identity(path: Path) -> Identity | None:
+    """`path`'s identity now, or None if it cannot be looked at (gone, say)."""
+    try:
+        return identity_of(os.stat(path))
+    except OSError:
+        return None
+
+
+class Identities:
+    """The identities of some files when taken; `changed()` tells whether any has moved
+    since (a stat of each: what `serve` and the UI look at to know they must look again)."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths = list(paths)
+        self.taken = [file_identity(p) for p in self.paths]
+
+    def changed(self) -> bool:
+        return any(file_identity(p) != t for p, t in zip(self.paths, self.taken, strict=True))
 
 
 _TREES: dict[tuple[str, Identity], ast.Module | None] = {}
