@@ -23,9 +23,7 @@ from vibepiper.versioning.source_cache import Identities
 if TYPE_CHECKING:
     from vibepiper.project import Project
 
-MISSING = (
-    "the web UI needs Starlette, uvicorn and Jinja2: pip install 'vibepiper[ui]' (or pass --no-ui)"
-)
+MISSING = "the web UI needs Starlette and uvicorn: pip install 'vibepiper[ui]' (or pass --no-ui)"
 
 
 def available() -> bool:
