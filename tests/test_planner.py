@@ -177,7 +177,9 @@ def observed(
     all_codes = {name: CODE for name in GRAPH.assets} | dict(codes or {})
     # every unit with data was looked at (one that was not counts as missing)
     looked = {Unit(name): "" for name in GRAPH.assets} | dict(damage or {})
-    return Observed(all_codes, dict(sources or {"raw": "r1"}), dict(errors or {}), looked, NOW)
+    found = {Unit(k): v for k, v in (sources or {"raw": "r1"}).items()}
+    failing = {Unit(k): v for k, v in (errors or {}).items()}
+    return Observed(all_codes, found, failing, looked, NOW)
 
 
 def everything_current() -> dict[Unit, Current]:

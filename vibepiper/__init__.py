@@ -13,6 +13,15 @@ from vibepiper.definitions.asset import AssetDef, asset, source_file
 from vibepiper.definitions.check import CheckDef, CheckResult, check
 from vibepiper.definitions.context import Context
 from vibepiper.definitions.expect import register_expectation
+from vibepiper.definitions.partitions import (
+    Partition,
+    Partitions,
+    daily,
+    hourly,
+    monthly,
+    static,
+    weekly,
+)
 from vibepiper.definitions.schedule import schedule
 from vibepiper.errors import VibePiperError
 from vibepiper.version import __version__
@@ -26,16 +35,23 @@ __all__ = [
     "CheckDef",
     "CheckResult",
     "Context",
+    "Partition",
+    "Partitions",
     "Project",
     "RunResult",
     "VibePiperError",
     "__version__",
     "asset",
     "check",
+    "daily",
     "expect",
+    "hourly",
+    "monthly",
     "register_expectation",
     "schedule",
     "source_file",
+    "static",
+    "weekly",
 ]
 
 

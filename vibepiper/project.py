@@ -10,10 +10,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from vibepiper.errors import AssetNotMaterializedError, SelectionError, did_you_mean
+from vibepiper.errors import (
+    AssetNotMaterializedError,
+    SelectionError,
+    UsageError,
+    did_you_mean,
+)
 from vibepiper.graph.graph import Graph
 from vibepiper.loader import load_settings
 from vibepiper.text import quoted
+from vibepiper.versioning.partitioning import keys_for
 
 if TYPE_CHECKING:
     import threading
@@ -245,6 +251,8 @@ class Project:
         config: Config | None = None,
         trigger: str = "manual",
         run_id: str | None = None,
+        partition: str | None = None,
+        partitions: str | None = None,
     ) -> RunResult:
         """Run the selection (default: everything); `result.states` has each final state.
 
@@ -256,6 +264,8 @@ class Project:
         `[tool.vibepiper.config]`, over the functions' defaults). `trigger` is what
         started the run, recorded in `runs.trigger`; `run_id` its id, chosen beforehand
         (by `vibepiper serve`, which records it with the tick that launches the run).
+        Of a partitioned asset, it runs the partition `partition`, or those of the range
+        `partitions` ("FROM..TO"), or by default every partition up to now (SPEC §7).
         """
         from vibepiper.execution.executors import make_executor
         from vibepiper.execution.run import RunOptions
@@ -263,6 +273,7 @@ class Project:
         from vibepiper.loader import GraphLoader
 
         names = self.select(select, exclude)
+        keys = keys_for(self.graph, names, partition, partitions)
         ws = self.workspace(config)
         executor, workers = self._executor(executor, workers, address)
         if self.settings.openlineage is not None:
@@ -291,6 +302,7 @@ class Project:
             signals=signals,
             trigger=trigger,
             run_id=run_id,
+            keys=None if keys is None else tuple(keys),
         )
         try:
             return run(
@@ -331,15 +343,19 @@ class Project:
         force: bool = False,
         exclude: str | Iterable[str] | None = None,
         config: Config | None = None,
+        partition: str | None = None,
+        partitions: str | None = None,
     ) -> dict[str, Verdict]:
         """Each selected asset's verdict as a run (with `config`) would see it now (fresh
-        ones are skipped)."""
+        ones are skipped); a partitioned asset's sums up its partitions'."""
         from vibepiper.execution.workspace import check_pools, plan
         from vibepiper.versioning.planner import PlanOptions
 
         names = self.select(select, exclude)
+        keys = keys_for(self.graph, names, partition, partitions)
         check_pools(self.graph, names, self.settings.pools)
-        return plan(self.workspace(config), names, PlanOptions(force=force)).verdicts()
+        ws = self.workspace(config)
+        return plan(ws, names, PlanOptions(force=force), keys=keys).verdicts()
 
     def status(
         self, select: str | Iterable[str] | None = None, *, config: Config | None = None
@@ -493,16 +509,29 @@ class Project:
         version: str | None = None,
         rejected: bool = False,
         quarantined: bool = False,
+        partition: str | None = None,
     ) -> pd.DataFrame:
         """The current data of asset `name`, or the data at data version `version`.
 
         `rejected=True`: the latest output that failed its checks (kept, never published);
-        `quarantined=True`: the rows quarantine removed from the current data.
+        `quarantined=True`: the rows quarantine removed from the current data. Of a
+        partitioned asset: the current data of `partition`, or by default of every
+        partition that has data, concatenated in key order.
         """
         from vibepiper.catalog import reads
         from vibepiper.units import whole
 
         self.require_asset(name)
+        parts = self.graph.assets[name].partitions
+        if partition is not None:
+            if parts is None:
+                raise UsageError(
+                    f"asset '{name}' is not partitioned, so it has no partition {partition!r}",
+                    "drop --partition",
+                )
+            parts.check_key(partition, f"asset '{name}'")
+        if parts is not None and version is None and not (rejected or quarantined):
+            return self._read_partitions(name, partition)
         if rejected:
             mid = reads.rejected_materialization(self.catalog, name)
             return self.store.read_kept(whole(name), mid, "rejected")
@@ -520,6 +549,44 @@ class Project:
         else:
             version = reads.full_version(self.catalog, name, version)
         return self.store.read(whole(name), version)
+
+    def _read_partitions(self, name: str, partition: str | None) -> pd.DataFrame:
+        import pandas as pd
+
+        from vibepiper.units import Unit
+
+        found = self.catalog.current([name])
+        if partition is not None:
+            current = found.get(Unit(name, partition))
+            if current is None:
+                raise AssetNotMaterializedError(
+                    f"partition {partition} of asset '{name}' has never been materialized",
+                    f"run `vibepiper materialize {name} --partition {partition}`",
+                )
+            return self.store.read(current.unit, current.data_version)
+        parts = self.graph.assets[name].partitions
+        assert parts is not None
+        units = sorted(found, key=lambda u: parts.order(u.partition))
+        if not units:
+            raise AssetNotMaterializedError(
+                f"no partition of asset '{name}' has been materialized",
+                f"run `vibepiper materialize {name}`",
+            )
+        frames = [self.store.read(u, found[u].data_version) for u in units]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def partitions(self, name: str) -> list[dict[str, Any]]:
+        """Each partition of `name` up to now, in key order: its key, status (fresh, stale,
+        missing or failed), data version, row count and the reasons (SPEC §7)."""
+        from vibepiper.execution.partition_status import partition_rows
+
+        self.require_asset(name)
+        if self.graph.assets[name].partitions is None:
+            raise UsageError(
+                f"asset '{name}' is not partitioned",
+                "`vibepiper partitions` lists the partitions of an asset declared with partitions=",
+            )
+        return partition_rows(self.workspace(), name)
 
     def query(self, sql: str) -> pd.DataFrame:
         """Read-only SQL over the catalog tables and the assets' current data (as views)."""
@@ -553,16 +620,25 @@ class Project:
         rows = reads.current_data_rows(self.catalog)
         assets: dict[str, Opener] = {}
         quarantine: dict[str, Opener] = {}
+        partitioned: dict[str, list[tuple[str, str]]] = {}
         for row in rows:
             name = row["asset"]
             if name not in self.graph.assets:
                 continue
             unit, version = whole(name), row["data_version"]
             self.store.location(unit, version)  # a version that is no name of the store's
+            if self.graph.assets[name].partitions is not None:
+                if row["partition_key"] is not None:
+                    partitioned.setdefault(name, []).append((row["partition_key"], version))
+                continue
+            if row["partition_key"] is not None:
+                continue  # left by an earlier, partitioned definition of the asset
             assets[name] = partial(self.store.dataset, unit, version)
             if row["quarantined_rows"]:
                 mid = row["materialization_id"]
                 quarantine[name] = partial(self.store.kept_dataset, unit, mid, "quarantine")
+        for name, found in partitioned.items():
+            assets[name] = partial(_union, self.store, name, [v for _, v in found])
         return assets, quarantine
 
     def workspace(self, config: Config | None = None) -> Workspace:
@@ -601,3 +677,17 @@ def _selection_text(
 
 def _words(given: str | Iterable[str] | None) -> list[str]:
     return [given] if isinstance(given, str) else list(given or [])
+
+
+def _union(store: Any, name: str, versions: list[str]) -> Any:
+    """One dataset over the current files of every partition of `name` (partitions with
+    the same data share a file: each file counts once per partition that has it)."""
+    import pyarrow.dataset as ds
+
+    from vibepiper.units import Unit
+
+    opened = {v: store.dataset(Unit(name), v) for v in dict.fromkeys(versions)}
+    found = [d for v in versions if (d := opened[v]) is not None]
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else ds.dataset(found)

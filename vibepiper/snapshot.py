@@ -23,13 +23,14 @@ from types import MappingProxyType
 from typing import Any
 
 from vibepiper.definitions.asset import AUTOMATIONS, AssetDef, check_name
+from vibepiper.definitions.partitions import Partitions
 from vibepiper.definitions.schedule import Schedule, as_dict, from_dicts
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion, config_texts
 
-FORMAT = 6
+FORMAT = 7
 FILENAME = "snapshot.json"
 
 
@@ -251,6 +252,9 @@ def _asset_entry(
         "source_path": defn.source_path,
         "automation": defn.automation,
         "watch": defn.watch,
+        "partitions": defn.partitions.as_dict() if defn.partitions else None,
+        "time_column": defn.time_column,
+        "lookback": dict(defn.lookback),
         "code_version": code.version,
         "code_parts": code.parts,
         "config": config_texts(defn.config),
@@ -297,6 +301,11 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
                 source_path=entry["source_path"],
                 automation=_automation(entry["automation"]),
                 watch=entry["watch"] is True,
+                partitions=Partitions.from_dict(entry["partitions"])
+                if entry["partitions"]
+                else None,
+                time_column=str(entry["time_column"]) if entry["time_column"] else None,
+                lookback={str(k): int(v) for k, v in dict(entry["lookback"]).items()},
                 module=str(entry["module"]),
             )
         )

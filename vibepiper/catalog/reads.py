@@ -22,18 +22,23 @@ Row = dict[str, Any]
 
 
 def history_rows(
-    catalog: Catalog, asset: str, limit: int, statuses: Collection[str] | None = None
+    catalog: Catalog,
+    asset: str,
+    limit: int,
+    statuses: Collection[str] | None = None,
+    partition: str | None = None,
 ) -> list[Row]:
-    """Materializations of `asset` (only those of `statuses`, if given), newest first,
-    each with its inputs and check results."""
+    """Materializations of `asset` (only those of `statuses`, and of the partition
+    `partition`, if given), newest first, each with its inputs and check results."""
     wanted = None if statuses is None else sorted(statuses)
     with catalog.connect() as con:
         made = rows(
             con,
             "SELECT * FROM materializations WHERE asset = ? "
             "AND (? IS NULL OR list_contains(?, status)) "
+            "AND (CAST(? AS VARCHAR) IS NULL OR partition_key = ?) "
             "ORDER BY finished_at DESC, materialization_id DESC LIMIT ?",
-            [asset, wanted, wanted, limit],
+            [asset, wanted, wanted, partition, partition, limit],
         )
         ids = [r["materialization_id"] for r in made]
         lineage = rows(
@@ -219,10 +224,27 @@ def running_runs(catalog: Catalog) -> list[Row]:
 
 
 def current_data_rows(catalog: Catalog) -> list[Row]:
-    """Each asset's current materialization: its id, data version and quarantined rows."""
+    """Each unit's current materialization: its asset, partition key (None: the whole
+    asset), id, data version and quarantined rows; by asset, then key."""
     return catalog.fetch(
-        "SELECT asset, materialization_id, data_version, quarantined_rows "
-        "FROM current_materializations WHERE partition_key IS NULL"
+        "SELECT asset, partition_key, materialization_id, data_version, quarantined_rows "
+        "FROM current_materializations ORDER BY asset, partition_key"
+    )
+
+
+def last_attempt_rows(catalog: Catalog, asset: str) -> list[Row]:
+    """The latest attempt to compute each partition of `asset` (succeeded, failed or
+    check_failed), with the names of the checks that failed it."""
+    return catalog.fetch(
+        "WITH last AS (SELECT partition_key, status, error, materialization_id, finished_at "
+        "FROM materializations WHERE asset = ? AND partition_key IS NOT NULL "
+        "AND status IN ('succeeded', 'failed', 'check_failed') "
+        "QUALIFY row_number() OVER (PARTITION BY partition_key "
+        "ORDER BY finished_at DESC, materialization_id DESC) = 1) "
+        "SELECT last.*, (SELECT list(c.check_name ORDER BY c.check_name) FROM check_results c "
+        "WHERE c.materialization_id = last.materialization_id AND NOT c.passed "
+        "AND c.severity = 'error') AS failed_checks FROM last",
+        [asset],
     )
 
 

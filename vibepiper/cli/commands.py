@@ -7,7 +7,7 @@ the command that needs it (so `vibepiper --help` stays instant).
 
 from __future__ import annotations
 
-from vibepiper.cli.data_cmds import history, logs, runs, show
+from vibepiper.cli.data_cmds import history, logs, partitions, runs, show
 from vibepiper.cli.graph_cmds import docs, explain, init, lineage, list_, status
 from vibepiper.cli.query_cmd import query
 from vibepiper.cli.run_cmds import check, doctor, materialize
@@ -23,6 +23,7 @@ COMMANDS = [
     lineage,
     show,
     history,
+    partitions,
     runs,
     logs,
     query,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vibepiper.cli.common import emit_json, frame_records, json_default, json_option, limit_option
+from vibepiper.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +40,11 @@ if TYPE_CHECKING:
     is_flag=True,
     help="The rows quarantine removed from the current data, with the reasons.",
 )
+@click.option(
+    "--partition",
+    metavar="KEY",
+    help="Of a partitioned asset, this partition (default: every partition, in key order).",
+)
 @json_option
 @click.pass_obj
 def show(
@@ -48,6 +54,7 @@ def show(
     version: str | None,
     rejected: bool,
     quarantined: bool,
+    partition: str | None,
     as_json: bool,
 ) -> None:
     """Preview an asset's current data (or an older, rejected or quarantined version)."""
@@ -55,7 +62,13 @@ def show(
     if version is not None and not (rejected or quarantined):
         frame = _read_version(project, asset, version)
     else:
-        frame = project.read(asset, version=version, rejected=rejected, quarantined=quarantined)
+        frame = project.read(
+            asset,
+            version=version,
+            rejected=rejected,
+            quarantined=quarantined,
+            partition=partition,
+        )
     head = frame.head(limit)
     if as_json:
         click.echo(json.dumps(frame_records(head), default=json_default, allow_nan=False))
@@ -103,10 +116,17 @@ def _read_version(project: Project, asset: str, version: str) -> pd.DataFrame:
     help="Only its failed materializations (failed, check_failed), each with its full "
     "error: the traceback.",
 )
+@click.option("--partition", metavar="KEY", help="Of a partitioned asset, only this partition's.")
 @json_option
 @click.pass_obj
 def history(
-    opts: Options, asset: str, limit: int, show_all: bool, errors: bool, as_json: bool
+    opts: Options,
+    asset: str,
+    limit: int,
+    show_all: bool,
+    errors: bool,
+    partition: str | None,
+    as_json: bool,
 ) -> None:
     """The materializations of ASSET, newest first: run, time, state, rows, versions,
     inputs, checks (skipped and blocked rows with --all; full errors with --errors)."""
@@ -114,8 +134,13 @@ def history(
 
     project = opts.load()
     project.require_asset(asset)
+    parts = project.graph.assets[asset].partitions
+    if partition is not None:
+        if parts is None:
+            raise UsageError(f"asset '{asset}' is not partitioned", "drop --partition")
+        parts.check_key(partition, f"asset '{asset}'")
     statuses = FAILED if errors else None if show_all else MADE
-    rows = history_rows(project.catalog, asset, limit, statuses)
+    rows = history_rows(project.catalog, asset, limit, statuses, partition)
     if as_json:
         emit_json(rows)
     elif errors:
@@ -141,9 +166,11 @@ NO_OPS = ("skipped", "blocked")  # nothing was computed: it was fresh, or an ups
 def _print_history(rows: list[dict[str, Any]]) -> None:
     from vibepiper.reporting.console import print_table
 
+    keyed = any(r.get("partition_key") for r in rows)
     shown = [
         {
             "run": r["run_id"],
+            **({"partition": r.get("partition_key") or ""} if keyed else {}),
             "finished": str(r["finished_at"] or "")[:19],
             "status": r["status"],
             "rows": r["row_count"],
@@ -154,7 +181,8 @@ def _print_history(rows: list[dict[str, Any]]) -> None:
         }
         for r in rows
     ]
-    print_table(shown, ["run", "finished", "status", "rows", "code", "data", "inputs", "note"])
+    columns = ["run", "finished", "status", "rows", "code", "data", "inputs", "note"]
+    print_table(shown, [*columns[:1], "partition", *columns[1:]] if keyed else columns)
 
 
 def _print_errors(rows: list[dict[str, Any]]) -> None:
@@ -225,3 +253,31 @@ def logs(opts: Options, run_id: str, asset: str | None, as_json: bool) -> None:
         click.echo(
             f"run {full} logged nothing" + (f" for asset '{asset}'" if asset else ""), err=True
         )
+
+
+@click.command()
+@click.argument("asset")
+@click.option(
+    "--status",
+    "wanted",
+    type=click.Choice(["missing", "failed", "stale", "fresh"]),
+    help="Only the partitions in this state.",
+)
+@json_option
+@click.pass_obj
+def partitions(opts: Options, asset: str, wanted: str | None, as_json: bool) -> None:
+    """The partitions of ASSET up to now, as ranges of the same state (fresh, stale,
+    missing, failed) with the reasons; --json: one object per partition."""
+    from vibepiper.execution.partition_status import range_lines
+
+    project = opts.load()
+    rows = project.partitions(asset)
+    if as_json:
+        emit_json([r for r in rows if wanted is None or r["status"] == wanted])
+        return
+    lines = range_lines(rows, wanted)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        what = f"no {wanted} partitions" if wanted else "no partitions yet"
+        click.echo(f"asset '{asset}' has {what}", err=True)

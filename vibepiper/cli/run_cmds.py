@@ -47,6 +47,17 @@ if TYPE_CHECKING:
     metavar="tcp://HOST:PORT",
     help="The Dask scheduler to use (default: a local cluster for the run).",
 )
+@click.option(
+    "--partition",
+    metavar="KEY",
+    help="Of the selected partitioned assets, run only this partition (e.g. 2026-03-01).",
+)
+@click.option(
+    "--partitions",
+    "span",
+    metavar="FROM..TO",
+    help="Of the selected partitioned assets, run these partitions (both ends included).",
+)
 @set_option
 @click.option("--trigger", default="manual", hidden=True)  # set by `vibepiper serve`
 @click.option("--run-id", hidden=True)  # set by `vibepiper serve`
@@ -67,12 +78,17 @@ def materialize(
     executor: str | None,
     workers: int | None,
     address: str | None,
+    partition: str | None,
+    span: str | None,
     settings: tuple[str, ...],
     trigger: str,
     run_id: str | None,
     verbose: bool,
 ) -> None:
     """Compute the selected assets that are stale, validate and publish them.
+
+    Of a partitioned asset, every missing or stale partition up to now is computed,
+    unless --partition or --partitions names which (SPEC §7).
 
     Ctrl-C (or SIGTERM) cancels: no new asset starts, running ones are stopped and recorded
     as failed ("cancelled"), and the exit code is 130; a second Ctrl-C exits at once.
@@ -82,7 +98,15 @@ def materialize(
     _check_launch(trigger, run_id)
     project = opts.load()
     if dry_run:
-        _print_plan(project.plan(select, exclude=exclude, force=force, config=config))
+        verdicts = project.plan(
+            select,
+            exclude=exclude,
+            force=force,
+            config=config,
+            partition=partition,
+            partitions=span,
+        )
+        _print_plan(verdicts)
         return
     from vibepiper.execution.recorder import RunNotRecorded
     from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
@@ -104,6 +128,8 @@ def materialize(
             config=config,
             trigger=trigger,
             run_id=run_id,
+            partition=partition,
+            partitions=span,
         )
     except RunNotRecorded as exc:  # its summary, then its one line (error: ...), exit 1
         if exc.run is None:
@@ -120,7 +146,15 @@ def materialize(
     if reporter.held:  # nothing but skipping happened
         from vibepiper.text import plural
 
-        fresh = plural(len(reporter.held), "asset")
+        held = reporter.held
+        parts = sum(1 for r in held if r.partition)
+        fresh = plural(len(held) - parts, "asset")
+        if parts:
+            fresh = (
+                plural(parts, "partition")
+                if parts == len(held)
+                else f"{fresh} and " + (plural(parts, "partition"))
+            )
         click.echo(f"nothing to do: {fresh} fresh (-v lists them)")
     _annotate(findings)
     if unrecorded is not None:

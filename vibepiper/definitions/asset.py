@@ -18,11 +18,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+from vibepiper.definitions.partitions import Partitions
 from vibepiper.errors import DefinitionError, did_you_mean
 
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]*")  # the whole name: see fullmatch below
 MAX_NAME = 100  # characters: a name is a folder of the store and part of file names
 CONTEXT_PARAM = "context"
+PARTITION_FIELD = "{partition}"  # in a partitioned source's path: the partition's key
 SOURCE_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,6 +101,9 @@ class AssetDef:
     source_path: str | None = None  # set for `source_file` assets, relative to the project
     automation: str | None = None  # "eager" or "missing": `vibepiper serve` runs it (SPEC §8)
     watch: bool = False  # a source file that `vibepiper serve` watches (a file sensor)
+    partitions: Partitions | None = None  # SPEC §7: computed and kept partition by partition
+    time_column: str | None = None  # every row must fall in its partition's window
+    lookback: Mapping[str, int] = field(default_factory=dict)  # input -> earlier partitions
     source_reader: Callable[[str], Any] | None = field(default=None, compare=False)
     module: str = "?"  # the module that defined it, for messages
     line: int | None = None  # the line of the module that defined it, for messages
@@ -106,6 +111,15 @@ class AssetDef:
     @property
     def is_source(self) -> bool:
         return self.source_path is not None
+
+    @property
+    def is_partitioned(self) -> bool:
+        return self.partitions is not None
+
+    def source_path_of(self, partition: str) -> str:
+        """The source file of one partition (its path with `{partition}` filled in)."""
+        path = str(self.source_path)
+        return path.replace(PARTITION_FIELD, partition) if partition else path
 
     @property
     def is_async(self) -> bool:
@@ -243,6 +257,9 @@ def build_asset(
     quarantine: bool = False,
     max_quarantined: float = 0.05,
     automation: str | None = None,
+    partitions: Partitions | None = None,
+    time_column: str | None = None,
+    lookback: int | Mapping[str, int] = 0,
 ) -> AssetDef:
     """Build the frozen definition of one asset, raising DefinitionError on bad options."""
     if not callable(fn):
@@ -279,6 +296,9 @@ def build_asset(
         quarantine=bool(quarantine),
         max_quarantined=_share(asset_name, max_quarantined),
         automation=_automation(asset_name, automation),
+        partitions=_partitions(f"asset '{asset_name}'", partitions),
+        time_column=_time_column(asset_name, time_column, partitions),
+        lookback=_lookback(asset_name, lookback, data, partitions),
         module=getattr(fn, "__module__", None) or "?",
         line=first_line(fn),
     )
@@ -308,6 +328,9 @@ def asset(
     quarantine: bool = False,
     max_quarantined: float = 0.05,
     automation: str | None = None,
+    partitions: Partitions | None = None,
+    time_column: str | None = None,
+    lookback: int | Mapping[str, int] = 0,
 ) -> Callable[[Callable[..., Any]], AssetDef]: ...
 
 
@@ -347,6 +370,62 @@ def _check_option_names(fn: Any, options: Mapping[str, Any]) -> None:
 
 
 AUTOMATIONS = ("eager", "missing")
+
+
+def _partitions(owner: str, value: Any) -> Partitions | None:
+    if value is None or isinstance(value, Partitions):
+        return value
+    raise DefinitionError(
+        f"{owner}: partitions={repr(value)[:60]} is not a partitioning",
+        'use daily(start="2026-01-01"), hourly(...), weekly(...), monthly(...) or static([...])',
+    )
+
+
+def _time_column(name: str, value: Any, partitions: Partitions | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise DefinitionError(
+            f"asset '{name}': time_column={value!r} is not valid", "give a column's name"
+        )
+    if partitions is None or not partitions.is_time:
+        raise DefinitionError(
+            f"asset '{name}': time_column= needs time partitions",
+            "add partitions=daily(start=...) (or hourly, weekly, monthly), or drop time_column=",
+        )
+    return value
+
+
+def _lookback(
+    name: str, value: Any, inputs: Mapping[str, str], partitions: Partitions | None
+) -> dict[str, int]:
+    """`lookback=`: N earlier partitions of every input (an int), or of some (a dict)."""
+    if not value:
+        return {}
+    if partitions is None or not partitions.is_time:
+        raise DefinitionError(
+            f"asset '{name}': lookback= needs time partitions",
+            "add partitions=daily(start=...) (or hourly, weekly, monthly), or drop lookback=",
+        )
+    given = dict.fromkeys(inputs, value) if isinstance(value, int) else value
+    if not isinstance(given, Mapping):
+        raise DefinitionError(
+            f"asset '{name}': lookback={value!r} is not valid",
+            "give a whole number of earlier partitions, or {input: number}",
+        )
+    for param, count in given.items():
+        if param not in inputs:
+            raise DefinitionError(
+                f"asset '{name}': lookback= names '{param}', which is not an input"
+                f"{did_you_mean(str(param), list(inputs))}",
+                f"its inputs are {', '.join(inputs) or '(none)'}",
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10_000:
+            raise DefinitionError(
+                f"asset '{name}': lookback={count!r} for '{param}' is not valid",
+                "give a whole number of earlier partitions, from 0 to 10000",
+            )
+    return {str(p): int(c) for p, c in given.items() if c}
 
 
 def _automation(name: str, value: Any) -> str | None:
@@ -423,12 +502,15 @@ def source_file(
     schema: Any = None,
     checks: Iterable[Any] | None = None,
     watch: bool = False,
+    partitions: Partitions | None = None,
 ) -> AssetDef:
     """A root asset read from a local CSV, Parquet or JSON file (or by `read(path)`).
 
     `path` is relative to the project folder. The file's bytes are its data version,
     so editing the file makes everything downstream stale. With `watch=True`, `vibepiper
     serve` watches the file: once a change has settled, it runs everything downstream.
+    With `partitions=`, each partition is its own file: `path` holds `{partition}`, which
+    is replaced by the partition's key (e.g. "data/events/{partition}.csv").
     """
     check_name(name, "source")
     if not isinstance(path, str | Path) or not str(path):
@@ -447,6 +529,20 @@ def source_file(
         )
     if watch:
         _check_watchable(name, str(path))
+    partitions = _partitions(f"source '{name}'", partitions)
+    if (partitions is None) == (PARTITION_FIELD in str(path)):
+        raise DefinitionError(
+            f"source '{name}': {PARTITION_FIELD} in the path and partitions= go together "
+            f"(path '{path}')"
+            + (", but partitions= is not given" if partitions is None else ", but it has none"),
+            f"put {PARTITION_FIELD} in the path where the key goes, e.g. "
+            f"'data/events/{PARTITION_FIELD}.csv', and pass partitions=daily(start=...)",
+        )
+    if partitions is not None and watch:
+        raise DefinitionError(
+            f"source '{name}': watch=True is not supported for a partitioned source",
+            "drop watch=True (schedule the asset instead)",
+        )
     reader = read or _default_reader
     caller = sys._getframe(1)
     return AssetDef(
@@ -463,6 +559,7 @@ def source_file(
         source_path=str(path),
         source_reader=reader,
         watch=bool(watch),
+        partitions=partitions,
         module=caller.f_globals.get("__name__", "?"),
         line=caller.f_lineno,
     )

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vibepiper.definitions.partitions import Partition
+
 
 @dataclass(frozen=True)
 class Context:
@@ -17,6 +19,8 @@ class Context:
     project_dir: Path
     config: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1
+    # the partition being computed (SPEC §7); None for an unpartitioned asset
+    partition: Partition | None = None
 
     @property
     def log(self) -> logging.Logger:

@@ -47,6 +47,7 @@ class Launch:
             "quarantined": outcome.quarantined,
             "check_reads": {o: job.versions[o] for o in check_reads if o in job.versions},
             "revalidated": job.revalidate is not None,
+            "partition": job.partition,
         }
         name, mid = job.asset, job.materialization_id
         if outcome.staged is None and not outcome.unchanged:
@@ -91,6 +92,7 @@ class Launch:
             logs=tuple(logs),
             attempts=attempts,
             cancelled=cancelled,
+            partition=self.job.partition,
         )
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from vibepiper.graph.graph import Graph
 from vibepiper.storage.store import Store
 from vibepiper.units import Unit
 
@@ -14,34 +13,33 @@ if TYPE_CHECKING:
 
 
 class FrameCache:
-    """The frames this run made, each kept while a consumer in the run still waits."""
+    """The frames this run made, each kept while a unit of the run that reads it waits.
 
-    def __init__(self, graph: Graph, store: Store, names: Iterable[str]) -> None:
-        self.graph = graph
+    `consumers`: each unit -> how many units of the run read it."""
+
+    def __init__(self, store: Store, consumers: Mapping[Unit, int]) -> None:
         self.store = store
-        selected = set(names)
-        self.waiting = {
-            n: sum(1 for d in graph.downstream[n] if d in selected) for n in graph.assets
-        }
-        self.frames: dict[str, pd.DataFrame] = {}
+        self.waiting = dict(consumers)
+        self.frames: dict[Unit, pd.DataFrame] = {}
 
-    def keep(self, name: str, frame: pd.DataFrame) -> None:
-        if self.waiting.get(name):
-            self.frames[name] = frame
+    def keep(self, unit: Unit, frame: pd.DataFrame) -> None:
+        if self.waiting.get(unit):
+            self.frames[unit] = frame
 
-    def get(self, name: str, version: str) -> pd.DataFrame:
-        """The data of `name` at `version`: from memory if this run made it, else the store.
+    def get(self, unit: Unit, version: str) -> pd.DataFrame:
+        """The data of `unit` at `version`: from memory if this run made it, else the store.
 
         A shallow copy: under pandas' copy-on-write, a consumer that modifies its input
         cannot change what another consumer receives.
         """
-        frame = self.frames.get(name)
+        frame = self.frames.get(unit)
         if frame is None:
-            frame = self.store.read(Unit(name), version)
+            frame = self.store.read(unit, version)
         return frame.copy(deep=False)
 
-    def done(self, name: str) -> None:
-        for up in self.graph.upstream[name]:
+    def done(self, read: Iterable[Unit]) -> None:
+        """A unit that read `read` is done with them."""
+        for up in read:
             if up in self.waiting:
                 self.waiting[up] -= 1
                 if self.waiting[up] <= 0:

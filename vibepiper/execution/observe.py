@@ -44,43 +44,49 @@ class Observer:
             self.codes[name] = self.fingerprints.code_version(self.graph.assets[name], checks)
         return self.codes[name]
 
-    def source_version(self, name: str) -> str:
-        """The hash of a source asset's file; a missing file is an error naming it."""
-        defn = self.graph.assets[name]
-        path = self.project_dir / str(defn.source_path)
+    def source_version(self, unit: Unit) -> str:
+        """The hash of a source unit's file; a missing file is an error naming it."""
+        defn = self.graph.assets[unit.asset]
+        shown = defn.source_path_of(unit.partition)
+        path = self.project_dir / shown
         try:
             return self.sources.version(path)
         except FileNotFoundError:
+            what = f"partition {unit.partition} of asset" if unit.partition else "asset"
             raise VibePiperError(
-                f"source file {defn.source_path} of asset '{name}' does not exist ({path})",
+                f"source file {shown} of {what} '{unit.asset}' does not exist ({path})",
                 "create the file, or fix the path given to source_file()",
             ) from None
         except OSError as exc:
             raise VibePiperError(
-                f"source file {defn.source_path} of asset '{name}' cannot be read: {exc}",
+                f"source file {shown} of asset '{unit.asset}' cannot be read: {exc}",
                 "check the file's permissions",
             ) from None
 
-    def observe(self, names: Iterable[str], current: Mapping[Unit, Current]) -> Observed:
-        """Everything the planner needs about `names`, looked at now."""
+    def observe(
+        self, units: Iterable[Unit], current: Mapping[Unit, Current], now: datetime | None = None
+    ) -> Observed:
+        """Everything the planner needs about `units`, looked at `now` (default: now)."""
         codes: dict[str, CodeVersion] = {}
-        sources: dict[str, str] = {}
-        errors: dict[str, VibePiperError] = {}
+        sources: dict[Unit, str] = {}
+        errors: dict[Unit, VibePiperError] = {}
         stored: dict[Unit, str] = {}
-        for name in names:
-            codes[name] = self.code(name)
+        for unit in units:
+            name = unit.asset
+            if name not in codes:
+                codes[name] = self.code(name)
             if self.graph.assets[name].is_source:
                 try:
-                    sources[name] = self.source_version(name)
+                    sources[unit] = self.source_version(unit)
                 except VibePiperError as exc:
-                    errors[name] = exc
+                    errors[unit] = exc
                     continue
-            cur = current.get(Unit(name))
+            cur = current.get(unit)
             if cur is not None:
-                stored[Unit(name)] = cur.data_version
+                stored[unit] = cur.data_version
         damage = self.store.damage_many(stored)
         self.sources.save()
-        return Observed(codes, sources, errors, damage, utcnow())
+        return Observed(codes, sources, errors, damage, now or utcnow())
 
 
 def utcnow() -> datetime:

@@ -40,9 +40,19 @@ from vibepiper.execution.states import AssetResult, RunResult
 from vibepiper.execution.task import Job, TaskOutcome, run_job
 from vibepiper.execution.turns import cancelled_by_signals, run_turn
 from vibepiper.execution.workspace import Workspace, check_pools, plan
+from vibepiper.graph.graph import Graph
 from vibepiper.processes import remove_dead_temp_dirs
 from vibepiper.units import Unit
-from vibepiper.versioning.planner import Action, Decision, Plan, PlanOptions, settle
+from vibepiper.versioning.partitioning import in_order, keys_by_asset
+from vibepiper.versioning.partitioning import reads as reads_of
+from vibepiper.versioning.planner import (
+    Action,
+    Decision,
+    Plan,
+    PlanOptions,
+    input_versions,
+    settle,
+)
 
 # Imports the code of the named assets where a snapshot stood in for it: the workspace
 # with it, or None if it was there already.
@@ -60,6 +70,7 @@ class RunOptions:
     signals: bool = False  # Ctrl-C and SIGTERM cancel the run (a second one exits at once)
     trigger: str = "manual"  # what started it, for `runs.trigger` (SPEC §8)
     run_id: str | None = None  # chosen before it starts (by `serve`), else a new one
+    keys: tuple[str, ...] | None = None  # the partitions to run (None: all up to now)
 
 
 def materialize(
@@ -85,7 +96,8 @@ def materialize(
     executor = executor or InProcessExecutor()
     with run_turn(ws.catalog):
         current = ws.catalog.current()  # no other run can change it while this one runs
-        the_plan = plan(ws, names, PlanOptions(force=options.force), current)
+        keys = list(options.keys) if options.keys is not None else None
+        the_plan = plan(ws, names, PlanOptions(force=options.force), current, keys)
         if load_code is not None and the_plan.computes:
             ws = load_code(the_plan.needs_code()) or ws
         else:
@@ -116,14 +128,18 @@ class Run:
         self.result = RunResult(options.run_id or new_run_id())
         self.recorder = Recorder(ws.catalog, before_write=ws.store.sync)
         self.units = list(plan.units)
-        names = [u.asset for u in self.units]
-        self.memory = FrameCache(graph, ws.store, names)
         self.order = {unit: index for index, unit in enumerate(self.units)}
         self.mids = {u: f"{self.result.run_id}-{i:04d}" for i, u in enumerate(self.units)}
-        selected = set(names)
-        self.blockers = {
-            u: sum(1 for up in graph.upstream[u.asset] if up in selected) for u in self.units
-        }
+        # the units of this run each unit comes after (what it reads of them, what its
+        # checks read), and the other way round
+        self.before = _before(graph, self.units)
+        self.after: dict[Unit, list[Unit]] = {}
+        for unit, ups in self.before.items():
+            for up in ups:
+                self.after.setdefault(up, []).append(unit)
+        self.memory = FrameCache(ws.store, {u: len(d) for u, d in self.after.items()})
+        self.present = keys_by_asset(plan.current)  # partitions that have data, by asset
+        self.blockers = {u: len(self.before[u]) for u in self.units}
         self.ready = [u for u in self.units if not self.blockers[u]]  # not yet prepared
         self.queued: list[Unit] = []  # prepared, in dependency order, waiting for room
         self.launches: dict[Unit, Launch] = {}
@@ -157,7 +173,7 @@ class Run:
         )
         if self.plan.computes:  # shown as running at once (one that computes nothing is
             self.recorder.start()  # recorded by its one write at the end)
-        self.reporter.run_started(run.run_id, [u.asset for u in self.units])
+        self.reporter.run_started(run.run_id, [str(u) for u in self.units])
         signals = self.options.signals
         failure: Exception | None = None
         try:
@@ -249,7 +265,11 @@ class Run:
                     break  # no room: the rest of the queue waits
                 if self.stop_reason:
                     blocked = AssetResult(
-                        unit.asset, states.BLOCKED, self.mids[unit], message=self.stop_reason
+                        unit.asset,
+                        states.BLOCKED,
+                        self.mids[unit],
+                        message=self.stop_reason,
+                        partition=unit.partition,
                     )
                     self._complete(unit, blocked)
                     progress = True
@@ -309,30 +329,38 @@ class Run:
         """Decide what to do with `unit` now that everything it depends on has finished:
         it is blocked, cannot run, is fresh (skipped), or is to be computed (a `Launch`)."""
         graph, name, mid = self.graph, unit.asset, self.mids[unit]
-        results = self.result.results
-        bad = [u for u in graph.upstream[name] if _state(results, u) in states.BLOCKING_STATES]
+        results, part = self.result.results, unit.partition
+        bad = [u for u in self.before[unit] if _state(results, str(u)) in states.BLOCKING_STATES]
         if bad:
-            why = results[bad[0]].state.replace("_", " ")
+            why = results[str(bad[0])].state.replace("_", " ")
             return AssetResult(
-                name, states.BLOCKED, mid, message=f"blocked: upstream {bad[0]} {why}"
+                name,
+                states.BLOCKED,
+                mid,
+                message=f"blocked: upstream {bad[0]} {why}",
+                partition=part,
             )
         defn = graph.assets[name]
-        versions = {up: self._version_of(up) for up in defn.inputs.values()}
+        versions, checked = input_versions(graph, unit, self._version_of, self._present)
         missing = [u for u, v in versions.items() if v is None]
         if missing:
+            read = reads_of(graph, unit, missing[0])
+            what = str(read[0]) if read is not None and len(read) == 1 else missing[0]
             return AssetResult(
                 name,
                 states.FAILED,
                 mid,
-                message=f"input {missing[0]} has never been materialized; "
+                message=f"input {what} has never been materialized; "
                 f"run `vibepiper materialize +{name}`",
+                partition=part,
             )
-        checked = {other: self._version_of(other) for other in graph.check_reads.get(name, {})}
         decision = settle(self.plan, graph, unit, versions, checked, utcnow())
         code = self.plan.observed.codes[name]
         if decision.action is Action.FAIL:
-            error = self.plan.observed.errors[name]
-            return AssetResult(name, states.FAILED, mid, message=str(error), error=str(error))
+            error = self.plan.observed.errors[unit]
+            return AssetResult(
+                name, states.FAILED, mid, message=str(error), error=str(error), partition=part
+            )
         force = self.options.force
         if decision.action is Action.SKIP:
             cur = self.plan.current[unit]
@@ -345,42 +373,70 @@ class Run:
                 code_parts=code.parts,
                 row_count=cur.row_count,
                 message="fresh",
+                partition=part,
             )
         if self.load_code is not None:
             loaded = self.load_code([name])  # a decision that waited on its inputs, say
             if loaded is not None:
-                self.ws, self.graph, self.memory.graph = loaded, loaded.graph, loaded.graph
+                self.ws, self.graph = loaded, loaded.graph
                 graph, defn = loaded.graph, loaded.graph.assets[name]
-        readable = {up: v for up in graph.upstream[name] if (v := self._version_of(up))}
+        readable = {
+            up: v
+            for up in graph.upstream[name]
+            if graph.assets[up].partitions is None and (v := self._version_of(Unit(up)))
+        }
+        whole = {p: (up, str(versions[up])) for p, up in defn.inputs.items()}
+        parts = {}
+        for param, up in defn.inputs.items():
+            if graph.assets[up].partitions is not None:
+                del whole[param]
+                parts[param] = self._parts_read(unit, up)
         job = Job(
             asset=name,
             materialization_id=mid,
             run_id=self.result.run_id,
             project_dir=self.ws.project_dir,
-            inputs={param: (up, str(versions[up])) for param, up in defn.inputs.items()},
+            inputs=whole,
             versions=readable,
-            data_version=self.plan.observed.sources.get(name) if defn.is_source else None,
+            data_version=self.plan.observed.sources.get(unit) if defn.is_source else None,
             timeout=defn.timeout,
             code_version=code.version,
             code_parts=code.parts,
             # only what its checks read changed: validate its current data again
             revalidate=self._revalidate(unit, decision) if not force else None,
             config=dict(self.ws.config.get(name, {})),
+            partition=part,
+            parts=parts,
         )
         return Launch(job, code, versions, tuple(str(c) for c in decision.causes))
+
+    def _parts_read(self, unit: Unit, up: str) -> tuple[tuple[str, str], ...]:
+        """The (key, data version) of each partition of `up` that `unit` reads and that
+        has data, in key order."""
+        read = reads_of(self.graph, unit, up)
+        keys = [u.partition for u in read] if read is not None else self._present(up)
+        return tuple((k, v) for k in keys if (v := self._version_of(Unit(up, k))) is not None)
+
+    def _present(self, up: str) -> list[str]:
+        """The partitions of `up` that have data: current ones and those this run made."""
+        keys = set(self.present.get(up, ()))
+        for unit in self.units:
+            if unit.asset == up and self._version_of(unit) is not None:
+                keys.add(unit.partition)
+        return in_order(self.graph, up, keys)
 
     def _revalidate(self, unit: Unit, decision: Decision) -> str | None:
         if decision.action is not Action.RECHECK:
             return None
         return self.plan.current[unit].data_version
 
-    def _version_of(self, name: str) -> str | None:
-        """The data version of `name` this run reads: what it made or kept of it here,
+    def _version_of(self, unit: Unit) -> str | None:
+        """The data version of `unit` this run reads: what it made or kept of it here,
         else its current one (None: it has none)."""
-        result = self.result.results.get(name)
+        result = self.result.results.get(str(unit))
         if result is not None and result.state in (states.SUCCEEDED, states.SKIPPED):
             return result.data_version
-        cur = self.plan.current.get(Unit(name))
+        cur = self.plan.current.get(unit)
         return cur.data_version if cur is not None else None
 
     def _submit(self, unit: Unit, launch: Launch) -> None:
@@ -388,8 +444,8 @@ class Run:
         if defn.pool is not None:
             self.in_pool[defn.pool] += 1
         launch.started, launch.started_at = time.monotonic(), time.time()
-        name = unit.asset
-        self.reporter.asset_started(name, states.RUNNING)
+        name, label = unit.asset, str(unit)
+        self.reporter.asset_started(label, states.RUNNING)
         job = launch.job
         checks = self.graph.checks.get(name, ())
         reporter, store, memory = self.reporter, self.ws.store, self.memory
@@ -397,7 +453,7 @@ class Run:
 
         def work() -> TaskOutcome:
             def on_state(state: str) -> None:
-                reporter.asset_started(name, state)
+                reporter.asset_started(label, state)
 
             return run_job(
                 job, defn, checks, store, memory.get, on_state, launch.lines,
@@ -432,7 +488,7 @@ class Run:
             if staged is not None:
                 self.ws.store.publish(staged, replace=self.options.force)
             if outcome.frame is not None:
-                self.memory.keep(launch.job.asset, outcome.frame)
+                self.memory.keep(launch.job.unit, outcome.frame)
         return result
 
     def _expire(self) -> None:
@@ -468,15 +524,16 @@ class Run:
     def _complete(self, unit: Unit, result: AssetResult) -> None:
         self.result.results[str(unit)] = result
         config = self.graph.assets[unit.asset].config
-        self.recorder.record(self.result.run_id, result, config, unit.partition)
-        self.memory.done(unit.asset)
+        if not (unit.partition and result.state == states.SKIPPED):
+            # a fresh partition is not recorded again: a run over many partitions that
+            # finds most of them fresh writes rows only for those it computed
+            self.recorder.record(self.result.run_id, result, config, unit.partition)
+        self.memory.done(self.before[unit])
         self.reporter.asset_finished(result)
-        for down in self.graph.downstream[unit.asset]:
-            after = Unit(down)
-            if after in self.blockers:
-                self.blockers[after] -= 1
-                if not self.blockers[after]:
-                    self.ready.append(after)
+        for after in self.after.get(unit, ()):
+            self.blockers[after] -= 1
+            if not self.blockers[after]:
+                self.ready.append(after)
         if self.options.fail_fast and not result.ok and not self.stop_reason:
             self.stop_reason = f"not run: --fail-fast stopped the run after '{unit}' failed"
 
@@ -507,9 +564,14 @@ class Run:
         for unit in self.units:
             if str(unit) not in results:
                 message = "not run: the run was cancelled"
-                self._complete(
-                    unit, AssetResult(unit.asset, states.BLOCKED, self.mids[unit], message=message)
+                blocked = AssetResult(
+                    unit.asset,
+                    states.BLOCKED,
+                    self.mids[unit],
+                    message=message,
+                    partition=unit.partition,
                 )
+                self._complete(unit, blocked)
 
     def _not_recorded(self, cause: Exception) -> RunNotRecorded:
         """The run's last catalog write failed: name what it published that is not
@@ -526,6 +588,28 @@ class Run:
 def _state(results: Mapping[str, AssetResult], name: str) -> str | None:
     result = results.get(name)
     return None if result is None else result.state
+
+
+def _before(graph: Graph, units: list[Unit]) -> dict[Unit, tuple[Unit, ...]]:
+    """For each of `units`, the units among them it must come after: the partitions (or
+    whole assets) it reads of each asset upstream of it."""
+    planned = set(units)
+    by_asset: dict[str, list[Unit]] = {}
+    for unit in units:
+        by_asset.setdefault(unit.asset, []).append(unit)
+    before: dict[Unit, tuple[Unit, ...]] = {}
+    for unit in units:
+        found: list[Unit] = []
+        for up in graph.upstream[unit.asset]:
+            if up not in by_asset:
+                continue
+            read = reads_of(graph, unit, up)
+            if read is None:
+                found += by_asset[up]
+            else:
+                found += [u for u in read if u in planned]
+        before[unit] = tuple(dict.fromkeys(found))
+    return before
 
 
 @contextlib.contextmanager

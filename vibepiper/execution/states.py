@@ -63,6 +63,12 @@ class AssetResult:
     logs: tuple[Any, ...] = ()  # the LogLines it logged while computing
     started_at: float | None = None  # time.time() when its computation started
     cancelled: bool = False  # stopped by the run's cancellation (recorded as failed)
+    partition: str = ""  # the partition key (SPEC §7; "": the whole asset)
+
+    @property
+    def label(self) -> str:
+        """The asset, or `asset[key]` for a partition."""
+        return f"{self.asset}[{self.partition}]" if self.partition else self.asset
 
     @property
     def warnings(self) -> list[Any]:

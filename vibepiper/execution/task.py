@@ -26,7 +26,7 @@ from vibepiper.storage.store import Staged, Store
 from vibepiper.text import first_line
 from vibepiper.units import Unit
 from vibepiper.validation.expectations import UpstreamReader
-from vibepiper.validation.outcome import CheckOutcome
+from vibepiper.validation.outcome import CheckOutcome, window_outcome
 from vibepiper.validation.validate import has_checks, validate
 from vibepiper.versioning.data_version import table_version
 
@@ -66,6 +66,14 @@ class Job:
     revalidate: str | None = None  # validate this stored version again instead of computing
     config: dict[str, Any] = field(default_factory=dict)  # configuration overrides (a worker
     # applies them to the asset it imported; the run's own asset already has them)
+    partition: str = ""  # the partition it computes (SPEC §7; "": the whole asset)
+    # parameter -> the (key, data version) of each partition of a partitioned input it
+    # reads, concatenated in this order (instead of `inputs`' one version)
+    parts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> Unit:
+        return Unit(self.asset, self.partition)
 
 
 @dataclass
@@ -99,7 +107,7 @@ class TaskOutcome:
         return bool(self.check_error) or any(c.blocking for c in self.checks)
 
 
-Reader = Callable[[str, str], "pd.DataFrame"]  # (asset, data version) -> its data
+Reader = Callable[[Unit, str], "pd.DataFrame"]  # (unit, data version) -> its data
 
 
 def run_job(
@@ -124,18 +132,24 @@ def run_job(
                 f"asset '{other}' has never been materialized",
                 f"run `vibepiper materialize {other}`",
             )
-        return read(other, job.versions[other])
+        return read(Unit(other), job.versions[other])
 
     with capture(lines, sink) as lines:
         given = None
         try:
             if job.revalidate is not None:
-                given, inputs = read(job.asset, job.revalidate), {}
+                given, inputs = read(job.unit, job.revalidate), {}
             else:
-                inputs = {param: read(up, version) for param, (up, version) in job.inputs.items()}
+                inputs = {param: read(Unit(up), v) for param, (up, v) in job.inputs.items()}
+                for param, parts in job.parts.items():
+                    up = defn.inputs[param]
+                    inputs[param] = _concatenated([read(Unit(up, k), v) for k, v in parts])
         except VibePiperError as exc:
             return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
-        context = Context(job.run_id, job.asset, job.project_dir, dict(defn.config))
+        partition = defn.partitions.partition(job.partition) if defn.partitions else None
+        context = Context(
+            job.run_id, job.asset, job.project_dir, dict(defn.config), partition=partition
+        )
         outcome = TaskOutcome()
         try:
             run_task(
@@ -160,6 +174,15 @@ def run_job(
             )
     outcome.logs = lines
     return outcome
+
+
+def _concatenated(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Partitions of one input as one frame, in key order (one partition: as it is)."""
+    if len(frames) == 1:
+        return frames[0]
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
 
 
 def run_task(
@@ -190,6 +213,8 @@ def run_task(
     that data is validated again, and written only if validation changed it (quarantine).
     """
     outcome = TaskOutcome() if outcome is None else outcome
+    part = context.partition
+    unit = Unit(defn.name, part.key if part is not None else "")
     if given is None:
         frame = _compute_with_retries(defn, inputs, context, outcome, on_state)
     else:
@@ -203,8 +228,11 @@ def run_task(
                 on_state("validating")
             stored = _validated(defn, checks, stored, upstream, outcome)
             if outcome.quarantined is not None and outcome.quarantine is not None:
-                store.keep_quarantine(Unit(defn.name), materialization_id, outcome.quarantine)
+                store.keep_quarantine(unit, materialization_id, outcome.quarantine)
                 outcome.quarantine = None
+        if defn.time_column and part is not None and part.start is not None:
+            window = window_outcome(stored.frame, defn.time_column, part.start, part.end)
+            outcome.checks = (*outcome.checks, window)
         table, frame = stored.table, stored.frame
         content = table_version(table)
         version = data_version or content
@@ -217,7 +245,7 @@ def run_task(
     def write() -> None:
         outcome.write = None
         try:
-            outcome.staged = store.stage(Unit(defn.name), version, table, content=content)
+            outcome.staged = store.stage(unit, version, table, content=content)
         except Exception as exc:
             _not_stored(outcome, exc)
 
@@ -306,18 +334,24 @@ def _compute_with_retries(
 
 def _call(defn: AssetDef, inputs: Mapping[str, Any], context: Context, attempt: int) -> Any:
     if defn.source_reader is not None:
-        path = context.project_dir / str(defn.source_path)
+        shown = defn.source_path_of(context.partition.key if context.partition else "")
+        path = context.project_dir / shown
         try:
             return defn.source_reader(str(path))
         except Exception as exc:
             raise SourceReadError(
-                f"cannot read source file {defn.source_path} of asset '{defn.name}': "
+                f"cannot read source file {shown} of asset '{defn.name}': "
                 f"{type(exc).__name__}: {first_line(exc)}"
             ) from exc
     kwargs = {**defn.config, **inputs}  # configuration values: defaults or overrides
     if defn.takes_context:
         kwargs["context"] = Context(
-            context.run_id, context.asset, context.project_dir, dict(defn.config), attempt
+            context.run_id,
+            context.asset,
+            context.project_dir,
+            dict(defn.config),
+            attempt,
+            context.partition,
         )
     result = defn.fn(**kwargs)
     if inspect.iscoroutine(result):

@@ -18,7 +18,6 @@ import pyarrow.parquet  # noqa: F401
 from vibepiper.execution.executors import STARTED, outcome_of_failure
 from vibepiper.execution.logs import LogLine, in_worker
 from vibepiper.execution.task import Job, TaskOutcome, run_job
-from vibepiper.units import Unit
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -55,10 +54,7 @@ def compute(
     if differs:
         return outcome_of_failure(differs)
 
-    def read(asset: str, version: str) -> Any:
-        return store.read(Unit(asset), version)
-
-    outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, read, sink=sink)
+    outcome = run_job(job, defn, graph.checks.get(job.asset, ()), store, store.read, sink=sink)
     outcome.frame = None
     return outcome
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from vibepiper import clock
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.errors import UsageError
 from vibepiper.execution.observe import Observer
@@ -16,7 +18,8 @@ from vibepiper.storage.store import Store
 from vibepiper.units import Unit
 from vibepiper.versioning.fingerprint import CodeVersion, config_texts, configured
 from vibepiper.versioning.freshness import Current
-from vibepiper.versioning.planner import Plan, PlanOptions, make_plan
+from vibepiper.versioning.partitioning import selected_units
+from vibepiper.versioning.planner import Plan, PlanOptions, make_plan, scope_units
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,19 @@ def plan(
     names: list[str],
     options: PlanOptions | None = None,
     current: Mapping[Unit, Current] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> Plan:
     """The plan for `names` (in dependency order) as the catalog and the world are now
-    (or as `current`, read by a run as it starts)."""
+    (or as `current`, read by a run as it starts): of each partitioned asset, the
+    partitions `keys` (None: every partition up to now)."""
     options = options or PlanOptions()
     if current is None:
         current = ws.catalog.current()
-    scope: Iterable[str] = names
-    if options.whole_graph:
-        scope = ws.graph.sorted(set(names) | ws.graph.ancestors_of(names))
-    observed = ws.observer().observe(scope, current)
-    return make_plan(ws.graph, current, observed, [Unit(n) for n in names], options)
+    now = clock.utcnow()  # one moment: which partitions exist, and what is old
+    units = selected_units(ws.graph, names, keys, now)
+    groups = scope_units(ws.graph, units, options.whole_graph, now)
+    observed = ws.observer().observe(chain.from_iterable(groups.values()), current, now)
+    return make_plan(ws.graph, current, observed, units, options)
 
 
 def check_pools(graph: Graph, names: Iterable[str], pools: Mapping[str, int]) -> None:

@@ -45,6 +45,7 @@ class Graph:
         }
         for name, read in reads.items():
             upstream[name] = tuple(dict.fromkeys([*upstream[name], *read]))
+        _check_partitions(by_name, upstream, reads)
         order = _topological_order(upstream)
         downstream: dict[str, list[str]] = {name: [] for name in by_name}
         for name in order:
@@ -194,3 +195,42 @@ def _walk(edges: Mapping[str, tuple[str, ...]], start: str, depth: int | None) -
         frontier = [n for node in frontier for n in edges[node] if n not in seen]
         seen.update(frontier)
     return seen
+
+
+def _check_partitions(
+    assets: Mapping[str, AssetDef],
+    upstream: Mapping[str, tuple[str, ...]],
+    reads: Mapping[str, Mapping[str, tuple[str, ...]]],
+) -> None:
+    """A DefinitionError for partitioned assets that cannot be read as declared: two
+    partitionings that do not map onto each other, checks that read a partitioned asset,
+    automation of a partitioned asset."""
+    for name, defn in assets.items():
+        mine = defn.partitions
+        for other in reads.get(name, {}):
+            if assets[other].partitions is not None:
+                raise DefinitionError(
+                    f"asset '{name}': its checks read '{other}', which is partitioned; "
+                    "checks cannot read a partitioned asset yet",
+                    f"check '{other}' with its own checks, or read an unpartitioned asset "
+                    f"made from it",
+                )
+        if mine is not None and defn.automation is not None:
+            raise DefinitionError(
+                f"asset '{name}': automation= is not supported for a partitioned asset",
+                "drop automation= and run its partitions on a schedule",
+            )
+        if mine is None:
+            continue
+        for up in upstream[name]:
+            theirs = assets[up].partitions
+            if theirs is None:
+                continue
+            problem = mine.mapping_problem(theirs)
+            if problem:
+                raise DefinitionError(
+                    f"asset '{name}' ({mine.describe()}) reads '{up}' ({theirs.describe()}), "
+                    f"and {problem}",
+                    "give both the same partitioning (or both time partitions), or read an "
+                    "unpartitioned asset in between",
+                )

@@ -135,10 +135,10 @@ class ConsoleReporter:
             self._show(result)
 
     def _show(self, result: AssetResult) -> None:
-        self.running.pop(result.asset, None)
+        self.running.pop(result.label, None)
         self.done += 1
         counter = f"[{self.done:>{len(str(self.total))}}/{self.total}]"
-        text = f"{result.asset:<{self.width}}  {result.state:<12} {describe(result)}"
+        text = f"{result.label:<{self.width}}  {result.state:<12} {describe(result)}"
         if self._progress is not None:
             style = STYLE.get(result.state, "")
             mark = MARK.get(result.state, " ")
@@ -169,6 +169,9 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+SHOWN_FAILURES = 20  # failed units listed one per line; the rest are counted
+
+
 def summary(run: RunResult, unrecorded: Iterable[str] | None = None) -> list[str]:
     """The closing lines of a run: counts per state, each failure, and how to resume.
 
@@ -179,7 +182,7 @@ def summary(run: RunResult, unrecorded: Iterable[str] | None = None) -> list[str
     missing = set(unrecorded or ())
     counts: dict[str, int] = {}
     for result in run.results.values():
-        state = not_recorded if result.asset in missing else result.state
+        state = not_recorded if result.label in missing else result.state
         counts[state] = counts.get(state, 0) + 1
     order = [
         states.SUCCEEDED,
@@ -193,9 +196,11 @@ def summary(run: RunResult, unrecorded: Iterable[str] | None = None) -> list[str
     status = "failed" if unrecorded is not None and not run.cancelled else run.status
     lines = [f"run {run.run_id} {status}: " + (", ".join(parts) or "nothing selected")]
     failed = [r for r in run.results.values() if r.state in (states.FAILED, states.CHECK_FAILED)]
-    for result in failed:
-        lines.append(f"  {result.asset} {result.state}: {result.message}")
-    blocked = [r.asset for r in run.results.values() if r.state == states.BLOCKED]
+    for result in failed[:SHOWN_FAILURES]:
+        lines.append(f"  {result.label} {result.state}: {result.message}")
+    if len(failed) > SHOWN_FAILURES:
+        lines.append(f"  and {len(failed) - SHOWN_FAILURES} more failures (vibepiper history)")
+    blocked = [r.label for r in run.results.values() if r.state == states.BLOCKED]
     if blocked:
         shown = ", ".join(blocked[:8]) + (
             f" and {len(blocked) - 8} more" if len(blocked) > 8 else ""
@@ -206,9 +211,10 @@ def summary(run: RunResult, unrecorded: Iterable[str] | None = None) -> list[str
             "cancelled: run `vibepiper materialize` again to finish (what is fresh is skipped)"
         )
     elif failed:
-        resume = " ".join(f"{r.asset}+" for r in failed)
+        resume = " ".join(dict.fromkeys(f"{r.asset}+" for r in failed))
         lines.append(f"fix the failures, then resume with: vibepiper materialize '{resume}'")
-        lines += _traceback_hint([r.asset for r in failed if r.state == states.FAILED and r.error])
+        errors = [r.asset for r in failed if r.state == states.FAILED and r.error]
+        lines += _traceback_hint(list(dict.fromkeys(errors)))
     return lines
 
 

@@ -76,7 +76,7 @@ class OpenLineageReporter:
         self.namespace = str(config.get("namespace") or f"vibepiper://{project}")
         self.graph = graph
         self.run_id = ""
-        self.runs: dict[str, str] = {}  # asset -> the OpenLineage run id of its computation
+        self.runs: dict[str, str] = {}  # unit -> the OpenLineage run id of its computation
         self.failed = False
 
     def run_started(self, run_id: str, names: list[str]) -> None:
@@ -90,13 +90,13 @@ class OpenLineageReporter:
             self._emit("START", name, None)
 
     def asset_finished(self, result: AssetResult) -> None:
-        if result.asset not in self.runs:
+        if result.label not in self.runs:
             return  # skipped or blocked: nothing ran
         if result.state == states.SUCCEEDED:
             kind = "COMPLETE"
         else:
             kind = "ABORT" if result.cancelled else "FAIL"
-        self._emit(kind, result.asset, result)
+        self._emit(kind, result.label, result)
 
     def run_finished(self, run: RunResult) -> None:
         if self.runs:  # a run that computed nothing emitted nothing
@@ -115,10 +115,12 @@ class OpenLineageReporter:
             error = f"failed or blocked: {', '.join(failed)}"
         return self._make_event(kind, self._parent_run_id, "vibepiper_run", "JOB", {}, error)
 
-    def _event(self, kind: str, name: str, result: AssetResult | None) -> Any:
-        """An event of one asset's computation, a child of the run's."""
+    def _event(self, kind: str, label: str, result: AssetResult | None) -> Any:
+        """An event of one asset's computation (or one partition's: the job is the
+        asset's, each partition a run of it), a child of the run's."""
         from openlineage.client.facet_v2 import parent_run
 
+        name = label.partition("[")[0]
         facets: dict[str, Any] = {
             "parent": parent_run.ParentRunFacet(
                 run=parent_run.Run(runId=self._parent_run_id),
@@ -129,7 +131,7 @@ class OpenLineageReporter:
         failed = result is not None and result.state != states.SUCCEEDED
         return self._make_event(
             kind,
-            self.runs[name],
+            self.runs[label],
             name,
             "ASSET",
             facets,

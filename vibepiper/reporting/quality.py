@@ -33,21 +33,40 @@ class Finding:
 
 def from_run(run: RunResult, graph: Graph) -> list[Finding]:
     findings = []
-    for name, result in run.results.items():
+    blocked_by: dict[str, list[str]] = {}  # a unit -> the units it blocked directly
+    for label, result in run.results.items():
+        if result.state == "blocked" and result.message.startswith(BLOCKED_BY):
+            blocker = result.message.removeprefix(BLOCKED_BY).split(" ", 1)[0]
+            blocked_by.setdefault(blocker, []).append(label)
+    for label, result in run.results.items():
         if not result.checks and result.state != "check_failed":
             continue
-        blocked = tuple(
-            d
-            for d in graph.sorted(graph.descendants(name))
-            if d in run.results and run.results[d].state == "blocked"
-        )
+        blocked = _reached(blocked_by, label)
+        order = {name: i for i, name in enumerate(graph.order)}
+        blocked.sort(key=lambda b: (order.get(run.results[b].asset, 0), b))
         problem = (
             result.message
             if result.state == "check_failed" and not any(c.blocking for c in result.checks)
             else ""
         )
-        findings.append(Finding(name, tuple(result.checks), problem, bool(problem), blocked))
+        findings.append(
+            Finding(label, tuple(result.checks), problem, bool(problem), tuple(blocked))
+        )
     return findings
+
+
+BLOCKED_BY = "blocked: upstream "  # how a blocked unit's message names what blocked it
+
+
+def _reached(edges: dict[str, list[str]], start: str) -> list[str]:
+    seen: list[str] = []
+    frontier = list(edges.get(start, ()))
+    while frontier:
+        node = frontier.pop()
+        if node not in seen:
+            seen.append(node)
+            frontier += edges.get(node, ())
+    return seen
 
 
 def from_audit(result: AuditResult) -> list[Finding]:

@@ -3,7 +3,8 @@
 `ParquetStore` implements `Store` (see `vibepiper.storage.store`). Layout under the store
 folder (an internal detail, not a contract):
 
-    <asset>/<data_version>.parquet               published data, never modified
+    <asset>/<data_version>.parquet               published data, never modified (of the
+                                                 whole asset, or of any of its partitions)
     <asset>/rejected/<materialization>.parquet   outputs that failed their checks
     <asset>/quarantine/<materialization>.parquet rows that quarantine removed, with reasons
     <asset>/corrupt/<data_version>.parquet       damaged data `doctor --repair` set aside
@@ -147,7 +148,7 @@ class ParquetStore:
         temp = final.parent / name
         asset = _asset(unit)
         files.write(files.with_identity(table, asset, data_version, content or data_version), temp)
-        return StagedFile(Unit(asset), data_version, str(temp))
+        return StagedFile(unit if isinstance(unit, Unit) else Unit(asset), data_version, str(temp))
 
     def publish(self, staged: Staged, *, replace: bool = False) -> None:
         """Move a staged file to its final name, atomically. Content-addressed: a file of
@@ -445,14 +446,10 @@ def _temp_files_and_folders(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _asset(unit: AssetOrUnit) -> str:
-    if isinstance(unit, str):
-        return unit
-    if unit.partition:
-        raise StoreError(
-            f"unit {unit} is a partition, and the store keeps whole assets only",
-            "partitions are not supported yet",
-        )
-    return unit.asset
+    """The asset whose folder keeps `unit`'s data: the partitions of an asset share it
+    (data is addressed by its version, so two partitions with the same data share one
+    file)."""
+    return unit if isinstance(unit, str) else unit.asset
 
 
 def _file_entry(unit: Unit, path: Path, kind: EntryKind) -> Entry:

@@ -207,3 +207,36 @@ def outcome_row(
         "sample": outcome.sample,
         "quarantined": outcome.quarantined,
     }
+
+
+def window_outcome(frame: pd.DataFrame, column: str, start: Any, end: Any) -> CheckOutcome:
+    """The built-in check of a time-partitioned asset's `time_column` (SPEC §7): every row
+    falls in its partition's window `[start, end)` (aware datetimes). A zone-less column
+    is read as wall-clock time in the partitioning's zone."""
+    import pandas as pd
+
+    name = f"time_column({column})"
+    if column not in frame.columns:
+        return CheckOutcome(
+            name, Severity.ERROR, False, len(frame), f"column '{column}' is missing", kind="expect"
+        )
+    values = frame[column]
+    try:
+        if not pd.api.types.is_datetime64_any_dtype(values):
+            values = pd.to_datetime(values, utc=True)
+        elif getattr(values.dt, "tz", None) is None:
+            values = values.dt.tz_localize(start.tzinfo, ambiguous="NaT", nonexistent="NaT")
+    except (TypeError, ValueError) as exc:
+        message = f"column '{column}' is not a time ({type(exc).__name__}: {exc})"
+        return CheckOutcome(name, Severity.ERROR, False, len(frame), message[:300])
+    outside = ~((values >= start) & (values < end)).fillna(False).to_numpy(dtype=bool)
+    count = int(outside.sum())
+    if not count:
+        return CheckOutcome(name, Severity.ERROR, True)
+    message = (
+        f"{count} row{'s' if count != 1 else ''} of {len(frame)} outside the partition's window "
+        f"[{start.isoformat()}, {end.isoformat()})"
+    )
+    return CheckOutcome(
+        name, Severity.ERROR, False, count, message, sample_json(frame[outside], [column])
+    )

@@ -71,6 +71,7 @@ class Why(StrEnum):
     LAST_ATTEMPT = "last_attempt"  # detail: the state of the last attempt
     FORCE = "force"
     ERROR = "error"  # it cannot be judged (a source file missing...); detail: the message
+    PARTITIONS = "partitions"  # some of its partitions are stale; detail: which, and why
 
 
 # the `detail` of a stale upstream: seen by a dry run that will recompute it, or not
@@ -114,6 +115,7 @@ _WORDS = {
     Why.LAST_ATTEMPT: "the last attempt {detail}",
     Why.FORCE: "--force",
     Why.ERROR: "{detail}",  # already in words
+    Why.PARTITIONS: "{detail}",  # already in words
 }
 # The detail of a LAST_ATTEMPT, by the state of that attempt.
 LAST_CHECKS_FAILED = "failed its checks"

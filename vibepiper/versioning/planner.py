@@ -13,11 +13,12 @@ fresh.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from vibepiper.definitions.partitions import compress, shown_range
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.units import Unit
@@ -31,6 +32,13 @@ from vibepiper.versioning.freshness import (
     Why,
     judge,
 )
+from vibepiper.versioning.partitioning import (
+    in_order,
+    keys_by_asset,
+    read_version,
+    units_of,
+)
+from vibepiper.versioning.partitioning import reads as reads_of
 
 
 class Action(StrEnum):
@@ -60,8 +68,8 @@ class Observed:
     """What the planner knows of the world besides the catalog, gathered once."""
 
     codes: Mapping[str, CodeVersion]  # asset -> its code version now
-    sources: Mapping[str, str]  # source asset -> its file's hash now
-    errors: Mapping[str, VibePiperError]  # asset -> why it cannot be judged (no source file)
+    sources: Mapping[Unit, str]  # a source's unit -> its file's hash now
+    errors: Mapping[Unit, VibePiperError]  # unit -> why it cannot be judged (no source file)
     damage: Mapping[Unit, str]  # unit -> what is wrong with its stored data ("" if nothing)
     now: datetime
 
@@ -94,16 +102,24 @@ class Plan:
     def needs_code(self) -> list[str]:
         """The assets a run of it will compute or validate, whatever their inputs turn
         out to be: their code is needed (a provisional decision's, once it is settled)."""
-        return [
+        names = [
             u.asset
             for u in self.units
             if self.decisions[u].action is not Action.SKIP and not self.decisions[u].provisional
         ]
+        return list(dict.fromkeys(names))
 
     def verdicts(self, units: Iterable[Unit] | None = None) -> dict[str, Verdict]:
-        """Each unit's verdict (the selection's by default), by its asset's name."""
+        """Each asset's verdict (the selection's by default): a partitioned asset's sums
+        up its partitions' (fresh when all of them are)."""
         chosen = self.units if units is None else units
-        return {u.asset: self.decisions[u].verdict for u in chosen}
+        grouped: dict[str, list[Decision]] = {}
+        for u in chosen:
+            grouped.setdefault(u.asset, []).append(self.decisions[u])
+        return {
+            name: found[0].verdict if not found[0].unit.partition else _summed(found)
+            for name, found in grouped.items()
+        }
 
 
 def make_plan(
@@ -113,29 +129,48 @@ def make_plan(
     units: Sequence[Unit],
     options: PlanOptions = PlanOptions(),
 ) -> Plan:
-    """The decision for each unit of `units` (and of their ancestors with `whole_graph`)."""
+    """The decision for each unit of `units` (and of their ancestors' units, every
+    partition up to now, with `whole_graph`)."""
     selected = set(units)
-    scope = {u.asset for u in units}
-    if options.whole_graph:
-        scope |= graph.ancestors_of(scope)
-    stale: set[str] = set()
+    groups = scope_units(graph, units, options.whole_graph, observed.now)
+    present = keys_by_asset(current)
+    stale: set[Unit] = set()
+    stale_assets: set[str] = set()
     rechecked: set[str] = set()
     decisions: dict[Unit, Decision] = {}
-    for name in graph.sorted(scope):
-        unit = Unit(name)
-        will = STALE if options.whole_graph else WILL_RUN
-        causes, provisional = _causes(graph, unit, current, observed, stale, will)
-        if not causes and options.force and unit in selected:
-            causes = [Reason(Why.FORCE)]
-        # A recheck keeps the asset's data, unless quarantine takes rows out of it: what
-        # reads it is not stale for it, but waits to see.
-        waits = bool(rechecked & _read_by(graph, name))
-        decisions[unit] = _decision(unit, causes, provisional or waits)
-        if decisions[unit].action is Action.RECHECK:
-            rechecked.add(name)
-        elif causes:
-            stale.add(name)
+    will = STALE if options.whole_graph else WILL_RUN
+    for name in graph.sorted(groups):
+        reads = _read_by(graph, name)
+        for unit in groups[name]:
+            causes, provisional = _causes(
+                graph, unit, current, observed, (stale, stale_assets), will, present
+            )
+            if not causes and options.force and unit in selected:
+                causes = [Reason(Why.FORCE)]
+            # A recheck keeps the asset's data, unless quarantine takes rows out of it:
+            # what reads it is not stale for it, but waits to see.
+            waits = bool(rechecked & reads)
+            decisions[unit] = _decision(unit, causes, provisional or waits)
+            if decisions[unit].action is Action.RECHECK:
+                rechecked.add(name)
+            elif causes:
+                stale.add(unit)
+                stale_assets.add(name)
     return Plan(tuple(units), decisions, current, observed, options)
+
+
+def scope_units(
+    graph: Graph, units: Sequence[Unit], whole_graph: bool, now: datetime
+) -> dict[str, list[Unit]]:
+    """The units a plan judges, by asset: the selection's, and with `whole_graph` every
+    unit of their ancestors."""
+    groups: dict[str, list[Unit]] = {}
+    for unit in units:
+        groups.setdefault(unit.asset, []).append(unit)
+    if whole_graph:
+        for name in graph.ancestors_of(list(groups)) - groups.keys():
+            groups[name] = units_of(graph, name, now)
+    return groups
 
 
 def settle(
@@ -171,36 +206,39 @@ def judge_unit(
     """The verdict on one unit, given the data versions of its inputs and of what its
     checks read."""
     name = unit.asset
-    error = observed.errors.get(name)
+    error = observed.errors.get(unit)
     if error is not None:
         return Verdict.of([Reason(Why.ERROR, detail=error.message)])
     defn = graph.assets[name]
     cur = current.get(unit)
     reads = graph.check_reads.get(name, {})
+    source = None
+    if defn.is_source:
+        source = (defn.source_path_of(unit.partition), observed.sources.get(unit))
     return judge(
         cur,
         code=observed.codes[name],
         inputs=inputs,
         file_problem=observed.damage.get(unit, "missing") if cur else "missing",
-        source=(str(defn.source_path), observed.sources.get(name)) if defn.is_source else None,
+        source=source,
         max_age=defn.max_age,
         now=now or observed.now,
         check_reads={other: (checked.get(other), checks) for other, checks in reads.items()},
     )
 
 
-def current_versions(
-    graph: Graph, name: str, current: Mapping[Unit, Current]
+def input_versions(
+    graph: Graph,
+    unit: Unit,
+    version_of: Callable[[Unit], str | None],
+    present: Callable[[str], Iterable[str]],
 ) -> tuple[dict[str, str | None], dict[str, str | None]]:
-    """The current data version of each input of `name`, and of each other asset its
-    checks read (None: never made)."""
-
-    def version(other: str) -> str | None:
-        cur = current.get(Unit(other))
-        return cur.data_version if cur is not None else None
-
-    inputs = {up: version(up) for up in graph.assets[name].inputs.values()}
-    checked = {other: version(other) for other in graph.check_reads.get(name, {})}
+    """The data version `unit` reads of each input, and of each other asset its checks
+    read (None: never made), given each unit's version and which partitions of a
+    partitioned asset have data (see `versioning.partitioning`)."""
+    ups = graph.assets[unit.asset].inputs.values()
+    inputs = {up: read_version(graph, unit, up, version_of, present) for up in ups}
+    checked = {other: version_of(Unit(other)) for other in graph.check_reads.get(unit.asset, {})}
     return inputs, checked
 
 
@@ -209,24 +247,36 @@ def _causes(
     unit: Unit,
     current: Mapping[Unit, Current],
     observed: Observed,
-    stale: set[str],
+    stale: tuple[set[Unit], set[str]],
     will: str,
+    present: Mapping[str, set[str]],
 ) -> tuple[list[Reason], bool]:
-    """Why `unit` is stale, counting the stale units before it; and whether that counts
-    on them."""
+    """Why `unit` is stale, counting the stale units before it (and the assets they are
+    of); and whether that counts on them."""
     name = unit.asset
-    inputs, checked = current_versions(graph, name, current)
+
+    def version_of(other: Unit) -> str | None:
+        cur = current.get(other)
+        return cur.data_version if cur is not None else None
+
+    def keys(up: str) -> list[str]:
+        return in_order(graph, up, present.get(up, ()))
+
+    inputs, checked = input_versions(graph, unit, version_of, keys)
     causes = list(judge_unit(graph, unit, current, observed, inputs, checked).causes)
     if [c.kind for c in causes] == [Why.NEVER]:
         return causes, False
     provisional = False
+    stale_units, stale_assets = stale
     for up in inputs:
-        if up in stale:
+        read = reads_of(graph, unit, up)
+        hit = up in stale_assets if read is None else any(u in stale_units for u in read)
+        if hit:
             causes = [c for c in causes if not (c.asset == up and c.kind in _INPUT_KINDS)]
             causes.append(Reason(Why.UPSTREAM_STALE, up, will))
             provisional = True
     for up, checks in graph.check_reads.get(name, {}).items():
-        if up in stale and up not in inputs:
+        if up in stale_assets and up not in inputs:
             causes = [c for c in causes if not (c.asset == up and c.kind is Why.CHECK_READ)]
             causes.append(Reason(Why.CHECK_READ, up, will, checks))
             provisional = True
@@ -239,6 +289,23 @@ _INPUT_KINDS = (Why.UPSTREAM_CHANGED, Why.UPSTREAM_STALE)
 def _read_by(graph: Graph, name: str) -> set[str]:
     """The assets `name` reads: its inputs and what its checks read."""
     return set(graph.assets[name].inputs.values()) | set(graph.check_reads.get(name, {}))
+
+
+def _summed(decisions: list[Decision]) -> Verdict:
+    """A partitioned asset's verdict: fresh if every partition is; else one reason that
+    counts the stale partitions and shows the first runs of them, with why."""
+    stale = [d for d in decisions if d.action is not Action.SKIP]
+    if not stale:
+        return Verdict(True)
+    every = [(d.unit.partition, "; ".join(map(str, d.causes))) for d in decisions]
+    runs = [r for r in compress(every) if r[2]]  # runs of consecutive stale keys
+    shown = [f"{shown_range(first, last)} ({why})" for first, last, why in runs[:3]]
+    more = f"; and {len(runs) - 3} more ranges" if len(runs) > 3 else ""
+    detail = f"{len(stale)} of {len(decisions)} partitions stale: {'; '.join(shown)}{more}"
+    recheck = all(d.action is Action.RECHECK for d in stale)
+    causes = (Reason(Why.PARTITIONS, detail=detail),)
+    error = any(d.action is Action.FAIL for d in stale)
+    return Verdict(False, causes, recheck and not error)
 
 
 def _decision(unit: Unit, causes: list[Reason], provisional: bool) -> Decision:
