@@ -409,6 +409,8 @@ def _time_keys(
     stop = _ceil(kind, _local(end)) if end else None
     if until is None and stop is None and not upto:
         raise ValueError("an open-ended partitioning has keys only up to a moment")
+    if tz == "UTC" and kind in STEPS:
+        return _fixed_keys(kind, local, stop, until, upto)
     keys: list[str] = []
     fixed = tz == "UTC"  # wall clock and UTC agree: no conversions
     limit = until.replace(tzinfo=None) if until is not None else None
@@ -430,6 +432,35 @@ def _time_keys(
         keys.append(key)
         local = nxt
     return tuple(keys)
+
+
+STEPS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(days=7)}
+
+
+def _fixed_keys(
+    kind: str, first: datetime, stop: datetime | None, until: datetime | None, upto: str
+) -> tuple[str, ...]:
+    """The keys of fixed-length windows in UTC, counted rather than walked: thousands of
+    hourly partitions are made at once (by numpy)."""
+    step = STEPS[kind]
+    last = stop if stop is not None else datetime.max
+    if until is not None:  # windows must have ended by then
+        last = min(last, until.replace(tzinfo=None) - step + timedelta(microseconds=1))
+    if upto:
+        last = min(last, datetime.strptime(upto, FORMATS[kind][0]) + timedelta(microseconds=1))
+    if last <= first:
+        return ()
+    count = -(-(last - first) // step)  # windows starting before `last`
+    if count < 1000:
+        return tuple((first + i * step).strftime(FORMATS[kind][0]) for i in range(count))
+    import numpy as np
+
+    unit = "m" if kind == "hourly" else "D"
+    starts = np.datetime64(first, unit) + np.arange(count) * np.timedelta64(step)
+    text = np.datetime_as_string(starts, unit=unit)
+    if kind == "hourly":
+        text = np.char.replace(text, "T", "-")
+    return tuple(text.tolist())
 
 
 def _utc(local: datetime, zone: ZoneInfo) -> datetime:

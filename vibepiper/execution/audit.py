@@ -60,34 +60,47 @@ def audit(
         return frames[name]
 
     for name in names:
-        cur = current.get(Unit(name))
         verdict = verdicts.get(name)
         stale = "" if verdict is None or verdict.fresh else "; ".join(verdict.reasons)
-        if cur is None:
+        defn = replace(ws.graph.assets[name], quarantine=False)
+        units = [Unit(name)]
+        if defn.partitions is not None:  # each partition that has data, in key order
+            order = defn.partitions.order
+            units = sorted(
+                (u for u in current if u.asset == name), key=lambda u: order(u.partition)
+            )
+        if not units or current.get(units[0]) is None:
             result.audits.append(
                 AssetAudit(name, None, problem="never materialized", problem_fails=require_fresh)
             )
             continue
-        defn = replace(ws.graph.assets[name], quarantine=False)
-        try:
-            frame = upstream(name)
-        except StoreError as exc:
-            result.audits.append(
-                AssetAudit(name, cur.materialization_id, problem=str(exc), problem_fails=True)
-            )
-            continue
-        validation = validate(defn, ws.graph.checks.get(name, ()), frame, upstream)
-        result.audits.append(
-            AssetAudit(
-                name,
-                cur.materialization_id,
-                validation.outcomes,
-                problem=f"stale: {stale}" if stale else "",
-                problem_fails=bool(stale),
-            )
-        )
+        for unit in units:
+            result.audits.append(_audit(ws, defn, unit, current[unit], stale, upstream))
     _record(ws, result, started, selection)
     return result
+
+
+def _audit(ws: Workspace, defn: Any, unit: Unit, cur: Any, stale: str, upstream: Any) -> AssetAudit:
+    """Validate the current data of one unit again."""
+    label = str(unit)
+    try:
+        frame = ws.store.read(unit, cur.data_version) if unit.partition else upstream(unit.asset)
+    except StoreError as exc:
+        return AssetAudit(label, cur.materialization_id, problem=str(exc), problem_fails=True)
+    validation = validate(defn, ws.graph.checks.get(unit.asset, ()), frame, upstream)
+    outcomes = validation.outcomes
+    if defn.time_column and unit.partition and defn.partitions is not None:
+        from vibepiper.validation.outcome import window_outcome
+
+        start, end = defn.partitions.window(unit.partition)
+        outcomes = (*outcomes, window_outcome(frame, defn.time_column, start, end))
+    return AssetAudit(
+        label,
+        cur.materialization_id,
+        outcomes,
+        problem=f"stale: {stale}" if stale else "",
+        problem_fails=bool(stale),
+    )
 
 
 def _record(ws: Workspace, result: AuditResult, started: datetime, selection: str) -> None:

@@ -127,8 +127,9 @@ def _current_data(store: Store, catalog: Catalog, found: list[Finding], repair: 
     version is not one: a catalog edited by hand); return the latter assets."""
     stale = "stale (recomputed by the next run)" if repair else ""
     suspect = set()
-    for cur in sorted(catalog.current().values(), key=lambda c: c.asset):
-        name, unit = cur.asset, whole(cur.asset)
+    for cur in sorted(catalog.current().values(), key=lambda c: (c.asset, c.partition)):
+        name, unit = cur.asset, cur.unit
+        what = f"partition {unit.partition} of asset" if unit.partition else "asset"
         try:
             where = store.location(unit, cur.data_version)
         except StoreError as exc:
@@ -140,7 +141,7 @@ def _current_data(store: Store, catalog: Catalog, found: list[Finding], repair: 
             found.append(
                 Finding(
                     "missing",
-                    f"the current data of asset '{name}' ({cur.data_version[:12]}) is not "
+                    f"the current data of {what} '{name}' ({cur.data_version[:12]}) is not "
                     "in the store; the next materialize recomputes it",
                     name,
                     where,

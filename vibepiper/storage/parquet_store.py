@@ -318,7 +318,12 @@ class ParquetStore:
         sound = SoundFiles(self.sound_files, self.root)
         root = str(self.root)
         found: dict[Unit, str] = {}
+        seen: dict[tuple[str, str], str] = {}  # partitions with the same data share a file
         for unit, version in versions.items():
+            same = seen.get((unit.asset, version))
+            if same is not None:
+                found[unit] = same
+                continue
             # (plain strings: thousands of Path objects cost more than the stats)
             key = identity = None
             if VERSION_RE.fullmatch(version):
@@ -327,9 +332,9 @@ class ParquetStore:
                 key = f"{asset}/{version}.parquet"
                 identity = sound.identity(os.path.join(root, key))
             if key is not None and identity is not None and sound.known_key(key, identity):
-                found[unit] = ""
+                found[unit] = seen[unit.asset, version] = ""
                 continue
-            found[unit] = self.damage(unit, version)
+            found[unit] = seen[unit.asset, version] = self.damage(unit, version)
             if key is not None and identity is not None and not found[unit]:
                 sound.remember_key(key, identity)
         sound.save()

@@ -21,9 +21,10 @@ from vibepiper.units import Unit
 from vibepiper.versioning.fingerprint import CodeVersion, describe_changes
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a plan makes one per partition, and frozen ones cost 8x
 class Current:
-    """An asset's current published materialization, with the inputs it was made from."""
+    """An asset's current published materialization, with the inputs it was made from
+    (treat it as read-only)."""
 
     asset: str
     materialization_id: str
