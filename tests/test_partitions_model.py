@@ -114,3 +114,87 @@ def test_random_edits_recompute_what_the_model_predicts(steps: list[dict[str, st
         total = sum(sum(day.amounts) for day in days.values())
         rows = sum(len(day.amounts) for day in days.values())
         assert Project(root).read("summary").to_dict("records") == [{"n": rows, "total": total}]
+
+
+# -- the planner's quick test of fresh partitions agrees with judging each in full -----------
+
+PLAN_DAYS = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+
+
+def _plan_graph() -> object:
+    import pandas as pd
+
+    from vibepiper import asset, daily
+    from vibepiper.graph.graph import Graph
+
+    days = daily(start="2026-01-01", end="2026-01-05")
+
+    @asset(partitions=days)
+    def up() -> pd.DataFrame:
+        return pd.DataFrame()
+
+    @asset(partitions=days)
+    def down(up: pd.DataFrame) -> pd.DataFrame:
+        return up
+
+    return Graph.build([up, down])
+
+
+# what can be wrong with a partition of `down`: nothing, or one thing
+FLAWS = ("none", "missing", "code", "input", "last_failed", "damaged", "up_missing")
+
+
+@settings(max_examples=60, deadline=None)
+@given(flaws=st.lists(st.sampled_from(FLAWS), min_size=4, max_size=4))
+def test_the_quick_test_agrees_with_a_full_judgement(flaws: list[str]) -> None:
+    from datetime import datetime
+
+    from vibepiper.units import Unit
+    from vibepiper.versioning.fingerprint import CodeVersion
+    from vibepiper.versioning.freshness import Current
+    from vibepiper.versioning.planner import (
+        Action,
+        Observed,
+        PlanOptions,
+        input_versions,
+        judge_unit,
+        make_plan,
+    )
+
+    graph = _plan_graph()
+    code = CodeVersion("c1", {"code": "h"})
+    made = datetime(2026, 1, 10)
+    current: dict[Unit, Current] = {}
+    damage: dict[Unit, str] = {}
+    for day, flaw in zip(PLAN_DAYS, flaws, strict=True):
+        if flaw != "up_missing":
+            current[Unit("up", day)] = Current("up", f"u{day}", "c1", f"v{day}", 1, made, {})
+            damage[Unit("up", day)] = ""
+        if flaw == "missing":
+            continue
+        current[Unit("down", day)] = Current(
+            "down",
+            f"d{day}",
+            "c0" if flaw == "code" else "c1",
+            f"w{day}",
+            1,
+            made,
+            {"up": "other" if flaw == "input" else f"v{day}"},
+            last_attempt="failed" if flaw == "last_failed" else "succeeded",
+            partition=day,
+        )
+        damage[Unit("down", day)] = "damaged" if flaw == "damaged" else ""
+    for unit in list(current):
+        current[unit].partition = unit.partition
+    observed = Observed({"up": code, "down": code}, {}, {}, damage, made)
+    units = [Unit("down", d) for d in PLAN_DAYS]
+    plan = make_plan(graph, current, observed, units, PlanOptions())  # type: ignore[arg-type]
+
+    def version_of(u: Unit) -> str | None:
+        cur = current.get(u)
+        return cur.data_version if cur is not None else None
+
+    for unit in units:
+        inputs, checked = input_versions(graph, unit, version_of, lambda up: [])  # type: ignore[arg-type]
+        full = judge_unit(graph, unit, current, observed, inputs, checked)  # type: ignore[arg-type]
+        assert (plan.decisions[unit].action is Action.SKIP) == full.fresh, (unit, flaws)

@@ -302,7 +302,7 @@ class Project:
             signals=signals,
             trigger=trigger,
             run_id=run_id,
-            keys=None if keys is None else tuple(keys),
+            keys=None if keys is None else {n: tuple(k) for n, k in keys.items()},
         )
         try:
             return run(

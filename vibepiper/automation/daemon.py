@@ -426,7 +426,6 @@ class Daemon:
     def _automation_ticks(
         self, verdicts: Any, current: Any, causes: dict[str, str | None], naive: datetime
     ) -> list[Tick]:
-        from vibepiper.units import whole
         from vibepiper.versioning.freshness import Why
 
         project = self.defs.project
@@ -439,7 +438,7 @@ class Daemon:
                 continue
             kinds = {c.kind for c in verdict.causes}
             inputs = project.graph.assets[name].inputs.values()
-            versions = {u: getattr(current.get(whole(u)), "data_version", None) for u in inputs}
+            versions = {u: _input_version(project.graph, current, u) for u in inputs}
             ahead = [c.asset for c in verdict.causes if c.asset in chosen]
             if mode == "missing":
                 wanted = Why.NEVER in kinds
@@ -747,3 +746,15 @@ def serve_lock(home: Path) -> Any:
             f"{lock.describe_holder(path)} holds {path}",
             "stop that one first (Ctrl-C or SIGTERM), or use it",
         ) from None
+
+
+def _input_version(graph: Any, current: Any, name: str) -> str | None:
+    """The data version of input `name` as an eager asset sees it: its own, or for a
+    partitioned input one combined from every partition that has data (None: none)."""
+    from vibepiper.units import whole
+    from vibepiper.versioning.partitioning import combine
+
+    if graph.assets[name].partitions is None:
+        return getattr(current.get(whole(name)), "data_version", None)
+    pairs = sorted((u.partition, c.data_version) for u, c in current.items() if u.asset == name)
+    return combine(pairs) if pairs else None

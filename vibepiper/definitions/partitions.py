@@ -455,11 +455,13 @@ def _fixed_keys(
         return tuple((first + i * step).strftime(FORMATS[kind][0]) for i in range(count))
     import numpy as np
 
-    unit = "m" if kind == "hourly" else "D"
-    starts = np.datetime64(first, unit) + np.arange(count) * np.timedelta64(step)
-    text = np.datetime_as_string(starts, unit=unit)
+    offsets = np.arange(count) * np.timedelta64(step)
     if kind == "hourly":
-        text = np.char.replace(text, "T", "-")
+        starts = np.datetime64(first, "m") + offsets
+        text = np.char.replace(np.datetime_as_string(starts, unit="m"), "T", "-")
+    else:
+        starts = np.datetime64(first.date(), "D") + offsets
+        text = np.datetime_as_string(starts, unit="D")
     return tuple(text.tolist())
 
 

@@ -70,7 +70,8 @@ class RunOptions:
     signals: bool = False  # Ctrl-C and SIGTERM cancel the run (a second one exits at once)
     trigger: str = "manual"  # what started it, for `runs.trigger` (SPEC §8)
     run_id: str | None = None  # chosen before it starts (by `serve`), else a new one
-    keys: tuple[str, ...] | None = None  # the partitions to run (None: all up to now)
+    # of each partitioned asset, the partitions to run (None: all up to now)
+    keys: Mapping[str, tuple[str, ...]] | None = None
 
 
 def materialize(
@@ -96,8 +97,7 @@ def materialize(
     executor = executor or InProcessExecutor()
     with run_turn(ws.catalog):
         current = ws.catalog.current()  # no other run can change it while this one runs
-        keys = list(options.keys) if options.keys is not None else None
-        the_plan = plan(ws, names, PlanOptions(force=options.force), current, keys)
+        the_plan = plan(ws, names, PlanOptions(force=options.force), current, options.keys)
         if load_code is not None and the_plan.computes:
             ws = load_code(the_plan.needs_code()) or ws
         else:
@@ -137,7 +137,13 @@ class Run:
         for unit, ups in self.before.items():
             for up in ups:
                 self.after.setdefault(up, []).append(unit)
-        self.memory = FrameCache(ws.store, {u: len(d) for u, d in self.after.items()})
+        # A partition's frame is kept in memory for the partitions that read it (they run
+        # soon after); an asset that reads many partitions reads them from the store, so
+        # that a long backfill does not hold every partition in memory.
+        self.memory = FrameCache(
+            ws.store,
+            {u: sum(1 for d in r if d.partition or not u.partition) for u, r in self.after.items()},
+        )
         self.present = keys_by_asset(plan.current)  # partitions that have data, by asset
         self.blockers = {u: len(self.before[u]) for u in self.units}
         self.ready = [u for u in self.units if not self.blockers[u]]  # not yet prepared

@@ -66,7 +66,7 @@ def plan(
     names: list[str],
     options: PlanOptions | None = None,
     current: Mapping[Unit, Current] | None = None,
-    keys: Sequence[str] | None = None,
+    keys: Mapping[str, Sequence[str]] | None = None,
 ) -> Plan:
     """The plan for `names` (in dependency order) as the catalog and the world are now
     (or as `current`, read by a run as it starts): of each partitioned asset, the

@@ -18,7 +18,7 @@ exist (`combine`), so a change to any of them, or a new one, makes the reader st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from vibepiper.errors import UsageError
@@ -39,11 +39,11 @@ def units_of(graph: Graph, name: str, now: datetime | None = None) -> list[Unit]
 def selected_units(
     graph: Graph,
     names: Sequence[str],
-    keys: Sequence[str] | None = None,
+    keys: Mapping[str, Sequence[str]] | None = None,
     now: datetime | None = None,
 ) -> list[Unit]:
-    """The units of `names` (in their order): each partitioned asset's `keys` (checked
-    against its partitioning), or all its keys up to `now`."""
+    """The units of `names` (in their order): of each partitioned asset, the keys `keys`
+    gives it (see `keys_for`), or all its keys up to `now`."""
     units: list[Unit] = []
     for name in names:
         parts = graph.assets[name].partitions
@@ -52,18 +52,16 @@ def selected_units(
         elif keys is None:
             units += units_of(graph, name, now)
         else:
-            for key in keys:
-                parts.check_key(key, f"asset '{name}'")
-            ordered = sorted(set(keys), key=parts.order)
-            units += [Unit(name, key) for key in ordered]
+            chosen = keys.get(name, ())  # checked by `keys_for`
+            units += [Unit(name, key) for key in sorted(set(chosen), key=parts.order)]
     return units
 
 
 def keys_for(
     graph: Graph, names: Sequence[str], partition: str | None, span: str | None
-) -> list[str] | None:
-    """The keys `--partition KEY` or `--partitions FROM..TO` name, for the partitioned
-    assets among `names` (None: neither given). A UsageError if no selected asset is
+) -> dict[str, list[str]] | None:
+    """The keys `--partition KEY` or `--partitions FROM..TO` name, for each partitioned
+    asset among `names` (None: neither given). A UsageError if no selected asset is
     partitioned, or if the key or range is not valid for one of them."""
     if partition is None and span is None:
         return None
@@ -71,7 +69,7 @@ def keys_for(
         raise UsageError(
             "--partition and --partitions were both given", "give one key, or one range"
         )
-    partitioned = [n for n in names if graph.assets[n].partitions is not None]
+    partitioned = {n: p for n in names if (p := graph.assets[n].partitions) is not None}
     option = "--partition" if partition is not None else "--partitions"
     if not partitioned:
         raise UsageError(
@@ -79,19 +77,12 @@ def keys_for(
             "select a partitioned asset, or drop the option",
         )
     if partition is not None:
-        for name in partitioned:
-            graph.assets[name].partitions.check_key(partition, f"asset '{name}'")  # type: ignore[union-attr]
-        return [partition]
+        return {n: [p.check_key(partition, f"asset '{n}'")] for n, p in partitioned.items()}
     from vibepiper.definitions.partitions import parse_range
 
     assert span is not None
     first, last = parse_range(span)
-    keys: dict[str, None] = {}
-    for name in partitioned:
-        parts = graph.assets[name].partitions
-        assert parts is not None
-        keys.update(dict.fromkeys(parts.between(first, last, f"asset '{name}'")))
-    return list(keys)
+    return {n: p.between(first, last, f"asset '{n}'") for n, p in partitioned.items()}
 
 
 def reads(graph: Graph, unit: Unit, up: str) -> tuple[Unit, ...] | None:

@@ -142,7 +142,7 @@ def make_plan(
     for name in graph.sorted(groups):
         reads = _read_by(graph, name)
         quick = None
-        if not (rechecked & reads):
+        if not (rechecked & reads) and not options.force:
             quick = _quick_check(graph, name, current, observed, stale_assets)
         for unit in groups[name]:
             if quick is not None and quick(unit, current.get(unit)):
