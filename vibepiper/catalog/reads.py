@@ -450,6 +450,17 @@ def run_detail(catalog: Catalog, run_id: str) -> tuple[Row | None, list[Row]]:
     return found[0], made
 
 
+def latest_partition_version(catalog: Catalog, asset: str) -> Row | None:
+    """The current materialization of the partition of `asset` with the greatest key
+    (time keys sort as their windows): its key, data version and row count."""
+    found = catalog.fetch(
+        "SELECT partition_key, data_version, row_count FROM current_materializations "
+        "WHERE asset = ? AND partition_key IS NOT NULL ORDER BY partition_key DESC LIMIT 1",
+        [asset],
+    )
+    return found[0] if found else None
+
+
 def current_version(catalog: Catalog, asset: str) -> Row | None:
     """The current materialization of a whole asset (as `current_materializations` has
     it), found by its own rows only: its data version and row count."""

@@ -36,7 +36,10 @@ def list_(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
         return
     from vibepiper.reporting.console import print_table
 
-    print_table(rows, ["name", "deps", "group", "tags", "checks"])
+    columns = ["name", "deps", "group", "tags", "checks"]
+    if any(r.get("partitions") for r in rows):
+        columns.append("partitions")
+    print_table(rows, columns)
 
 
 @click.command()

@@ -90,19 +90,24 @@ class Partitions:
     def keys(self, until: datetime | None = None) -> list[str]:
         """Every key, in order; for time partitions those whose window has ended by
         `until` (default: now; naive means UTC), up to `end`."""
+        return list(self._keys(until))
+
+    def _keys(self, until: datetime | None = None) -> Sequence[str]:
+        """`keys`, as the cached tuple itself (no copy)."""
         if not self.is_time:
-            return list(self.static_keys)
+            return self.static_keys
         from vibepiper import clock
 
         moment = until or clock.now()
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        return list(_time_keys(self.kind, self.start, self.end, self.tz, _minute_floor(moment)))
+        return _time_keys(self.kind, self.start, self.end, self.tz, _minute_floor(moment))
 
     def all_keys(self) -> Sequence[str]:
-        """Every key ever (time partitions: up to `end`, else up to now)."""
+        """Every key ever (time partitions: up to `end`, else up to now), not copied: a
+        mapping from thousands of partitions asks for them each time."""
         if self.is_time and self.end:
             return _time_keys(self.kind, self.start, self.end, self.tz, None)
-        return self.keys()
+        return self._keys()
 
     def order(self, key: str) -> tuple[int, str]:
         """A sort key: static keys in declared order, time keys as their windows."""

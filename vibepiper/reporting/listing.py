@@ -23,6 +23,8 @@ def check_names(graph: Graph, name: str) -> list[str]:
     names = [f"schema:{schema_name(defn.schema)}"] if defn.schema is not None else []
     names += [c.name for c in defn.checks]
     names += [c.name for c in graph.checks.get(name, ())]
+    if defn.time_column:
+        names.append(f"time_column({defn.time_column})")
     return names
 
 
@@ -40,6 +42,7 @@ def asset_rows(graph: Graph, names: Iterable[str]) -> list[dict[str, Any]]:
                 "checks": check_names(graph, name),
                 "schema": schema_name(defn.schema),
                 "source": defn.source_path,
+                "partitions": defn.partitions.describe() if defn.partitions else None,
             }
         )
     return rows

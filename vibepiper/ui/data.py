@@ -172,7 +172,10 @@ def _preview(project: Project, name: str) -> dict[str, Any] | None:
     from vibepiper.errors import VibePiperError
     from vibepiper.units import whole
 
-    current = reads.current_version(project.catalog, name)
+    if project.graph.assets[name].partitions is not None:  # its latest partition's
+        current = reads.latest_partition_version(project.catalog, name)
+    else:
+        current = reads.current_version(project.catalog, name)
     if current is None:
         return None
     try:
@@ -193,6 +196,7 @@ def _preview(project: Project, name: str) -> dict[str, Any] | None:
         "rows": [[_text(v[i]) for v in values] for i in range(head.num_rows)],
         "total": current["row_count"],
         "names": names,
+        "partition": current.get("partition_key"),
     }
 
 
