@@ -3,6 +3,7 @@ and every error a user can make with them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -542,3 +543,84 @@ def test_static_partitions_and_a_lookback(tmp_path: Path) -> None:
     assert plan.returncode == 0
     stale = [r["key"] for r in partitions_json(root, "three_days", "--status", "stale")]
     assert stale == []  # the same data again: nothing downstream changed (early cutoff)
+
+
+def test_windows_never_overlap_where_the_clocks_skip_midnight() -> None:
+    days = daily("2025-09-01", tz="America/Santiago")  # 2025-09-07 00:00 does not happen
+    windows = [days.window(k) for k in days.keys(datetime(2025, 9, 12, tzinfo=UTC))]
+    for (_, end), (start, _) in itertools.pairwise(windows):  # type: ignore[misc]
+        assert end == start
+
+
+def test_hourly_keys_are_on_the_hour_and_windows_must_have_ended() -> None:
+    hours = hourly("2026-01-01")
+    with pytest.raises(UsageError, match="is not on the hour"):
+        hours.check_key("2026-01-01-13:30", "asset 'x'")
+    now = datetime(2026, 1, 2, 10, 15, tzinfo=UTC)
+    assert hours.check_ended("2026-01-02-09:00", "asset 'x'", now) == "2026-01-02-09:00"
+    with pytest.raises(UsageError, match=r"has not ended yet.*the latest is 2026-01-02-09:00"):
+        hours.check_ended("2026-01-02-10:00", "asset 'x'", now)
+
+
+def test_the_time_column_is_read_in_the_partitionings_zone() -> None:
+    import pandas as pd
+
+    from vibepiper.validation.outcome import window_outcome
+
+    days = daily("2026-01-01", tz="Europe/Berlin")
+    start, end = days.window("2026-03-01")  # type: ignore[misc]
+    late = pd.DataFrame({"ts": ["2026-03-01 23:30:00", "2026-03-01 00:00:00"]})
+    assert window_outcome(late, "ts", start, end).passed  # wall-clock times in Berlin
+    after = pd.DataFrame({"ts": ["2026-03-02 00:00:00", None]})
+    outcome = window_outcome(after, "ts", start, end)
+    assert not outcome.passed and outcome.failing_rows == 2  # the end is excluded; a null
+    hour_start, hour_end = hourly("2026-10-25", tz="Europe/Berlin").window("2026-10-25-02:00")  # type: ignore[misc]
+    repeated = pd.DataFrame({"ts": pd.to_datetime(["2026-10-25 02:30"])})
+    assert window_outcome(repeated, "ts", hour_start, hour_end).passed  # the repeated hour
+    missing = window_outcome(late, "when", start, end)
+    assert not missing.passed and "column 'when' is missing" in missing.message
+
+
+EVOLVING = """
+import pandas as pd
+from vibepiper import Context, asset, daily
+
+@asset(partitions=daily(start="{start}", end="2026-01-05"))
+def per_day(context: Context) -> pd.DataFrame:
+    day = int(context.partition.key[-2:])
+    return pd.DataFrame({{"day": [day], "v": pd.array([day], dtype="{dtype}")}})
+"""
+
+
+def test_a_changed_partitioning_recomputes_and_old_partitions_are_left_out(
+    tmp_path: Path,
+) -> None:
+    root = write_project(
+        tmp_path / "p", {"pipeline": EVOLVING.format(start="2026-01-01", dtype="int64")}
+    )
+    assert run_cli(root, "materialize").returncode == 0
+    (root / "pipeline.py").write_text(EVOLVING.format(start="2026-01-03", dtype="int64"))
+    listed = partitions_json(root, "per_day")
+    assert [(r["key"], r["status"]) for r in listed] == [
+        ("2026-01-03", "stale"),
+        ("2026-01-04", "stale"),
+    ]
+    assert "partitions changed" in " ".join(listed[0]["reasons"])  # type: ignore[arg-type]
+    shown = json.loads(run_cli(root, "show", "per_day", "--json").stdout)
+    assert [r["day"] for r in shown] == [3, 4]  # not the partitions it no longer has
+    # partitions of different integer widths still make one view
+    (root / "pipeline.py").write_text(EVOLVING.format(start="2026-01-03", dtype="int32"))
+    assert run_cli(root, "materialize", "--partition", "2026-01-04").returncode == 0
+    query = run_cli(root, "query", "SELECT sum(v) AS s, count(*) AS n FROM per_day", "--json")
+    assert query.returncode == 0, query.stderr
+    assert json.loads(query.stdout) == [{"s": 7, "n": 2}]
+
+
+def test_a_partition_whose_window_has_not_ended_is_refused(pipeline: Path) -> None:
+    env = {"VIBEPIPER_CLOCK": "2026-02-10T12:00:00Z"}
+    done = run_cli(pipeline, "materialize", "daily_orders", "--partition", "2026-02-10", env=env)
+    assert done.returncode == 2
+    assert "partition 2026-02-10 has not ended yet" in done.stderr
+    assert "the latest is 2026-02-09" in done.stderr
+    listed = run_cli(pipeline, "partitions", "events", "--json", env=env)
+    assert json.loads(listed.stdout)[-1]["key"] == "2026-02-09"

@@ -14,12 +14,14 @@ from vibepiper.errors import (
     AssetNotMaterializedError,
     SelectionError,
     UsageError,
+    VibePiperError,
     did_you_mean,
 )
 from vibepiper.graph.graph import Graph
 from vibepiper.loader import load_settings
 from vibepiper.text import quoted
-from vibepiper.versioning.partitioning import keys_for
+from vibepiper.units import Unit
+from vibepiper.versioning.partitioning import current_keys, keys_for
 
 if TYPE_CHECKING:
     import threading
@@ -550,10 +552,12 @@ class Project:
             version = reads.full_version(self.catalog, name, version)
         return self.store.read(whole(name), version)
 
-    def _read_partitions(self, name: str, partition: str | None) -> pd.DataFrame:
+    def _read_partitions(
+        self, name: str, partition: str | None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """One partition's current data, or every partition's in key order (the first
+        `limit` rows of them, if given: only the partitions those are in are read)."""
         import pandas as pd
-
-        from vibepiper.units import Unit
 
         found = self.catalog.current([name])
         if partition is not None:
@@ -566,14 +570,36 @@ class Project:
             return self.store.read(current.unit, current.data_version)
         parts = self.graph.assets[name].partitions
         assert parts is not None
-        units = sorted(found, key=lambda u: parts.order(u.partition))
+        keys = current_keys(self.graph, found).get(name, set())
+        units = [Unit(name, key) for key in sorted(keys, key=parts.order)]
         if not units:
             raise AssetNotMaterializedError(
                 f"no partition of asset '{name}' has been materialized",
                 f"run `vibepiper materialize {name}`",
             )
-        frames = [self.store.read(u, found[u].data_version) for u in units]
+        frames: list[pd.DataFrame] = []
+        rows = 0
+        for unit in units:
+            if limit is not None and rows >= limit and frames:
+                break
+            frames.append(self.store.read(unit, found[unit].data_version))
+            rows += len(frames[-1])
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def head(self, name: str, limit: int, partition: str | None = None) -> tuple[Any, int]:
+        """The first `limit` rows of an asset's current data (of a partitioned one: of
+        `partition`, or of every partition in key order) and how many rows it has."""
+        parts = self.graph.assets.get(name)
+        if parts is None or parts.partitions is None or partition is not None:
+            frame = self.read(name, partition=partition)
+            return frame.head(limit), len(frame)
+        from vibepiper.units import Unit
+
+        frame = self._read_partitions(name, None, limit)
+        found = self.catalog.current([name])
+        keys = current_keys(self.graph, found).get(name, set())
+        total = sum(found[Unit(name, k)].row_count or 0 for k in keys)
+        return frame.head(limit), total
 
     def partitions(self, name: str) -> list[dict[str, Any]]:
         """Each partition of `name` up to now, in key order: its key, status (fresh, stale,
@@ -638,7 +664,9 @@ class Project:
                 mid = row["materialization_id"]
                 quarantine[name] = partial(self.store.kept_dataset, unit, mid, "quarantine")
         for name, found in partitioned.items():
-            assets[name] = partial(_union, self.store, name, [v for _, v in found])
+            valid = current_keys(self.graph, [Unit(name, k) for k, _ in found]).get(name, set())
+            versions = [v for k, v in found if k in valid]
+            assets[name] = partial(_union, self.store, name, versions)
         return assets, quarantine
 
     def workspace(self, config: Config | None = None) -> Workspace:
@@ -681,7 +709,10 @@ def _words(given: str | Iterable[str] | None) -> list[str]:
 
 def _union(store: Any, name: str, versions: list[str]) -> Any:
     """One dataset over the current files of every partition of `name` (partitions with
-    the same data share a file: each file counts once per partition that has it)."""
+    the same data share a file: it counts once per partition that has it), with the
+    columns' types unified (an int32 partition and an int64 one read as int64, a column
+    of nulls as the others' type)."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     from vibepiper.units import Unit
@@ -690,4 +721,17 @@ def _union(store: Any, name: str, versions: list[str]) -> Any:
     found = [d for v in versions if (d := opened[v]) is not None]
     if not found:
         return None
-    return found[0] if len(found) == 1 else ds.dataset(found)
+    if len(found) == 1:
+        return found[0]
+    try:
+        schema = pa.unify_schemas(
+            [d.schema for d in opened.values() if d is not None], promote_options="permissive"
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise VibePiperError(
+            f"the partitions of asset '{name}' have columns of different types "
+            f"({str(exc).splitlines()[0][:200]})",
+            "make the asset return the same column types for every partition",
+        ) from None
+    files = [f for d in found for f in d.files]
+    return ds.dataset(files, schema=schema, format=found[0].format, filesystem=found[0].filesystem)

@@ -348,7 +348,7 @@ def quarantined_materialization(catalog: Catalog, asset: str) -> str:
     return _one_id(
         catalog,
         "SELECT materialization_id FROM current_materializations WHERE asset = ? "
-        "AND quarantined_rows > 0",
+        "AND quarantined_rows > 0 ORDER BY finished_at DESC, materialization_id DESC",
         asset,
         "no quarantined rows in its current data",
     )
@@ -451,11 +451,12 @@ def run_detail(catalog: Catalog, run_id: str) -> tuple[Row | None, list[Row]]:
 
 
 def latest_partition_version(catalog: Catalog, asset: str) -> Row | None:
-    """The current materialization of the partition of `asset` with the greatest key
-    (time keys sort as their windows): its key, data version and row count."""
+    """The current materialization of `asset`'s partition made last: its key, data
+    version and row count."""
     found = catalog.fetch(
         "SELECT partition_key, data_version, row_count FROM current_materializations "
-        "WHERE asset = ? AND partition_key IS NOT NULL ORDER BY partition_key DESC LIMIT 1",
+        "WHERE asset = ? AND partition_key IS NOT NULL "
+        "ORDER BY finished_at DESC, materialization_id DESC LIMIT 1",
         [asset],
     )
     return found[0] if found else None

@@ -59,24 +59,26 @@ def show(
 ) -> None:
     """Preview an asset's current data (or an older, rejected or quarantined version)."""
     project = opts.load()
+    if partition is not None and (version is not None or rejected or quarantined):
+        raise UsageError(
+            "--partition cannot be combined with --version, --rejected or --quarantined",
+            "a data version names the data of one partition already; drop --partition",
+        )
     if version is not None and not (rejected or quarantined):
         frame = _read_version(project, asset, version)
+        head, total = frame.head(limit), len(frame)
+    elif rejected or quarantined or version is not None:
+        frame = project.read(asset, version=version, rejected=rejected, quarantined=quarantined)
+        head, total = frame.head(limit), len(frame)
     else:
-        frame = project.read(
-            asset,
-            version=version,
-            rejected=rejected,
-            quarantined=quarantined,
-            partition=partition,
-        )
-    head = frame.head(limit)
+        head, total = project.head(asset, limit, partition)
     if as_json:
         click.echo(json.dumps(frame_records(head), default=json_default, allow_nan=False))
         return
     from vibepiper.reporting.console import visible_frame
 
     click.echo(visible_frame(head).to_string(max_cols=30, max_colwidth=40))
-    click.echo(f"({len(head)} of {len(frame)} rows, {frame.shape[1]} columns)", err=True)
+    click.echo(f"({len(head)} of {total} rows, {head.shape[1]} columns)", err=True)
 
 
 def _read_version(project: Project, asset: str, version: str) -> pd.DataFrame:

@@ -144,17 +144,9 @@ def materialize(
     for line in [*quality.report_lines(findings), *summary(run, missing)]:
         click.echo(line)
     if reporter.held:  # nothing but skipping happened
-        from vibepiper.text import plural
+        from vibepiper.text import units_counted
 
-        held = reporter.held
-        parts = sum(1 for r in held if r.partition)
-        fresh = plural(len(held) - parts, "asset")
-        if parts:
-            fresh = (
-                plural(parts, "partition")
-                if parts == len(held)
-                else f"{fresh} and " + (plural(parts, "partition"))
-            )
+        fresh = units_counted(r.label for r in reporter.held)
         click.echo(f"nothing to do: {fresh} fresh (-v lists them)")
     _annotate(findings)
     if unrecorded is not None:
@@ -233,10 +225,11 @@ def check(
     failed = sum(1 for o in outcomes if o.blocking)
     warned = sum(1 for o in outcomes if not o.passed and not o.blocking)
     problems = sum(1 for a in result.audits if a.problem_fails)
-    from vibepiper.text import plural
+    from vibepiper.text import plural, units_counted
 
     click.echo(
-        f"checked {plural(len(result.audits), 'asset')}: {plural(len(outcomes), 'check')}, "
+        f"checked {units_counted(a.asset for a in result.audits)}: "
+        f"{plural(len(outcomes), 'check')}, "
         f"{failed} failed, {plural(warned, 'warning')}"
         + (f", {problems} not fresh or unreadable" if problems else "")
     )

@@ -65,6 +65,24 @@ class Partitions:
     def is_time(self) -> bool:
         return self.kind in KINDS
 
+    @functools.cached_property
+    def token(self) -> str:
+        """A short text equal for equal partitionings: comparing two is then cheap (a
+        static partitioning of thousands of keys is compared for every partition)."""
+        import hashlib
+        import json
+
+        return hashlib.blake2b(json.dumps(self.as_dict()).encode(), digest_size=16).hexdigest()
+
+    def same_as(self, other: Partitions | None) -> bool:
+        return other is not None and (other is self or other.token == self.token)
+
+    def has(self, key: str) -> bool:
+        """Whether `key` is one of the static keys (time keys: use `check_key`)."""
+        if not self._index:
+            self._index.update({k: i for i, k in enumerate(self.static_keys)})
+        return key in self._index
+
     def describe(self) -> str:
         if not self.is_time:
             return f"static({len(self.static_keys)} keys)"
@@ -118,12 +136,17 @@ class Partitions:
         return (self._index.get(key, len(self.static_keys)), key)
 
     def window(self, key: str) -> tuple[datetime, datetime] | None:
-        """The half-open window `[start, end)` of a time key (aware, in its zone)."""
+        """The half-open window `[start, end)` of a time key (aware, in its zone): from
+        the key's wall-clock start to the next key's (where the clock skips a window's
+        start, where it lands)."""
         if not self.is_time:
             return None
         zone = ZoneInfo(self.tz)
-        start = _start_of(self.kind, key, zone)
-        return start, _next_start(self.kind, start, zone)
+        local = datetime.strptime(key, FORMATS[self.kind][0])
+        following = _step(self.kind, local)
+        while self.kind == "hourly" and not _exists(following, zone):
+            following += timedelta(hours=1)
+        return _resolved(local, zone), _resolved(following, zone)
 
     def partition(self, key: str) -> Partition:
         window = self.window(key)
@@ -152,6 +175,8 @@ class Partitions:
             raise UsageError(f"{owner}: {key!r} is not a partition key", self._form())
         if self.kind == "weekly" and parsed.weekday() != 0:
             raise UsageError(f"{owner}: {key!r} is not a Monday", self._form())
+        if self.kind == "hourly" and parsed.minute != 0:
+            raise UsageError(f"{owner}: {key!r} is not on the hour", self._form())
         first = _first_key(self.kind, self.start, ZoneInfo(self.tz))
         if key < first:
             raise UsageError(
@@ -170,6 +195,23 @@ class Partitions:
             raise UsageError(
                 f"{owner}: hour {key} does not exist in {self.tz} (the clocks skip it)",
                 self._form(),
+            )
+        return key
+
+    def check_ended(self, key: str, owner: str, now: datetime) -> str:
+        """`key` if its window has ended by `now` (aware or naive UTC), else a UsageError:
+        a partition is computed once its window is over."""
+        window = self.window(key)
+        if window is None:
+            return key
+        moment = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+        if window[1] > moment:
+            found = self.keys(now)
+            latest = f"; the latest is {found[-1]}" if found else ""
+            raise UsageError(
+                f"{owner}: partition {key} has not ended yet (its window ends at "
+                f"{window[1].isoformat()})",
+                f"a partition is computed once its window is over{latest}",
             )
         return key
 
@@ -200,7 +242,7 @@ class Partitions:
         """The keys of `up` that this partitioning's `key` reads: the same static key; the
         time windows overlapping its own (and `lookback` earlier ones)."""
         if not self.is_time:
-            return [key] if key in up.static_keys else []
+            return [key] if up.has(key) else []
         start, end = self.window(key) or (None, None)
         assert start is not None and end is not None
         keys = up.all_keys()
@@ -384,16 +426,13 @@ def _exists(local: datetime, zone: ZoneInfo) -> bool:
 
 def _start_of(kind: str, key: str, zone: ZoneInfo) -> datetime:
     """The (aware) start of the window of `key`: its wall-clock start, the first time it
-    happens; a skipped hour's start is where the clock lands."""
-    local = datetime.strptime(key, FORMATS[kind][0])
-    aware = local.replace(tzinfo=zone, fold=0)
-    return aware.astimezone(UTC).astimezone(zone)
+    happens; a skipped start is where the clock lands."""
+    return _resolved(datetime.strptime(key, FORMATS[kind][0]), zone)
 
 
-def _next_start(kind: str, start: datetime, zone: ZoneInfo) -> datetime:
-    local = _step(kind, start.replace(tzinfo=None))
-    while kind == "hourly" and not _exists(local, zone):
-        local += timedelta(hours=1)
+def _resolved(local: datetime, zone: ZoneInfo) -> datetime:
+    """The wall-clock time `local` in `zone` as an aware time: its first occurrence, or
+    (skipped by the clocks) where they land."""
     return local.replace(tzinfo=zone, fold=0).astimezone(UTC).astimezone(zone)
 
 

@@ -28,7 +28,7 @@ def partition_rows(ws: Workspace, name: str) -> list[dict[str, Any]]:
             failed[row["partition_key"]] = f"check_failed: {checks}"
         elif row["status"] == "failed":
             error = (row["error"] or "").strip().splitlines()
-            failed[row["partition_key"]] = f"failed: {error[-1] if error else ''}"[:300]
+            failed[row["partition_key"]] = (error[-1] if error else "it failed")[:300]
     found = []
     for unit in the_plan.units:
         decision = the_plan.decisions[unit]

@@ -13,12 +13,14 @@ while readers still see its progress.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from vibepiper.catalog.catalog import utcnow
@@ -43,7 +45,7 @@ from vibepiper.execution.workspace import Workspace, check_pools, plan
 from vibepiper.graph.graph import Graph
 from vibepiper.processes import remove_dead_temp_dirs
 from vibepiper.units import Unit
-from vibepiper.versioning.partitioning import in_order, keys_by_asset
+from vibepiper.versioning.partitioning import current_keys, in_order
 from vibepiper.versioning.partitioning import reads as reads_of
 from vibepiper.versioning.planner import (
     Action,
@@ -144,10 +146,12 @@ class Run:
             ws.store,
             {u: sum(1 for d in r if d.partition or not u.partition) for u, r in self.after.items()},
         )
-        self.present = keys_by_asset(plan.current)  # partitions that have data, by asset
+        # the partitions that have data, by asset
+        self.present = current_keys(graph, plan.current, plan.observed.now)
         self.blockers = {u: len(self.before[u]) for u in self.units}
         self.ready = [u for u in self.units if not self.blockers[u]]  # not yet prepared
-        self.queued: list[Unit] = []  # prepared, in dependency order, waiting for room
+        # prepared, waiting for room: a heap by position in dependency order
+        self.queued: list[tuple[int, Unit]] = []
         self.launches: dict[Unit, Launch] = {}
         self.running: dict[Future[TaskOutcome], Unit] = {}
         # Timed out but still running (a thread cannot be stopped): each keeps its worker
@@ -254,17 +258,17 @@ class Run:
         every waiting unit per finished one."""
         cancel = self.cancel
         order = self.order.__getitem__
+        queue = self.queued  # a heap of (position in dependency order, unit)
         progress = True
         while progress and not cancel.is_set():
             progress = False
             new, self.ready = sorted(self.ready, key=order), []
-            queued, self.queued = self.queued, []
             kept: list[Unit] = []  # prepared, still without room
-            qi = ni = 0
-            while ni < len(new) or qi < len(queued):
-                visit_queue = qi < len(queued) and (bool(self.stop_reason) or self._any_room())
-                if visit_queue and (ni == len(new) or order(queued[qi]) < order(new[ni])):
-                    unit, qi = queued[qi], qi + 1
+            ni = 0
+            while ni < len(new) or queue:
+                visit_queue = bool(queue) and (bool(self.stop_reason) or self._any_room())
+                if visit_queue and (ni == len(new) or queue[0][0] < order(new[ni])):
+                    unit = heapq.heappop(queue)[1]
                 elif ni < len(new):
                     unit, ni = new[ni], ni + 1
                 else:
@@ -296,7 +300,8 @@ class Run:
                 if cancel.is_set():
                     kept += new[ni:]
                     break
-            self.queued = sorted([*kept, *queued[qi:], *self.queued], key=order)
+            for unit in kept:
+                heapq.heappush(queue, (order(unit), unit))
 
     def _any_room(self) -> bool:
         """Whether some unit could start now (`_room_for` says which)."""
@@ -352,14 +357,12 @@ class Run:
         if missing:
             read = reads_of(graph, unit, missing[0])
             what = str(read[0]) if read is not None and len(read) == 1 else missing[0]
-            return AssetResult(
-                name,
-                states.FAILED,
-                mid,
-                message=f"input {what} has never been materialized; "
-                f"run `vibepiper materialize +{name}`",
-                partition=part,
+            message = (
+                f"input {what} has never been materialized; run `vibepiper materialize +{name}`"
             )
+            if read and not self._exists(read[-1]):
+                message = f"input {read[-1]} does not exist yet: its window has not ended"
+            return AssetResult(name, states.FAILED, mid, message=message, partition=part)
         decision = settle(self.plan, graph, unit, versions, checked, utcnow())
         code = self.plan.observed.codes[name]
         if decision.action is Action.FAIL:
@@ -415,6 +418,14 @@ class Run:
             parts=parts,
         )
         return Launch(job, code, versions, tuple(str(c) for c in decision.causes))
+
+    def _exists(self, unit: Unit) -> bool:
+        """Whether a partition's window has ended (a whole asset's unit always exists)."""
+        parts = self.graph.assets[unit.asset].partitions
+        if parts is None or not unit.partition:
+            return True
+        window = parts.window(unit.partition)
+        return window is None or window[1] <= self.plan.observed.now.replace(tzinfo=UTC)
 
     def _parts_read(self, unit: Unit, up: str) -> tuple[tuple[str, str], ...]:
         """The (key, data version) of each partition of `up` that `unit` reads and that

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from vibepiper.execution import states
 from vibepiper.execution.states import AssetResult, RunResult
+from vibepiper.text import units_counted
 
 STYLE = {
     states.SUCCEEDED: "green",
@@ -71,7 +72,7 @@ class ConsoleReporter:
     def run_started(self, run_id: str, names: list[str]) -> None:
         self.total = len(names)
         self.width = max((len(n) for n in names), default=0)
-        self._echo(f"run {run_id}: {len(names)} asset{'s' if len(names) != 1 else ''}")
+        self._echo(f"run {run_id}: {units_counted(names)}")
         if self.live and names:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -172,7 +172,7 @@ def _preview(project: Project, name: str) -> dict[str, Any] | None:
     from vibepiper.errors import VibePiperError
     from vibepiper.units import whole
 
-    if project.graph.assets[name].partitions is not None:  # its latest partition's
+    if project.graph.assets[name].partitions is not None:  # the partition made last
         current = reads.latest_partition_version(project.catalog, name)
     else:
         current = reads.current_version(project.catalog, name)

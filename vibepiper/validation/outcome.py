@@ -223,10 +223,23 @@ def window_outcome(frame: pd.DataFrame, column: str, start: Any, end: Any) -> Ch
     values = frame[column]
     try:
         if not pd.api.types.is_datetime64_any_dtype(values):
+            try:
+                values = pd.to_datetime(values)
+            except (TypeError, ValueError):  # offsets that differ from row to row
+                values = pd.to_datetime(values, utc=True)
+        if not pd.api.types.is_datetime64_any_dtype(values):
             values = pd.to_datetime(values, utc=True)
-        elif getattr(values.dt, "tz", None) is None:
-            values = values.dt.tz_localize(start.tzinfo, ambiguous="NaT", nonexistent="NaT")
-    except (TypeError, ValueError) as exc:
+        if getattr(values.dt, "tz", None) is None:
+            # wall-clock times of the zone: a repeated time (the clocks going back) is in
+            # the same window either way; a skipped one is where the clocks land
+            import numpy as np
+
+            values = values.dt.tz_localize(
+                start.tzinfo,
+                ambiguous=np.ones(len(values), dtype=bool),
+                nonexistent="shift_forward",
+            )
+    except (TypeError, ValueError, OverflowError) as exc:
         message = f"column '{column}' is not a time ({type(exc).__name__}: {exc})"
         return CheckOutcome(name, Severity.ERROR, False, len(frame), message[:300])
     outside = ~((values >= start) & (values < end)).fillna(False).to_numpy(dtype=bool)

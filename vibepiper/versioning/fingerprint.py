@@ -157,6 +157,13 @@ class Fingerprinter:
         parts["config"] = _digest(_canonical(dict(defn.config)))  # == config_digest()
         if defn.schema is not None:
             parts["schema"] = self._schema_hash(defn.schema)
+        if defn.partitions is not None:  # which data a key holds, and what it must hold
+            laid_out = {
+                "partitions": defn.partitions.as_dict(),
+                "time_column": defn.time_column,
+                "lookback": dict(defn.lookback),
+            }
+            parts["partitions"] = _digest(_canonical(laid_out))
         if defn.checks or checks:
             described = [_expectation(c) for c in defn.checks]
             described += [self._own_hash(c.fn) + c.severity for c in checks]

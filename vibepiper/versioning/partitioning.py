@@ -76,13 +76,24 @@ def keys_for(
             f"{option} was given, but no selected asset is partitioned",
             "select a partitioned asset, or drop the option",
         )
+    from vibepiper import clock
+
+    now = clock.now()
     if partition is not None:
-        return {n: [p.check_key(partition, f"asset '{n}'")] for n, p in partitioned.items()}
+        return {
+            n: [p.check_ended(p.check_key(partition, f"asset '{n}'"), f"asset '{n}'", now)]
+            for n, p in partitioned.items()
+        }
     from vibepiper.definitions.partitions import parse_range
 
     assert span is not None
     first, last = parse_range(span)
-    return {n: p.between(first, last, f"asset '{n}'") for n, p in partitioned.items()}
+    found = {}
+    for name, parts in partitioned.items():
+        keys = parts.between(first, last, f"asset '{name}'")
+        parts.check_ended(keys[-1], f"asset '{name}'", now)
+        found[name] = keys
+    return found
 
 
 def reads(graph: Graph, unit: Unit, up: str) -> tuple[Unit, ...] | None:
@@ -94,7 +105,7 @@ def reads(graph: Graph, unit: Unit, up: str) -> tuple[Unit, ...] | None:
     if mine.partitions is None:
         return ALL
     lookback = max((n for p, n in mine.lookback.items() if mine.inputs.get(p) == up), default=0)
-    if lookback == 0 and theirs == mine.partitions:
+    if lookback == 0 and theirs.same_as(mine.partitions):
         return (Unit(up, unit.partition),)
     keys = mine.partitions.reads(theirs, unit.partition, lookback)
     return tuple(Unit(up, key) for key in keys)
@@ -133,6 +144,20 @@ def keys_by_asset(units: Iterable[Unit]) -> dict[str, set[str]]:
     for unit in units:
         if unit.partition:
             found.setdefault(unit.asset, set()).add(unit.partition)
+    return found
+
+
+def current_keys(
+    graph: Graph, units: Iterable[Unit], now: datetime | None = None
+) -> dict[str, set[str]]:
+    """The keys among `units` (those with current data, say) that are partitions of their
+    asset as it is declared now, by asset: a key left by an earlier partitioning of the
+    asset (another start, other static keys, a window not over yet) is not one."""
+    found = keys_by_asset(units)
+    for name, keys in found.items():
+        defn = graph.assets.get(name)
+        parts = defn.partitions if defn is not None else None
+        found[name] = set() if parts is None else keys.intersection(parts.keys(now))
     return found
 
 

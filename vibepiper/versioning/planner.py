@@ -33,8 +33,8 @@ from vibepiper.versioning.freshness import (
     judge,
 )
 from vibepiper.versioning.partitioning import (
+    current_keys,
     in_order,
-    keys_by_asset,
     read_version,
     units_of,
 )
@@ -133,7 +133,7 @@ def make_plan(
     partition up to now, with `whole_graph`)."""
     selected = set(units)
     groups = scope_units(graph, units, options.whole_graph, observed.now)
-    present = keys_by_asset(current)
+    present = current_keys(graph, current, observed.now)
     stale: set[Unit] = set()
     stale_assets: set[str] = set()
     rechecked: set[str] = set()
@@ -184,7 +184,7 @@ def _quick_check(
     if graph.check_reads.get(name) or any(up in stale_assets for up in graph.upstream[name]):
         return None
     theirs = [graph.assets[up].partitions for up in defn.inputs.values()]
-    if defn.lookback or any(p != defn.partitions for p in theirs):
+    if defn.lookback or not all(defn.partitions.same_as(p) for p in theirs):
         return None
     code, damage = observed.codes[name].version, observed.damage
     errors = observed.errors
