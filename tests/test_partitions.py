@@ -624,3 +624,37 @@ def test_a_partition_whose_window_has_not_ended_is_refused(pipeline: Path) -> No
     assert "the latest is 2026-02-09" in done.stderr
     listed = run_cli(pipeline, "partitions", "events", "--json", env=env)
     assert json.loads(listed.stdout)[-1]["key"] == "2026-02-09"
+
+
+HOURS_AND_DAYS = """
+import pandas as pd
+from vibepiper import Context, asset, daily, hourly
+
+@asset(partitions=hourly(start="2026-01-01"))
+def readings(context: Context) -> pd.DataFrame:
+    return pd.DataFrame({"hour": [context.partition.key], "v": [1]})
+
+@asset(partitions=daily(start="2026-01-01"))
+def per_day(readings: pd.DataFrame, context: Context) -> pd.DataFrame:
+    return pd.DataFrame({"day": [context.partition.key], "hours": [len(readings)]})
+"""
+
+
+def test_one_range_of_days_runs_an_hourly_asset_and_its_daily_reader(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", {"pipeline": HOURS_AND_DAYS})
+    env = {"VIBEPIPER_CLOCK": "2026-01-10T00:00:00Z"}
+    done = run_cli(
+        root, "materialize", "readings+", "--partitions", "2026-01-02..2026-01-03", env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    made = computed(root, latest_run(root))
+    assert len([u for u in made if u.startswith("readings[")]) == 48
+    assert {u for u in made if u.startswith("per_day[")} == {
+        "per_day[2026-01-02]",
+        "per_day[2026-01-03]",
+    }
+    shown = json.loads(run_cli(root, "show", "per_day", "--json", env=env).stdout)
+    assert shown == [{"day": "2026-01-02", "hours": 24}, {"day": "2026-01-03", "hours": 24}]
+    # an hour of a day that has not ended: the daily reader cannot follow
+    late = run_cli(root, "materialize", "readings+", "--partition", "2026-01-10-05:00", env=env)
+    assert late.returncode == 2 and "has not ended yet" in late.stderr

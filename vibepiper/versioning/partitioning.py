@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
+from vibepiper.definitions.partitions import Partitions
 from vibepiper.errors import UsageError
 from vibepiper.graph.graph import Graph
 from vibepiper.units import Unit
@@ -77,23 +78,61 @@ def keys_for(
             "select a partitioned asset, or drop the option",
         )
     from vibepiper import clock
-
-    now = clock.now()
-    if partition is not None:
-        return {
-            n: [p.check_ended(p.check_key(partition, f"asset '{n}'"), f"asset '{n}'", now)]
-            for n, p in partitioned.items()
-        }
     from vibepiper.definitions.partitions import parse_range
 
-    assert span is not None
-    first, last = parse_range(span)
-    found = {}
+    now = clock.now()
+    first, last = (partition, partition) if partition is not None else parse_range(str(span))
+
+    def keys_of(name: str, parts: Partitions) -> list[str]:
+        owner = f"asset '{name}'"
+        keys = (
+            [parts.check_key(first, owner)]
+            if first == last
+            else (parts.between(first, last, owner))
+        )
+        parts.check_ended(keys[-1], owner, now)
+        return keys
+
+    found: dict[str, list[str]] = {}
+    refused: dict[str, UsageError] = {}
     for name, parts in partitioned.items():
-        keys = parts.between(first, last, f"asset '{name}'")
-        parts.check_ended(keys[-1], f"asset '{name}'", now)
-        found[name] = keys
+        try:
+            found[name] = keys_of(name, parts)
+        except UsageError as exc:
+            refused[name] = exc
+    if refused:
+        _map_keys(partitioned, found, refused, first, last)
     return found
+
+
+def _map_keys(
+    partitioned: Mapping[str, Partitions],
+    found: dict[str, list[str]],
+    refused: Mapping[str, UsageError],
+    first: str,
+    last: str,
+) -> None:
+    """The keys of the time-partitioned assets whose partitioning the given keys are not
+    of (an hourly asset selected with a daily one, `--partitions` in days): the windows
+    that overlap the time the given keys span, by the partitioning they are keys of. A
+    key that no selected asset has is refused as the first asset refused it."""
+    reference = next((partitioned[n] for n in found if partitioned[n].is_time), None)
+    for name, error in refused.items():
+        parts = partitioned[name]
+        if reference is None or not parts.is_time or not _is_key_error(error):
+            raise error
+        begin, end = reference.reads(parts, first), reference.reads(parts, last)
+        if not begin or not end:
+            raise UsageError(
+                f"asset '{name}' has no partition in {first}..{last} whose window has ended",
+                "choose keys whose windows have ended",
+            )
+        found[name] = parts.between(begin[0], end[-1], f"asset '{name}'")
+
+
+def _is_key_error(error: UsageError) -> bool:
+    """Whether `error` says a key is not of a partitioning's form (not out of range)."""
+    return "is not a partition key" in error.message
 
 
 def reads(graph: Graph, unit: Unit, up: str) -> tuple[Unit, ...] | None:
