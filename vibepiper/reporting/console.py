@@ -124,7 +124,17 @@ class ConsoleReporter:
                 self.close()
             return
         self._activate()
+        if result.state == states.SKIPPED and result.partition and not self.verbose:
+            self._count(result)  # fresh partitions are counted, not listed (-v lists them)
+            return
         self._show(result)
+
+    def _count(self, result: AssetResult) -> None:
+        self.done += 1
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1)
+        if self.done == self.total:
+            self.close()
 
     def _activate(self) -> None:
         """Something besides skipping happens: show what was held back, from now on all."""
@@ -133,7 +143,10 @@ class ConsoleReporter:
         self.active = True
         held, self.held = self.held, []
         for result in held:
-            self._show(result)
+            if result.partition and not self.verbose:
+                self._count(result)
+            else:
+                self._show(result)
 
     def _show(self, result: AssetResult) -> None:
         self.running.pop(result.label, None)
