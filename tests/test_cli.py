@@ -122,6 +122,7 @@ def test_history_show_status_list_after_a_run(shop: Path) -> None:
         "checks": [],
         "schema": None,
         "source": None,
+        "partitions": None,
     }
     core = json.loads(invoke(shop, "list", "tag:core", "--json").output)
     assert sorted(r["name"] for r in core) == ["clean", "lonely"]
