@@ -97,16 +97,11 @@ def materialize(
     config = overrides(settings)
     _check_launch(trigger, run_id)
     project = opts.load()
+    # what both a dry run and a run are given
+    chosen: dict[str, Any] = {"exclude": exclude, "force": force, "config": config}
+    chosen.update(partition=partition, partitions=span)
     if dry_run:
-        verdicts = project.plan(
-            select,
-            exclude=exclude,
-            force=force,
-            config=config,
-            partition=partition,
-            partitions=span,
-        )
-        _print_plan(verdicts)
+        _print_plan(project.plan(select, **chosen))
         return
     from vibepiper.execution.recorder import RunNotRecorded
     from vibepiper.reporting.console import ConsoleReporter, install_log_handler, summary
@@ -117,19 +112,15 @@ def materialize(
     try:
         run = project.materialize(
             select,
-            exclude=exclude,
-            force=force,
+            **chosen,
             fail_fast=fail_fast,
             reporter=reporter,
             executor=executor,
             workers=workers,
             address=address,
             signals=True,
-            config=config,
             trigger=trigger,
             run_id=run_id,
-            partition=partition,
-            partitions=span,
         )
     except RunNotRecorded as exc:  # its summary, then its one line (error: ...), exit 1
         if exc.run is None:
