@@ -13,6 +13,7 @@ folder and outside the recorded one (a copied project's `.vibepiper`): then it a
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -323,8 +324,7 @@ def _abandon_dead_runs(con: Any) -> list[str]:
 
 
 def _current(con: Any) -> dict[Unit, Current]:
-
-    found = con.execute(
+    cursor = con.execute(
         "SELECT c.asset, c.partition_key, c.materialization_id, c.code_version, "
         "c.data_version, c.row_count, c.finished_at, c.code_parts, a.status, "
         "l.upstream_asset, l.upstream_data_version "
@@ -333,10 +333,16 @@ def _current(con: Any) -> dict[Unit, Current]:
         "AND a.partition_key IS NOT DISTINCT FROM c.partition_key "
         "AND a.finished_at > c.finished_at "
         "LEFT JOIN lineage l ON l.materialization_id = c.materialization_id"
-    ).fetchall()
+    )
+    found = itertools.chain.from_iterable(iter(lambda: cursor.fetchmany(10_000), []))
     result: dict[Unit, Current] = {}
     by_id: dict[str, Current] = {}
+    # Texts that repeat from row to row (the asset, its code version and parts, for every
+    # partition of an asset) are kept once, and rows are read 10,000 at a time: reading
+    # 100,000 partitions does not hold them all twice.
+    once: dict[str, str] = {}
     for asset, part, mid, code, data, count, finished, parts, last, up, up_version in found:
+        asset, code = once.setdefault(asset, asset), once.setdefault(code, code) if code else code
         unit = Unit(asset, part or "")
         entry = result.get(unit)
         if entry is None:
@@ -348,7 +354,7 @@ def _current(con: Any) -> dict[Unit, Current]:
                 count,
                 finished,
                 {},
-                parts or {},
+                once.setdefault(parts, parts) if parts else {},
                 last or "succeeded",
                 partition=unit.partition,
             )
