@@ -232,9 +232,9 @@ def current_data_rows(catalog: Catalog) -> list[Row]:
     )
 
 
-def last_attempt_rows(catalog: Catalog, asset: str) -> list[Row]:
-    """The latest attempt to compute each partition of `asset` (succeeded, failed or
-    check_failed), with the names of the checks that failed it."""
+def failed_partition_rows(catalog: Catalog, asset: str) -> list[Row]:
+    """The partitions of `asset` whose latest attempt (succeeded, failed or check_failed)
+    failed, with its status, error and the names of the checks that failed it."""
     return catalog.fetch(
         "WITH last AS (SELECT partition_key, status, error, materialization_id, finished_at "
         "FROM materializations WHERE asset = ? AND partition_key IS NOT NULL "
@@ -243,7 +243,7 @@ def last_attempt_rows(catalog: Catalog, asset: str) -> list[Row]:
         "ORDER BY finished_at DESC, materialization_id DESC) = 1) "
         "SELECT last.*, (SELECT list(c.check_name ORDER BY c.check_name) FROM check_results c "
         "WHERE c.materialization_id = last.materialization_id AND NOT c.passed "
-        "AND c.severity = 'error') AS failed_checks FROM last",
+        "AND c.severity = 'error') AS failed_checks FROM last WHERE status <> 'succeeded'",
         [asset],
     )
 

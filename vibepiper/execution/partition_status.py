@@ -18,11 +18,11 @@ STATUSES = ("fresh", "stale", "missing", "failed")
 
 def partition_rows(ws: Workspace, name: str) -> list[dict[str, Any]]:
     """Each partition of `name` up to now, in key order (see the module doc)."""
-    from vibepiper.catalog.reads import last_attempt_rows
+    from vibepiper.catalog.reads import failed_partition_rows
 
     the_plan = plan(ws, [name], PlanOptions(whole_graph=True))
     failed = {}
-    for row in last_attempt_rows(ws.catalog, name):
+    for row in failed_partition_rows(ws.catalog, name):
         if row["status"] == "check_failed":
             checks = ", ".join(row["failed_checks"] or []) or "its checks"
             failed[row["partition_key"]] = f"check_failed: {checks}"
@@ -33,12 +33,13 @@ def partition_rows(ws: Workspace, name: str) -> list[dict[str, Any]]:
     for unit in the_plan.units:
         decision = the_plan.decisions[unit]
         cur = the_plan.current.get(unit)
-        reasons = list(decision.verdict.reasons)
+        fresh = decision.action is Action.SKIP
+        reasons = [] if fresh else [str(c) for c in decision.causes]
         if unit.partition in failed:
             status, reasons = "failed", [failed[unit.partition]]
         elif cur is None:
             status = "missing"
-        elif decision.action is Action.SKIP:
+        elif fresh:
             status = "fresh"
         else:
             status = "stale"
