@@ -351,6 +351,9 @@ class Run:
                 message=f"blocked: upstream {bad[0]} {why}",
                 partition=part,
             )
+        decided = self.plan.decisions[unit]
+        if decided.action is Action.SKIP and not decided.provisional:
+            return self._skipped(unit)  # fresh, whatever this run does
         defn = graph.assets[name]
         versions, checked = input_versions(graph, unit, self._version_of, self._present)
         missing = [u for u, v in versions.items() if v is None]
@@ -372,18 +375,7 @@ class Run:
             )
         force = self.options.force
         if decision.action is Action.SKIP:
-            cur = self.plan.current[unit]
-            return AssetResult(
-                name,
-                states.SKIPPED,
-                mid,
-                data_version=cur.data_version,
-                code_version=code.version,
-                code_parts=code.parts,
-                row_count=cur.row_count,
-                message="fresh",
-                partition=part,
-            )
+            return self._skipped(unit)
         if self.load_code is not None:
             loaded = self.load_code([name])  # a decision that waited on its inputs, say
             if loaded is not None:
@@ -418,6 +410,21 @@ class Run:
             parts=parts,
         )
         return Launch(job, code, versions, tuple(str(c) for c in decision.causes))
+
+    def _skipped(self, unit: Unit) -> AssetResult:
+        """`unit` is fresh: its current data is kept."""
+        cur, code = self.plan.current[unit], self.plan.observed.codes[unit.asset]
+        return AssetResult(
+            unit.asset,
+            states.SKIPPED,
+            self.mids[unit],
+            data_version=cur.data_version,
+            code_version=code.version,
+            code_parts=code.parts,
+            row_count=cur.row_count,
+            message="fresh",
+            partition=unit.partition,
+        )
 
     def _exists(self, unit: Unit) -> bool:
         """Whether a partition's window has ended (a whole asset's unit always exists)."""
