@@ -3,8 +3,9 @@ its median, min-max, floor, ratio to the floor and goal; and the table itself.
 
 A figure's ratio is always its median divided by its floor's median. A goal is judged
 ("met" / "NOT met") only on the configuration the issue sets it for (200 assets, 5,000,000
-rows, the full executors graph); on a smaller one (`--quick`) the goal is applied to the
-largest configuration measured and its verdict is shown in parentheses: indicative only.
+rows, the full executors graph, 365 days and 100,000 hourly partitions); on a smaller one
+(`--quick`) the goal is applied to the largest configuration measured and its verdict is
+shown in parentheses: indicative only.
 """
 
 from __future__ import annotations
@@ -377,6 +378,119 @@ def ui_rows(report: dict[str, Any]) -> list[Row]:
     return found
 
 
+# partitions.py (SPEC §7): the backfill's figures at PARTITION_DAYS days, the hourly ones at
+# PARTITION_HOURS partitions: figure, label, unit, its floor's figure, the floor's label, goal.
+PARTITION_DAYS = 365
+PARTITION_HOURS = 100_000
+LIST_PARTITIONS = Goal("<= 1 s", _at_most(1.0))
+PLAN_PARTITIONS = Goal("<= 2 s", _at_most(2.0))
+RSS_PLAN_PARTITIONS = Goal("<= 200 MiB", _at_most(200))
+Figure = tuple[str, str, str, str, str, Goal | None]
+
+
+def _against_import(figure: str, label: str, goal: Goal | None, unit: str = "s") -> Figure:
+    return (figure, label, unit, "import" if unit == "s" else "rss_import", IMPORT_FLOOR, goal)
+
+
+BACKFILL_FIGURES: tuple[Figure, ...] = (
+    ("cold", "backfill, {n} days x 3 assets + rollup, cold", "s", "floor", "plain script", COLD),
+    _against_import("noop", "no-op run, {n} days x 3 assets + rollup", None),
+    ("rss_cold", "peak RSS, backfill cold run, {n} days", "MiB", "rss_floor", "plain script", None),
+)
+HOURLY_FIGURES: tuple[Figure, ...] = (
+    _against_import("partitions", "`partitions readings`, {n} hourly, fresh", LIST_PARTITIONS),
+    _against_import("status", "`status`, {n} hourly partitions, fresh", LIST_PARTITIONS),
+    _against_import("dryrun", "`materialize --dry-run`, {n} hourly, fresh", PLAN_PARTITIONS),
+    _against_import("noop", "no-op `materialize readings`, {n} hourly", None),
+    _against_import(
+        "partitions_missing", "`partitions readings`, {n} hourly, missing", LIST_PARTITIONS
+    ),
+    _against_import(
+        "dryrun_missing", "`materialize --dry-run`, {n} hourly, missing", PLAN_PARTITIONS
+    ),
+    _against_import(
+        "rss_dryrun", "peak RSS, `--dry-run`, {n} hourly, fresh", RSS_PLAN_PARTITIONS, "MiB"
+    ),
+    _against_import(
+        "rss_dryrun_missing",
+        "peak RSS, `--dry-run`, {n} hourly, missing",
+        RSS_PLAN_PARTITIONS,
+        "MiB",
+    ),
+    _against_import("rss_noop", "peak RSS, no-op run, {n} hourly", None, "MiB"),
+)
+
+
+def _partition_rows(
+    suffix: str, n: int, found: dict[str, Any], figures: tuple[Figure, ...], goal_n: int, at: int
+) -> list[Row]:
+    """The rows of one size `n` (keys end in n and `suffix`): goals shown at `goal_n`, judged
+    only at `at` (the size the goals are set for)."""
+    return [
+        row(
+            f"partitions:{figure}@{n}{suffix}",
+            label.format(n=f"{n:,}"),
+            (found[figure]["median"], found[figure]["min"], found[figure]["max"]),
+            (found[floor]["median"], floor_label),
+            goal if n == goal_n else None,
+            n == at,
+            unit,
+        )
+        for figure, label, unit, floor, floor_label, goal in figures
+    ]
+
+
+def partitions_rows(report: dict[str, Any]) -> list[Row]:
+    """The backfill against its plain script; `partitions`, `status` and planning at each
+    number of hourly partitions (goals at 365 days and at 100,000 partitions; as in
+    scale_rows, at a smaller largest size an indicative verdict)."""
+    rows = []
+    backfill = report["derived"]["backfill"]
+    if backfill is not None:  # None: not measured (--only hourly), or its command failed
+        n, found = backfill["days"], backfill["figures"]
+        rows += _partition_rows("d", n, found, BACKFILL_FIGURES, n, PARTITION_DAYS)
+    hourly = report["derived"]["hourly"]
+    sizes = sorted(int(n) for n in hourly)
+    goal_n = PARTITION_HOURS if PARTITION_HOURS in sizes else max(sizes, default=0)
+    for figure in HOURLY_FIGURES:
+        for n in sizes:
+            found = hourly[str(n)]["figures"]
+            rows += _partition_rows("h", n, found, (figure,), goal_n, PARTITION_HOURS)
+    return rows
+
+
+def partitions_notes(report: dict[str, Any]) -> list[str]:
+    """The backfill's overhead per partition; how each hourly figure grows (µs or KiB per
+    partition); what went wrong."""
+    found = []
+    backfill = report["derived"]["backfill"]
+    if backfill is not None:
+        f = backfill["figures"]
+        found.append(
+            f"partitions, backfill of {backfill['days']} days ({backfill['partitions']:,} "
+            f"partitions + rollup): (cold - floor) / {backfill['partitions']:,} "
+            f"{backfill['overhead_ms_per_partition']:.2f} ms per partition; cold / floor "
+            f"{backfill['cold_over_floor']:.2f}; no-op {f['noop']['median']:.3f} s, "
+            f"{backfill['noop_minus_import_s']:+.3f} s over the import floor"
+        )
+    for figure, g in report["growth"].items():
+        steps = ", ".join(f"{i['slope']:.2f} from {i['from']:,}" for i in g["intervals"])
+        exponent = "" if g["exponent"] is None else f"exponent {g['exponent']:.2f}, "
+        found.append(
+            f"partitions, {figure}: {g['slope_per_partition']:.2f} {g['unit']}/partition over "
+            f"{', '.join(f'{n:,}' for n in g['sizes'])} hourly ({steps}); {exponent}"
+            f"{g['verdict']}"
+        )
+    if report["derived"]["hourly"]:
+        found.append(
+            "partitions: the hourly partitions share one stored file (copied catalog rows)"
+        )
+    parts = [backfill, *report["derived"]["hourly"].values()]
+    found += [f"partitions: WARNING: {p}" for d in parts if d for p in d["problems"]]
+    found += [f"partitions: FAILED at {what}" for what in report.get("failed", {})]
+    return found
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "graph": graph_rows,
     "validation": validation_rows,
@@ -386,6 +500,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "scale": scale_rows,
     "automation": automation_rows,
     "ui": ui_rows,
+    "partitions": partitions_rows,
 }
 
 
@@ -412,6 +527,8 @@ def notes(name: str, report: dict[str, Any]) -> list[str]:
         return [f"executors: overhead ms/asset ({report['trivial_assets']} trivial) {overheads}"]
     if name == "scale":
         return scale_notes(report)
+    if name == "partitions":
+        return partitions_notes(report)
     return []
 
 

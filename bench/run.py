@@ -54,6 +54,11 @@ BENCHMARKS = (
     Benchmark("scale", ("--assets", "1000,4000,20000", "--repeat", "3"), ("--quick",)),
     Benchmark("automation", ("--ticks", "30", "--idle", "30"), ("--quick",)),
     Benchmark("ui", ("--assets", "2000", "--history", "50", "--repeat", "30"), ("--quick",)),
+    Benchmark(
+        "partitions",
+        ("--days", "365", "--hours", "10000,30000,100000", "--repeat", "3"),
+        ("--quick",),
+    ),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
