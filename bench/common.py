@@ -7,6 +7,8 @@ import it as `common`.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -16,9 +18,10 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,6 +109,15 @@ def report_disturbances(
             print("WARNING: the machine was busy; see the per-run figures", file=sys.stderr)
     if git_after != git_before:
         print("WARNING: vibepiper's files changed during the benchmark", file=sys.stderr)
+
+
+def own_peak_rss_mib() -> float:
+    """This process's peak RSS so far, in MiB.
+
+    Linux starts a child's peak RSS at its parent's (vfork, then exec): a script timing whole
+    processes must stay below every peak it measures.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def environment(packages: tuple[str, ...], **extra: Any) -> dict[str, Any]:
@@ -366,3 +378,117 @@ def interleaved(
         print(f"  round {round_ + 1}/{repeat}: {names}", file=sys.stderr)
         for m in measures:
             m.once(log)
+
+
+# -- a benchmark's report ----------------------------------------------------------------
+
+
+class Session:
+    """One run of the benchmark `name`, as its report describes it: when it started and how
+    long it took, which code it measured (git before and after), and the share of the machine
+    that other processes used meanwhile (the children waited for count as ours)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = dt.datetime.now(dt.UTC)
+        self.git_before = git_state(package_dir())
+        self.cpu = OtherCpu()
+        self.wall = time.perf_counter()
+        self.elapsed = 0.0
+        self.others: float | None = None
+        self.git_after: dict[str, Any] = {}
+
+    def end(self) -> None:
+        """Stop the clock and the count of other processes' CPU; read the git state again."""
+        self.others = self.cpu.share()
+        self.elapsed = time.perf_counter() - self.wall
+        self.git_after = git_state(package_dir())
+
+    def report(self, settings: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+        """The report: the benchmark's name, start and length, `settings`, the git state
+        before and after, other processes' share of the machine, then `measured`."""
+        return {
+            "benchmark": self.name,
+            "started": self.started.isoformat(timespec="seconds"),
+            "elapsed_s": self.elapsed,
+            **settings,
+            "git": self.git_before,
+            "git_after": self.git_after,
+            "other_processes_cpu_share": self.others,
+            **measured,
+        }
+
+    def save(self, report: dict[str, Any], path: Path | None) -> None:
+        """Warn of what disturbed the benchmark, then save `report` (see save_report)."""
+        report_disturbances(self.others, self.git_before, self.git_after)
+        out = save_report(report, self.name, path, self.started)
+        print(f"saved {out}")
+
+
+def finish(
+    session: Session,
+    settings: dict[str, Any],
+    measured: dict[str, Any],
+    packages: tuple[str, ...],
+    print_report: Callable[[dict[str, Any]], None],
+    path: Path | None,
+) -> None:
+    """End a benchmark of a series of sizes (scale.py, partitions.py): its report (`settings`;
+    the environment, with this script's own peak RSS; the load average; `measured`), shown
+    by `print_report` with that peak and the time taken, then saved to `path`."""
+    session.end()
+    own_peak_mib = own_peak_rss_mib()
+    env = environment(
+        packages,
+        pythonpath=os.environ.get("PYTHONPATH"),
+        children_cache_bytecode=True,  # see child_env
+        script_peak_rss_mib=own_peak_mib,
+    )
+    report = session.report(
+        {**settings, "environment": env}, {"load_average_1_5_15min": os.getloadavg(), **measured}
+    )
+    print_report(report)
+    print(f"\nthis script's own peak RSS: {own_peak_mib:.0f} MiB; {session.elapsed:.0f} s in all")
+    session.save(report, path)
+
+
+@contextlib.contextmanager
+def workspace(prefix: str, keep: Path | None) -> Iterator[tuple[Path, Path]]:
+    """The folder for the projects (a temporary one, or `keep`, which is kept) and the log of
+    the last command run (in the temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield keep or Path(tmp), Path(tmp) / "last-command.log"
+
+
+@contextlib.contextmanager
+def failure_noted(failed: dict[str, str], key: str, what: str) -> Iterator[None]:
+    """Run the block; if a command in it fails, warn (naming `what`), keep the end of its
+    output in `failed[key]` and go on, so that the other parts' figures are kept."""
+    try:
+        yield
+    except CommandFailed as exc:
+        print(f"WARNING: {what}: {exc}", file=sys.stderr)
+        failed[key] = str(exc)[-3000:]
+
+
+# -- the options of a benchmark of sizes -------------------------------------------------
+
+
+def size_list(text: str) -> list[int]:
+    """An option's comma-separated sizes: `10000,30000` -> [10000, 30000]."""
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def add_run_options(parser: argparse.ArgumentParser, name: str, quick_help: str) -> None:
+    """--no-wait, --json, --keep and --quick (described by `quick_help`)."""
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="on a busy machine: no waiting for a quiet one, no second try of a disturbed run "
+        "(such runs are kept and flagged)",
+    )
+    parser.add_argument("--json", type=Path, help=f"default: bench/results/{name}-<time>.json")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="write the projects in DIR and keep them"
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)

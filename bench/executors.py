@@ -34,14 +34,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
-import datetime as dt
 import importlib.metadata
 import importlib.util
 import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,15 +49,12 @@ from common import (
     PYTHON,
     VIBEPIPER,
     Measure,
-    OtherCpu,
+    Session,
     cpu_count,
     environment,
-    git_state,
     interleaved,
-    package_dir,
     query_catalog,
-    report_disturbances,
-    save_report,
+    workspace,
 )
 from graph import FLOOR_MAIN
 
@@ -482,15 +477,10 @@ def main() -> None:
     adopted = adopt_orphans()
     if not adopted:
         print("note: cannot adopt orphaned workers: CPU figures miss them", file=sys.stderr)
-    started = dt.datetime.now(dt.UTC)
-    git_before = git_state(package_dir())
-    cpu_share = OtherCpu()
-    wall = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="vp-executors-") as tmp:
-        base = args.dir or Path(tmp)
+    session = Session("executors")
+    with workspace("vp-executors-", args.dir) as (base, log):
         for kind in ("cpu", "trivial"):
             shutil.rmtree(base / kind, ignore_errors=True)
-        log = Path(tmp) / "last-command.log"
         cpu_project, trivial_project = write_projects(base, shape)
         w = args.workers
         measures: list[Measure] = [materialize(cpu_project, e, w) for e in executors]
@@ -501,9 +491,7 @@ def main() -> None:
             measures += [materialize(trivial_project, e, w, one=first) for e in executors]
         measures.append(floor(trivial_project))
         trivial = bench(trivial_project, measures, args.runs, log, args.quick)
-    others = cpu_share.share()
-    elapsed = time.perf_counter() - wall
-    git_after = git_state(package_dir())
+    session.end()
     derived = derive(cpu, trivial, trivial_project.n)
     print_tables(cpu, trivial, derived, cpu_project, trivial_project, shape, args.runs)
     goal_name = label(GOAL_EXECUTOR, args.workers)
@@ -520,12 +508,8 @@ def main() -> None:
         )
     for name, why in skipped.items():
         print(f"{name}: skipped, {why}")
-    print(f"\nbenchmark took {elapsed:.0f} s")
-    report_disturbances(others, git_before, git_after)
-    report = {
-        "benchmark": "executors",
-        "started": started.isoformat(timespec="seconds"),
-        "elapsed_s": elapsed,
+    print(f"\nbenchmark took {session.elapsed:.0f} s")
+    settings = {
         "quick": args.quick,
         "runs": args.runs,
         "workers": args.workers,
@@ -536,9 +520,8 @@ def main() -> None:
         "skipped": skipped,
         "orphans_adopted": adopted,
         "environment": environment_here(),
-        "git": git_before,
-        "git_after": git_after,
-        "other_processes_cpu_share": others,
+    }
+    measured = {
         "results": {
             **{f"cpu:{k}": v for k, v in cpu.items()},
             **{f"trivial:{k}": v for k, v in trivial.items()},
@@ -550,8 +533,7 @@ def main() -> None:
             "met": goal,
         },
     }
-    out = save_report(report, "executors", args.json, started)
-    print(f"saved {out}")
+    session.save(session.report(settings, measured), args.json)
     failed = [
         f"{kind}:{name}"
         for kind, found in (("cpu", cpu), ("trivial", trivial))

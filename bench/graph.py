@@ -14,15 +14,12 @@ See bench/README.md for what each figure means and the goals.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import random
 import re
 import shutil
 import sys
-import tempfile
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,15 +28,14 @@ from common import (
     PYTHON,
     VIBEPIPER,
     Measure,
-    OtherCpu,
+    Session,
     environment,
-    git_state,
     interleaved,
     package_dir,
     query_catalog,
-    report_disturbances,
     run_process,
-    save_report,
+    size_list,
+    workspace,
 )
 
 ROWS = 10_000
@@ -236,7 +232,12 @@ def write_floor(root: Path, nodes: list[Node], sources: list[str]) -> None:
         + FLOOR_MAIN
     )
     (root / "floor_work.py").write_text(floor)
-    # A launcher, so the floor's module is compiled once and cached as the assets' is.
+    write_floor_launcher(root)
+
+
+def write_floor_launcher(root: Path) -> None:
+    """`floor.py`, which runs `floor_work.main`: so the floor's module is compiled once and
+    cached, as the assets' modules are."""
     (root / "floor.py").write_text(
         "import sys\n\nimport floor_work\n\nfloor_work.main(sys.argv[1:])\n"
     )
@@ -502,7 +503,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--assets",
-        type=lambda s: [int(v) for v in s.split(",") if v.strip()],
+        type=size_list,
         help="comma-separated graph sizes (default 50,200; 50 with --quick)",
     )
     parser.add_argument("--repeat", type=int, help="timed runs of each (default 5; 1 with --quick)")
@@ -533,16 +534,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    started = dt.datetime.now(dt.UTC)
-    git_before = git_state(package_dir())
-    cpu = OtherCpu()  # the children waited for count as ours
-    wall = time.perf_counter()
+    session = Session("graph")
     results: dict[str, dict[str, Any]] = {}
     derived: list[dict[str, Any]] = []
     profiled = None
-    with tempfile.TemporaryDirectory(prefix="vp-graph-") as tmp:
-        base = args.keep or Path(tmp)
-        log = Path(tmp) / "last-command.log"
+    with workspace("vp-graph-", args.keep) as (base, log):
         for n in args.assets:
             print(f"{n} assets:", file=sys.stderr, flush=True)
             folder = base / f"graph-{n}"
@@ -554,33 +550,28 @@ def main() -> None:
             derived.append(done["derived"])
             if args.profile and n == max(args.assets):
                 profiled = profile(project, args.profile, log)
-    others = cpu.share()
-    elapsed = time.perf_counter() - wall
-    git_after = git_state(package_dir())
+    session.end()
     print_table(results, derived)
     if profiled:
         print_profile(profiled)
     print()
-    report_disturbances(others, git_before, git_after)
-    report = {
-        "benchmark": "graph",
-        "started": started.isoformat(timespec="seconds"),
-        "elapsed_s": elapsed,
+    settings = {
         "assets": args.assets,
         "repeat": args.repeat,
         "quick": args.quick,
         "rows_per_frame": ROWS,
         "environment": environment_here(),
-        "git": git_before,
-        "git_after": git_after,
-        "other_processes_cpu_share": others,
-        "load_average_1_5_15min": os.getloadavg(),
-        "results": results,
-        "derived": {str(d["assets"]): d for d in derived},
-        "profile": profiled,
     }
-    out = save_report(report, "graph", args.json, started)
-    print(f"saved {out}")
+    report = session.report(
+        settings,
+        {
+            "load_average_1_5_15min": os.getloadavg(),
+            "results": results,
+            "derived": {str(d["assets"]): d for d in derived},
+            "profile": profiled,
+        },
+    )
+    session.save(report, args.json)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,11 @@ parent would raise every child's figure to its own.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +38,10 @@ from common import (
     PYTHON,
     VIBEPIPER,
     Measure,
-    OtherCpu,
+    Session,
     environment,
-    git_state,
     interleaved,
     json_of,
-    package_dir,
     save_report,
 )
 from graph import IMPORT_FLOOR, status_counts
@@ -209,10 +205,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    started = dt.datetime.now(dt.UTC)
-    git_before = git_state(package_dir())
-    cpu = OtherCpu()
-    wall = time.perf_counter()
+    session = Session("memory")
     with tempfile.TemporaryDirectory(prefix="vp-memory-") as tmp:
         root = args.keep or Path(tmp) / "project"
         if args.keep:
@@ -221,26 +214,20 @@ def main() -> None:
         size = frame_size(root, args.rows)
         results = measure(root, args.rows, args.repeat, Path(tmp) / "last-command.log")
     derived = derive(results, size["total"])
-    others = cpu.share()
+    session.end()
+    others = session.others
     print_table(results, derived, args.rows)
     if others is not None and others > BUSY_SHARE:
         print(f"note: other processes used {others:.0%} of the machine (times, not memory)")
-    report = {
-        "benchmark": "memory",
-        "started": started.isoformat(timespec="seconds"),
-        "elapsed_s": time.perf_counter() - wall,
+    settings = {
         "rows": args.rows,
         "repeat": args.repeat,
         "frame_bytes": size,
         "environment": environment_here(),
         "pythonpath": os.environ.get("PYTHONPATH"),
-        "git": git_before,
-        "git_after": git_state(package_dir()),
-        "other_processes_cpu_share": others,
-        "results": results,
-        "derived": derived,
     }
-    out = save_report(report, "memory", args.json, started)
+    report = session.report(settings, {"results": results, "derived": derived})
+    out = save_report(report, "memory", args.json, session.started)
     print(f"saved {out}")
     if not derived["all_succeeded"]:
         sys.exit("FAILED: a materialize run did not succeed")

@@ -32,15 +32,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
-import math
-import os
-import resource
 import shutil
-import statistics
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,20 +43,29 @@ from common import (
     VIBEPIPER,
     CommandFailed,
     Measure,
-    OtherCpu,
-    environment,
-    git_state,
+    Session,
+    add_run_options,
+    failure_noted,
+    finish,
     interleaved,
-    package_dir,
     query_catalog,
-    report_disturbances,
     run_process,
-    save_report,
+    size_list,
+    workspace,
 )
 from figures import partitions_notes, partitions_rows, render
-from scale import Attempts, spread
+from graph import IMPORT_FLOOR, write_floor_launcher
+from sizes import (
+    Attempts,
+    Growth,
+    attempted_problems,
+    cold_and_floor,
+    disturbed,
+    figures_of,
+    growths,
+    summaries,
+)
 
-IMPORT_FLOOR = "import pandas, pyarrow.parquet, duckdb"
 PACKAGES = ("vibepiper", "numpy", "pandas", "pyarrow", "duckdb", "click", "rich")
 FIRST_DAY = dt.date(2025, 1, 1)  # whole days in the past, so every day is a partition
 FIRST_HOUR = dt.datetime(2015, 1, 1)
@@ -89,8 +91,6 @@ SLOPE_FIGURES = {
     "rss_partitions_missing": "MiB",
     "rss_dryrun_missing": "MiB",
 }
-SUPERLINEAR_EXCESS = 0.15  # as scale.py: above the first interval's line by more than this
-SUPERLINEAR_MIN = {"s": 0.05, "MiB": 5.0}  # ... and more than this much
 
 
 # -- the backfill project ----------------------------------------------------------------
@@ -220,14 +220,6 @@ class Backfill:
     root: Path
 
     @property
-    def home(self) -> Path:
-        return self.root / ".vibepiper"
-
-    @property
-    def floor_out(self) -> Path:
-        return self.root / "floor-out"
-
-    @property
     def units(self) -> int:
         return PARTITIONED_ASSETS * self.days
 
@@ -238,10 +230,7 @@ def write_backfill(root: Path, days: int, rows: int, log: Path) -> Backfill:
     (root / "pyproject.toml").write_text(PYPROJECT.format(name="partitions-backfill"))
     (root / "pipeline.py").write_text(PIPELINE.format(start=start, end=end, work=WORK))
     (root / "floor_work.py").write_text(FLOOR.format(start=start, days=days, work=WORK))
-    # A launcher, so the floor's module is compiled once and cached as the assets' is.
-    (root / "floor.py").write_text(
-        "import sys\n\nimport floor_work\n\nfloor_work.main(sys.argv[1:])\n"
-    )
+    write_floor_launcher(root)
     (root / "make_events.py").write_text(MAKE_EVENTS.format(start=start))
     print(f"  writing {days} CSV files of {rows:,} orders ...", file=sys.stderr, flush=True)
     run_process([PYTHON, "make_events.py", str(days), str(rows)], root, log, timeout_s=TIMEOUT_S)
@@ -252,48 +241,17 @@ def bench_backfill(project: Backfill, args: argparse.Namespace, log: Path) -> di
     d, root = project.days, project.root
     attempts = Attempts(root)
     patient = not args.no_wait
-
-    def clear_home() -> None:
-        shutil.rmtree(project.home, ignore_errors=True)
-
-    def clear_floor() -> None:
-        shutil.rmtree(project.floor_out, ignore_errors=True)
-
-    floor = Measure(
-        f"floor@{d}d", [PYTHON, "floor.py", "floor-out"], root, clear_floor, timeout_s=TIMEOUT_S
-    )
-    cold = Measure(
-        f"cold@{d}d",
-        [VIBEPIPER, "materialize"],
-        root,
-        clear_home,
-        attempts.from_scratch,
-        timeout_s=TIMEOUT_S,
-    )
+    floor, cold = cold_and_floor(root, f"{d}d", attempts, TIMEOUT_S)
     interleaved([floor, cold], args.repeat, log, args.quick, patient=patient)
     fresh = [
         Measure(f"import@{d}d", [PYTHON, "-c", IMPORT_FLOOR], root),
         Measure(f"noop@{d}d", [VIBEPIPER, "materialize"], root, after=attempts.since_last),
     ]
     interleaved(fresh, args.repeat, log, args.quick, patient=patient)
-    measures = [floor, cold, *fresh]
-    results = {m.name: m.summary() for m in measures}
-    for m in measures:
-        if m.after is not None:
-            results[m.name]["attempted"] = m.extras
-    figures = {}
-    for name, r in results.items():
-        figure = name.split("@")[0]
-        figures[figure] = spread(r["times_s"])
-        figures[f"rss_{figure}"] = spread(r["peak_rss_mib_runs"])
-    problems = []
+    results = summaries([floor, cold, *fresh])
+    figures = figures_of(results)
     expected = {"cold": {"succeeded": project.units + 1}, "noop": {}}
-    for figure, want in expected.items():
-        got = results[f"{figure}@{d}d"]["attempted"]
-        if any(a != want for a in got):
-            problems.append(
-                f"{d} days: {figure} runs attempted {got}, expected {want or 'nothing'} each"
-            )
+    problems = attempted_problems(results, expected, f"{d}d", f"{d} days")
     cold_s, floor_s = figures["cold"]["median"], figures["floor"]["median"]
     derived = {
         "days": d,
@@ -303,7 +261,7 @@ def bench_backfill(project: Backfill, args: argparse.Namespace, log: Path) -> di
         "cold_over_floor": cold_s / floor_s,
         "overhead_ms_per_partition": (cold_s - floor_s) / project.units * 1000,
         "noop_minus_import_s": figures["noop"]["median"] - figures["import"]["median"],
-        "disturbed": sorted(name for name, r in results.items() if r["disturbed_runs"]),
+        "disturbed": disturbed(results),
         "problems": problems,
     }
     for problem in problems:
@@ -400,13 +358,7 @@ def bench_hourly(project: Hourly, args: argparse.Namespace, log: Path) -> dict[s
     for m in measures:
         m.timeout_s = TIMEOUT_S
     interleaved(measures, args.repeat, log, args.quick, patient=not args.no_wait)
-    results = {m.name: m.summary() for m in measures}
-    results[f"noop@{h}h"]["attempted"] = measures[4].extras
-    figures = {}
-    for name, r in results.items():
-        figure = name.split("@")[0]
-        figures[figure] = spread(r["times_s"])
-        figures[f"rss_{figure}"] = spread(r["peak_rss_mib_runs"])
+    results = summaries(measures)
     problems = []
     got = results[f"noop@{h}h"]["attempted"]
     if any(got):
@@ -420,8 +372,8 @@ def bench_hourly(project: Hourly, args: argparse.Namespace, log: Path) -> dict[s
         "hours": h,
         "start": FIRST_HOUR.isoformat(),
         "end": project.end.isoformat(),
-        "figures": figures,
-        "disturbed": sorted(name for name, r in results.items() if r["disturbed_runs"]),
+        "figures": figures_of(results),
+        "disturbed": disturbed(results),
         "problems": problems,
     }
     return {"results": results, "derived": derived}
@@ -430,54 +382,19 @@ def bench_hourly(project: Hourly, args: argparse.Namespace, log: Path) -> dict[s
 # -- growth with H -----------------------------------------------------------------------
 
 
-def growth(points: list[tuple[int, float]], unit: str) -> dict[str, Any]:
-    """How a figure grows with the number of partitions, as scale.py's `growth` does per
-    asset: the least-squares slope (µs or KiB per partition), each interval's slope, the
-    cost per partition at the smallest and largest size, the exponent of a power law through
-    those two, and a verdict (faster than linear: the largest size's figure lies above the
-    line through the first interval, flat if that falls, by more than SUPERLINEAR_EXCESS of
-    it and more than SUPERLINEAR_MIN; with two sizes, the cost per partition grows by more
-    than 5%)."""
-    points = sorted(points)
-    factor = 1e6 if unit == "s" else 1024  # s -> µs, MiB -> KiB
-    ns = [p[0] for p in points]
-    vs = [p[1] for p in points]
-    mean_n, mean_v = statistics.fmean(ns), statistics.fmean(vs)
-    slope = sum((x - mean_n) * (v - mean_v) for x, v in points) / sum((x - mean_n) ** 2 for x in ns)
-    intervals = [
-        {"from": a, "to": b, "slope": (vb - va) / (b - a) * factor}
-        for (a, va), (b, vb) in itertools.pairwise(points)
-    ]
-    (n0, v0), (n1, v1) = points[0], points[-1]
-    exponent = math.log(v1 / v0) / math.log(n1 / n0) if v0 > 0 and v1 > 0 else None
-    if len(points) >= 3:
-        line = v0 + max(0.0, intervals[0]["slope"]) / factor * (n1 - n0)
-        excess = v1 - line
-        faster = excess > SUPERLINEAR_EXCESS * line and excess > SUPERLINEAR_MIN[unit]
-    else:
-        faster = v1 / n1 > 1.05 * v0 / n0
+def growth_json(g: Growth) -> dict[str, Any]:
+    """A figure's growth with H (see sizes.growth), per partition in µs or KiB."""
     return {
-        "unit": "µs" if unit == "s" else "KiB",
-        "sizes": ns,
-        "slope_per_partition": slope * factor,
-        "intercept": mean_v - slope * mean_n,
-        "intervals": intervals,
-        "per_partition_smallest": v0 / n0 * factor,
-        "per_partition_largest": v1 / n1 * factor,
-        "exponent": exponent,
-        "verdict": "faster than linear" if faster else "linear or better",
+        "unit": g.unit,
+        "sizes": g.sizes,
+        "slope_per_partition": g.slope,
+        "intercept": g.intercept,
+        "intervals": g.intervals,
+        "per_partition_smallest": g.per_smallest,
+        "per_partition_largest": g.per_largest,
+        "exponent": g.exponent,
+        "verdict": g.verdict,
     }
-
-
-def growths(derived: list[dict[str, Any]]) -> dict[str, Any]:
-    found = {}
-    for figure, unit in SLOPE_FIGURES.items():
-        points = [
-            (d["hours"], d["figures"][figure]["median"]) for d in derived if figure in d["figures"]
-        ]
-        if len(points) >= 2:
-            found[figure] = growth(points, unit)
-    return found
 
 
 # -- report ------------------------------------------------------------------------------
@@ -489,26 +406,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=2000, help="orders per day (default 2,000)")
     parser.add_argument(
         "--hours",
-        type=lambda s: [int(v) for v in s.split(",") if v.strip()],
+        type=size_list,
         help="comma-separated hourly sizes (default 10000,30000,100000; 2000,5000 --quick)",
     )
     parser.add_argument("--repeat", type=int, help="timed runs of each (default 3; 1 --quick)")
     parser.add_argument(
         "--only", action="append", choices=WHAT, help="measure only this part (repeatable)"
     )
-    parser.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="on a busy machine: no waiting for a quiet one, no second try of a disturbed run",
-    )
-    parser.add_argument("--json", type=Path, help="default: bench/results/partitions-<time>.json")
-    parser.add_argument(
-        "--keep", type=Path, metavar="DIR", help="write the projects in DIR and keep them"
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke test: small sizes, one run, one warm-up per group, no waiting",
+    add_run_options(
+        parser,
+        "partitions",
+        "a smoke test: small sizes, one run, one warm-up per group, no waiting",
     )
     args = parser.parse_args()
     args.days = args.days or (30 if args.quick else 365)
@@ -534,50 +442,30 @@ def print_report(report: dict[str, Any]) -> None:
 
 def main() -> None:
     args = parse_args()
-    started = dt.datetime.now(dt.UTC)
-    git_before = git_state(package_dir())
-    cpu = OtherCpu()
-    wall = time.perf_counter()
+    session = Session("partitions")
     results: dict[str, Any] = {}
     backfill: dict[str, Any] | None = None
     hourly: list[dict[str, Any]] = []
     failed: dict[str, str] = {}  # part -> the command that failed, and its output's end
-    with tempfile.TemporaryDirectory(prefix="vp-partitions-") as tmp:
-        base = args.keep or Path(tmp)
-        log = Path(tmp) / "last-command.log"
+    with workspace("vp-partitions-", args.keep) as (base, log):
         if "backfill" in args.only:
             print(f"backfill, {args.days} days:", file=sys.stderr, flush=True)
             folder = base / f"backfill-{args.days}"
             shutil.rmtree(folder, ignore_errors=True)
-            try:
+            with failure_noted(failed, f"{args.days}d", "backfill"):
                 done = bench_backfill(write_backfill(folder, args.days, args.rows, log), args, log)
                 results.update(done["results"])
                 backfill = done["derived"]
-            except CommandFailed as exc:
-                print(f"WARNING: backfill: {exc}", file=sys.stderr)
-                failed[f"{args.days}d"] = str(exc)[-3000:]
         if "hourly" in args.only:
             for h in args.hours:
                 print(f"hourly, {h:,} partitions:", file=sys.stderr, flush=True)
                 folder = base / f"hourly-{h}"
                 shutil.rmtree(folder, ignore_errors=True)
-                try:
+                with failure_noted(failed, f"{h}h", f"{h:,} hours"):
                     done = bench_hourly(write_hourly(folder, h, log), args, log)
-                except CommandFailed as exc:  # keep the other sizes' figures
-                    print(f"WARNING: {h:,} hours: {exc}", file=sys.stderr)
-                    failed[f"{h}h"] = str(exc)[-3000:]
-                    continue
-                results.update(done["results"])
-                hourly.append(done["derived"])
-    others = cpu.share()
-    elapsed = time.perf_counter() - wall
-    git_after = git_state(package_dir())
-    # A child's peak RSS starts at its parent's (vfork, then exec): ours must stay below.
-    own_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = {
-        "benchmark": "partitions",
-        "started": started.isoformat(timespec="seconds"),
-        "elapsed_s": elapsed,
+                    results.update(done["results"])
+                    hourly.append(done["derived"])
+    settings = {
         "days": args.days,
         "rows_per_day": args.rows,
         "hours": args.hours,
@@ -585,26 +473,15 @@ def main() -> None:
         "only": args.only,
         "quick": args.quick,
         "no_wait": args.no_wait,
-        "environment": environment(
-            PACKAGES,
-            pythonpath=os.environ.get("PYTHONPATH"),
-            children_cache_bytecode=True,
-            script_peak_rss_mib=own_peak_mib,
-        ),
-        "git": git_before,
-        "git_after": git_after,
-        "other_processes_cpu_share": others,
-        "load_average_1_5_15min": os.getloadavg(),
+    }
+    grown = growths(hourly, "hours", SLOPE_FIGURES, "µs")
+    measured = {
         "results": results,
         "derived": {"backfill": backfill, "hourly": {str(d["hours"]): d for d in hourly}},
-        "growth": growths(hourly),
+        "growth": {figure: growth_json(g) for figure, g in grown.items()},
         "failed": failed,
     }
-    print_report(report)
-    print(f"\nthis script's own peak RSS: {own_peak_mib:.0f} MiB; {elapsed:.0f} s in all")
-    report_disturbances(others, git_before, git_after)
-    out = save_report(report, "partitions", args.json, started)
-    print(f"saved {out}")
+    finish(session, settings, measured, PACKAGES, print_report, args.json)
     if failed:
         sys.exit(f"FAILED: {', '.join(failed)}: a command failed (above)")
 

@@ -16,35 +16,25 @@ ms (or KiB) per asset, and whether the growth is linear or better. See bench/REA
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import itertools
-import math
-import os
 import re
-import resource
 import shutil
-import statistics
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common import (
     PYTHON,
     VIBEPIPER,
-    CommandFailed,
     Measure,
-    OtherCpu,
-    environment,
-    git_state,
+    Session,
+    add_run_options,
+    failure_noted,
+    finish,
     interleaved,
-    package_dir,
-    query_catalog,
-    report_disturbances,
     run_process,
-    save_report,
+    size_list,
+    workspace,
 )
 from figures import render, scale_notes, scale_rows
 from graph import (
@@ -57,6 +47,16 @@ from graph import (
     layout,
     write_floor,
 )
+from sizes import (
+    Attempts,
+    Growth,
+    attempted_problems,
+    cold_and_floor,
+    disturbed,
+    figures_of,
+    growths,
+    summaries,
+)
 
 ROWS = 1_000
 MODULES = 10
@@ -65,10 +65,6 @@ TIMEOUT_S = 3600.0  # one process (a cold run of 20,000 assets takes minutes)
 FIGURES = ("cold", "noop", "status", "list", "edit")  # what --only chooses from
 # The edited asset's last literal: `df["x"] = df["x"] * 1.2 + 1` (an "arith" asset).
 EDIT_LITERAL = re.compile(r'(df\["x"\] \* [0-9.]+ \+ )[0-9.]+')
-ATTEMPTED_SQL = (
-    "select status, count(*) n from materializations "
-    "where status in ('succeeded', 'failed', 'check_failed') group by status"
-)
 # figure -> (its unit, what its size grows: its median per run of each size)
 SLOPE_FIGURES = {
     "floor": "s",
@@ -82,8 +78,6 @@ SLOPE_FIGURES = {
     "rss_cold": "MiB",
     "rss_floor": "MiB",
 }
-SUPERLINEAR_EXCESS = 0.15  # above the first interval's line by more than this share ...
-SUPERLINEAR_MIN = {"s": 0.05, "MiB": 5.0}  # ... and more than this much: faster than linear
 
 
 # -- the project -------------------------------------------------------------------------
@@ -151,56 +145,16 @@ def write_project(root: Path, n: int) -> ScaleProject:
 # -- one size ----------------------------------------------------------------------------
 
 
-@dataclass
-class Attempts:
-    """What each run attempted (succeeded, failed, check_failed), read from the catalog as
-    the change in the counts of those states since the previous reading; however a run
-    records its skipped assets, a no-op attempts nothing."""
-
-    root: Path
-    seen: dict[str, int] = field(default_factory=dict)
-
-    def read(self) -> dict[str, int]:
-        return {r["status"]: int(r["n"]) for r in query_catalog(self.root, ATTEMPTED_SQL)}
-
-    def since_last(self) -> dict[str, int]:
-        now = self.read()
-        delta = {k: now.get(k, 0) - self.seen.get(k, 0) for k in now.keys() | self.seen.keys()}
-        self.seen = now
-        return {k: v for k, v in sorted(delta.items()) if v}
-
-    def from_scratch(self) -> dict[str, int]:
-        self.seen = {}
-        return self.since_last()
-
-
 def bench_size(project: ScaleProject, args: argparse.Namespace, log: Path) -> dict[str, Any]:
     n, root = project.n, project.root
     only = set(args.only or FIGURES)
     attempts = Attempts(root)
     measures: dict[str, Measure] = {}
-
-    def clear_home() -> None:
-        shutil.rmtree(project.home, ignore_errors=True)
-
-    def clear_floor() -> None:
-        shutil.rmtree(project.floor_out, ignore_errors=True)
-
     large = n >= LARGE
     cold_repeat = args.cold_repeat if large else args.repeat
     patient = not args.no_wait
     if "cold" in only:
-        floor = Measure(
-            f"floor@{n}", [PYTHON, "floor.py", "floor-out"], root, clear_floor, timeout_s=TIMEOUT_S
-        )
-        cold = Measure(
-            f"cold@{n}",
-            [VIBEPIPER, "materialize"],
-            root,
-            clear_home,
-            attempts.from_scratch,
-            timeout_s=TIMEOUT_S,
-        )
+        floor, cold = cold_and_floor(root, str(n), attempts, TIMEOUT_S)
         if large:  # a warm-up run would take minutes: compile and cache the modules instead
             print("  import floor_work, vibepiper list (warm-up) ...", file=sys.stderr)
             run_process([PYTHON, "-c", "import floor_work"], root, log, timeout_s=TIMEOUT_S)
@@ -209,7 +163,7 @@ def bench_size(project: ScaleProject, args: argparse.Namespace, log: Path) -> di
         measures.update({m.name: m for m in (floor, cold)})
     else:  # the other figures need everything materialized
         print("  materialize (untimed set-up) ...", file=sys.stderr, flush=True)
-        clear_home()
+        shutil.rmtree(project.home, ignore_errors=True)
         run_process([VIBEPIPER, "materialize"], root, log, timeout_s=TIMEOUT_S)
         attempts.from_scratch()
 
@@ -233,37 +187,19 @@ def bench_size(project: ScaleProject, args: argparse.Namespace, log: Path) -> di
         interleaved([edit], args.repeat, log, args.quick, patient=patient)
         measures[edit.name] = edit
 
-    results = {name: m.summary() for name, m in measures.items()}
-    for name, m in measures.items():
-        if m.after is not None:
-            results[name]["attempted"] = m.extras
+    results = summaries(list(measures.values()))
     derived = derive(project, results, cold_repeat)
     for problem in derived["problems"]:
         print(f"WARNING: {problem}", file=sys.stderr)
     return {"results": results, "derived": derived}
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def derive(project: ScaleProject, results: dict[str, Any], cold_repeat: int) -> dict[str, Any]:
     """Per size: each figure's median, min and max, in seconds and (`rss_<figure>`) in MiB of
     peak RSS, and whether the runs did what they should."""
     n = project.n
-    figures = {}
-    for name, r in results.items():
-        figure = name.split("@")[0]
-        figures[figure] = spread(r["times_s"])
-        figures[f"rss_{figure}"] = spread(r["peak_rss_mib_runs"])
     expected = {"cold": {"succeeded": n}, "noop": {}, "edit": {"succeeded": 1}}
-    problems = []
-    for figure, want in expected.items():
-        got = results.get(f"{figure}@{n}", {}).get("attempted", [])
-        if any(a != want for a in got):
-            problems.append(
-                f"{n} assets: {figure} runs attempted {got}, expected {want or 'nothing'} each"
-            )
+    problems = attempted_problems(results, expected, str(n), f"{n} assets")
     return {
         "assets": n,
         "modules": len(project.modules),
@@ -272,8 +208,8 @@ def derive(project: ScaleProject, results: dict[str, Any], cold_repeat: int) -> 
         "edited": project.edited,
         "edited_module": project.module_of[project.edited],
         "cold_repeat": cold_repeat if f"cold@{n}" in results else None,
-        "figures": figures,
-        "disturbed": sorted(name for name, r in results.items() if r["disturbed_runs"]),
+        "figures": figures_of(results),
+        "disturbed": disturbed(results),
         "problems": problems,
     }
 
@@ -281,60 +217,21 @@ def derive(project: ScaleProject, results: dict[str, Any], cold_repeat: int) -> 
 # -- growth with N -----------------------------------------------------------------------
 
 
-def growth(points: list[tuple[int, float]], unit: str) -> dict[str, Any]:
-    """How a figure grows with N: the least-squares slope per asset (ms or KiB), the slope
-    of each interval between sizes, the cost per asset at the smallest and largest N, the
-    exponent of a power law through those two, and a verdict.
-
-    Faster than linear: the largest size's figure lies above the line through the first
-    interval (flat if that falls) by more than SUPERLINEAR_EXCESS of it (and more than
-    SUPERLINEAR_MIN), or, with two sizes only, the cost per asset grows by more than 5%.
-    Else linear or better.
-    """
-    points = sorted(points)
-    scale = 1000 if unit == "s" else 1024  # s -> ms, MiB -> KiB
-    per = "ms" if unit == "s" else "KiB"
-    ns = [p[0] for p in points]
-    vs = [p[1] for p in points]
-    mean_n, mean_v = statistics.fmean(ns), statistics.fmean(vs)
-    var = sum((x - mean_n) ** 2 for x in ns)
-    slope = sum((x - mean_n) * (v - mean_v) for x, v in points) / var
-    intervals = [
-        {"from": a, "to": b, "slope": (vb - va) / (b - a) * scale}
-        for (a, va), (b, vb) in itertools.pairwise(points)
-    ]
-    (n0, v0), (n1, v1) = points[0], points[-1]
-    exponent = math.log(v1 / v0) / math.log(n1 / n0) if v0 > 0 and v1 > 0 else None
-    if len(points) >= 3:
-        line = v0 + max(0.0, intervals[0]["slope"]) / scale * (n1 - n0)
-        excess = v1 - line
-        faster = excess > SUPERLINEAR_EXCESS * line and excess > SUPERLINEAR_MIN[unit]
-    else:
-        line, excess = None, None
-        faster = v1 / n1 > 1.05 * v0 / n0
+def growth_json(g: Growth) -> dict[str, Any]:
+    """A figure's growth with N (see common.growth), per asset in ms or KiB."""
     return {
-        "unit": per,
-        "slope_per_asset": slope * scale,
-        "intercept": mean_v - slope * mean_n,
-        "intervals": intervals,
-        "per_asset_smallest": v0 / n0 * scale,
-        "per_asset_largest": v1 / n1 * scale,
-        "exponent": exponent,
-        "first_interval_line_at_largest": line,
-        "excess_at_largest": excess,
-        "verdict": "faster than linear" if faster else "linear or better",
+        "sizes": g.sizes,
+        "unit": g.unit,
+        "slope_per_asset": g.slope,
+        "intercept": g.intercept,
+        "intervals": g.intervals,
+        "per_asset_smallest": g.per_smallest,
+        "per_asset_largest": g.per_largest,
+        "exponent": g.exponent,
+        "first_interval_line_at_largest": g.line,
+        "excess_at_largest": g.excess,
+        "verdict": g.verdict,
     }
-
-
-def growths(derived: list[dict[str, Any]]) -> dict[str, Any]:
-    found = {}
-    for figure, unit in SLOPE_FIGURES.items():
-        points = [
-            (d["assets"], d["figures"][figure]["median"]) for d in derived if figure in d["figures"]
-        ]
-        if len(points) >= 2:
-            found[figure] = {"sizes": [p[0] for p in points], **growth(points, unit)}
-    return found
 
 
 # -- report ------------------------------------------------------------------------------
@@ -358,7 +255,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--assets",
-        type=lambda s: [int(v) for v in s.split(",") if v.strip()],
+        type=size_list,
         help="comma-separated sizes (default 1000,4000,20000; 100,200 with --quick)",
     )
     parser.add_argument("--repeat", type=int, help="timed runs of each (default 3; 1 with --quick)")
@@ -375,21 +272,11 @@ def parse_args() -> argparse.Namespace:
         choices=FIGURES,
         help="measure only this figure (repeatable; the import floor always, the floor with cold)",
     )
-    parser.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="on a busy machine: no waiting for a quiet one, no second try of a disturbed run "
-        "(such runs are kept and flagged)",
-    )
-    parser.add_argument("--json", type=Path, help="default: bench/results/scale-<time>.json")
-    parser.add_argument(
-        "--keep", type=Path, metavar="DIR", help="write the projects in DIR and keep them"
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke test: one warm-up per group, no waiting for a quiet machine, no second "
-        "try of a disturbed run",
+    add_run_options(
+        parser,
+        "scale",
+        "a smoke test: one warm-up per group, no waiting for a quiet machine, no second try of "
+        "a disturbed run",
     )
     args = parser.parse_args()
     args.assets = sorted(set(args.assets or ([100, 200] if args.quick else [1000, 4000, 20000])))
@@ -401,40 +288,22 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    started = dt.datetime.now(dt.UTC)
-    git_before = git_state(package_dir())
-    cpu = OtherCpu()  # the children waited for count as ours
-    wall = time.perf_counter()
+    session = Session("scale")
     results: dict[str, Any] = {}
     derived: list[dict[str, Any]] = []
     failed: dict[str, str] = {}  # size -> the command that failed, and its output's end
-    with tempfile.TemporaryDirectory(prefix="vp-scale-") as tmp:
-        base = args.keep or Path(tmp)
-        log = Path(tmp) / "last-command.log"
+    with workspace("vp-scale-", args.keep) as (base, log):
         for n in args.assets:
             print(f"{n} assets:", file=sys.stderr, flush=True)
             folder = base / f"scale-{n}"
             if args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
             project = write_project(folder, n)
-            try:
+            with failure_noted(failed, str(n), f"{n} assets"):  # keep the other sizes' figures
                 done = bench_size(project, args, log)
-            except CommandFailed as exc:  # keep the other sizes' figures
-                print(f"WARNING: {n} assets: {exc}", file=sys.stderr)
-                failed[str(n)] = str(exc)[-3000:]
-                continue
-            results.update(done["results"])
-            derived.append(done["derived"])
-    others = cpu.share()
-    elapsed = time.perf_counter() - wall
-    git_after = git_state(package_dir())
-    # Linux starts a child's peak RSS at its parent's (vfork, then exec): ours must stay
-    # below every peak measured.
-    own_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = {
-        "benchmark": "scale",
-        "started": started.isoformat(timespec="seconds"),
-        "elapsed_s": elapsed,
+                results.update(done["results"])
+                derived.append(done["derived"])
+    settings = {
         "assets": args.assets,
         "repeat": args.repeat,
         "cold_repeat_large": args.cold_repeat,
@@ -443,26 +312,15 @@ def main() -> None:
         "quick": args.quick,
         "no_wait": args.no_wait,
         "rows_per_frame": ROWS,
-        "environment": environment(
-            PACKAGES,
-            pythonpath=os.environ.get("PYTHONPATH"),
-            children_cache_bytecode=True,
-            script_peak_rss_mib=own_peak_mib,
-        ),
-        "git": git_before,
-        "git_after": git_after,
-        "other_processes_cpu_share": others,
-        "load_average_1_5_15min": os.getloadavg(),
+    }
+    grown = growths(derived, "assets", SLOPE_FIGURES, "ms")
+    measured = {
         "results": results,
         "derived": {str(d["assets"]): d for d in derived},
-        "growth": growths(derived),
+        "growth": {figure: growth_json(g) for figure, g in grown.items()},
         "failed": failed,
     }
-    print_report(report)
-    print(f"\nthis script's own peak RSS: {own_peak_mib:.0f} MiB; {elapsed:.0f} s in all")
-    report_disturbances(others, git_before, git_after)
-    out = save_report(report, "scale", args.json, started)
-    print(f"saved {out}")
+    finish(session, settings, measured, PACKAGES, print_report, args.json)
     if failed:
         sys.exit(f"FAILED at {', '.join(failed)} assets: a command failed (above)")
 
