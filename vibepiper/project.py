@@ -533,7 +533,7 @@ class Project:
                 )
             parts.check_key(partition, f"asset '{name}'")
         if parts is not None and version is None and not (rejected or quarantined):
-            return self._read_partitions(name, partition)
+            return self._partitions_head(name, partition)[0]
         if rejected:
             mid = reads.rejected_materialization(self.catalog, name)
             return self.store.read_kept(whole(name), mid, "rejected")
@@ -552,11 +552,12 @@ class Project:
             version = reads.full_version(self.catalog, name, version)
         return self.store.read(whole(name), version)
 
-    def _read_partitions(
+    def _partitions_head(
         self, name: str, partition: str | None, limit: int | None = None
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, int]:
         """One partition's current data, or every partition's in key order (the first
-        `limit` rows of them, if given: only the partitions those are in are read)."""
+        `limit` rows of them, if given: only the partitions those are in are read); and
+        how many rows they hold in all."""
         import pandas as pd
 
         found = self.catalog.current([name])
@@ -567,7 +568,8 @@ class Project:
                     f"partition {partition} of asset '{name}' has never been materialized",
                     f"run `vibepiper materialize {name} --partition {partition}`",
                 )
-            return self.store.read(current.unit, current.data_version)
+            frame = self.store.read(current.unit, current.data_version)
+            return frame, len(frame)
         parts = self.graph.assets[name].partitions
         assert parts is not None
         keys = current_keys(self.graph, found).get(name, set())
@@ -584,7 +586,9 @@ class Project:
                 break
             frames.append(self.store.read(unit, found[unit].data_version))
             rows += len(frames[-1])
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        total = sum(found[unit].row_count or 0 for unit in units)
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return frame, total
 
     def head(self, name: str, limit: int, partition: str | None = None) -> tuple[Any, int]:
         """The first `limit` rows of an asset's current data (of a partitioned one: of
@@ -593,12 +597,7 @@ class Project:
         if parts is None or parts.partitions is None or partition is not None:
             frame = self.read(name, partition=partition)
             return frame.head(limit), len(frame)
-        from vibepiper.units import Unit
-
-        frame = self._read_partitions(name, None, limit)
-        found = self.catalog.current([name])
-        keys = current_keys(self.graph, found).get(name, set())
-        total = sum(found[Unit(name, k)].row_count or 0 for k in keys)
+        frame, total = self._partitions_head(name, None, limit)
         return frame.head(limit), total
 
     def partitions(self, name: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import bisect
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +36,10 @@ FORMATS = {
 MAX_STATIC_KEY = 100
 STATIC_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@=+-]*")
 RANGE_SEP = ".."
+
+
+class KeyFormError(UsageError):
+    """A key that does not have the form of a partitioning's keys (a day for hours...)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,6 @@ class Partitions:
     end: str = ""  # time kinds: no window starts at or after it ("": open-ended)
     tz: str = "UTC"
     static_keys: tuple[str, ...] = ()
-    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     # -- what it is ------------------------------------------------------------------
 
@@ -77,11 +80,14 @@ class Partitions:
     def same_as(self, other: Partitions | None) -> bool:
         return other is not None and (other is self or other.token == self.token)
 
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        """Each static key's place in the declared order."""
+        return {k: i for i, k in enumerate(self.static_keys)}
+
     def has(self, key: str) -> bool:
         """Whether `key` is one of the static keys (time keys: use `check_key`)."""
-        if not self._index:
-            self._index.update({k: i for i, k in enumerate(self.static_keys)})
-        return key in self._index
+        return key in self._positions
 
     def describe(self) -> str:
         if not self.is_time:
@@ -131,9 +137,7 @@ class Partitions:
         """A sort key: static keys in declared order, time keys as their windows."""
         if self.is_time:
             return (0, key)
-        if not self._index:
-            self._index.update({k: i for i, k in enumerate(self.static_keys)})
-        return (self._index.get(key, len(self.static_keys)), key)
+        return (self._positions.get(key, len(self.static_keys)), key)
 
     def window(self, key: str) -> tuple[datetime, datetime] | None:
         """The half-open window `[start, end)` of a time key (aware, in its zone): from
@@ -172,7 +176,7 @@ class Partitions:
         except ValueError:
             parsed = None
         if parsed is None or parsed.strftime(fmt) != key:
-            raise UsageError(f"{owner}: {key!r} is not a partition key", self._form())
+            raise KeyFormError(f"{owner}: {key!r} is not a partition key", self._form())
         if self.kind == "weekly" and parsed.weekday() != 0:
             raise UsageError(f"{owner}: {key!r} is not a Monday", self._form())
         if self.kind == "hourly" and parsed.minute != 0:
@@ -198,14 +202,19 @@ class Partitions:
             )
         return key
 
+    def has_ended(self, key: str, now: datetime) -> bool:
+        """Whether the window of `key` is over at `now` (naive means UTC); static keys
+        always are."""
+        window = self.window(key)
+        moment = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+        return window is None or window[1] <= moment
+
     def check_ended(self, key: str, owner: str, now: datetime) -> str:
         """`key` if its window has ended by `now` (aware or naive UTC), else a UsageError:
         a partition is computed once its window is over."""
-        window = self.window(key)
-        if window is None:
-            return key
-        moment = now.replace(tzinfo=UTC) if now.tzinfo is None else now
-        if window[1] > moment:
+        if not self.has_ended(key, now):
+            window = self.window(key)
+            assert window is not None
             found = self.keys(now)
             latest = f"; the latest is {found[-1]}" if found else ""
             raise UsageError(

@@ -7,9 +7,10 @@ run would skip it, `stale` otherwise (SPEC §7).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from vibepiper.definitions.partitions import compress, shown_range
+from vibepiper.definitions.partitions import shown_range
 from vibepiper.execution.workspace import Workspace, plan
 from vibepiper.versioning.planner import Action, PlanOptions
 
@@ -60,18 +61,12 @@ def range_lines(rows: list[dict[str, Any]], status: str | None = None) -> list[s
     (`2026-01-01..2026-02-13 fresh`), with their reason when they share one; only those
     of `status`, if given."""
     lines = []
-    runs = compress([(r["key"], r["status"]) for r in rows])
-    at = 0
-    for first, last, state in runs:
-        count = 1
-        while rows[at + count - 1]["key"] != last:
-            count += 1
-        chunk = rows[at : at + count]
-        at += count
+    for state, group in itertools.groupby(rows, key=lambda r: r["status"]):
+        chunk = list(group)
         if status is not None and state != status:
             continue
         why = {"; ".join(r["reasons"]) for r in chunk}
-        shown = f"{shown_range(first, last)} {state}"
+        shown = f"{shown_range(chunk[0]['key'], chunk[-1]['key'])} {state}"
         if len(chunk) > 1:
             shown += f" ({len(chunk)})"
         if len(why) == 1 and (reason := why.pop()):

@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 from vibepiper.catalog.catalog import utcnow
@@ -350,6 +349,7 @@ class Run:
                 mid,
                 message=f"blocked: upstream {bad[0]} {why}",
                 partition=part,
+                blocked_by=str(bad[0]),
             )
         decided = self.plan.decisions[unit]
         if decided.action is Action.SKIP and not decided.provisional:
@@ -431,8 +431,7 @@ class Run:
         parts = self.graph.assets[unit.asset].partitions
         if parts is None or not unit.partition:
             return True
-        window = parts.window(unit.partition)
-        return window is None or window[1] <= self.plan.observed.now.replace(tzinfo=UTC)
+        return parts.has_ended(unit.partition, self.plan.observed.now)
 
     def _parts_read(self, unit: Unit, up: str) -> tuple[tuple[str, str], ...]:
         """The (key, data version) of each partition of `up` that `unit` reads and that

@@ -64,6 +64,7 @@ class AssetResult:
     started_at: float | None = None  # time.time() when its computation started
     cancelled: bool = False  # stopped by the run's cancellation (recorded as failed)
     partition: str = ""  # the partition key (SPEC §7; "": the whole asset)
+    blocked_by: str = ""  # for a blocked unit: the failed unit upstream that blocked it
 
     @property
     def label(self) -> str:

@@ -33,16 +33,15 @@ class Finding:
 
 def from_run(run: RunResult, graph: Graph) -> list[Finding]:
     findings = []
+    order = {name: i for i, name in enumerate(graph.order)}
     blocked_by: dict[str, list[str]] = {}  # a unit -> the units it blocked directly
     for label, result in run.results.items():
-        if result.state == "blocked" and result.message.startswith(BLOCKED_BY):
-            blocker = result.message.removeprefix(BLOCKED_BY).split(" ", 1)[0]
-            blocked_by.setdefault(blocker, []).append(label)
+        if result.blocked_by:
+            blocked_by.setdefault(result.blocked_by, []).append(label)
     for label, result in run.results.items():
         if not result.checks and result.state != "check_failed":
             continue
         blocked = _reached(blocked_by, label)
-        order = {name: i for i, name in enumerate(graph.order)}
         blocked.sort(key=lambda b: (order.get(run.results[b].asset, 0), b))
         problem = (
             result.message
@@ -55,18 +54,16 @@ def from_run(run: RunResult, graph: Graph) -> list[Finding]:
     return findings
 
 
-BLOCKED_BY = "blocked: upstream "  # how a blocked unit's message names what blocked it
-
-
 def _reached(edges: dict[str, list[str]], start: str) -> list[str]:
-    seen: list[str] = []
+    """Every node reachable from `start` (not itself) along `edges`."""
+    seen: dict[str, None] = {}
     frontier = list(edges.get(start, ()))
     while frontier:
         node = frontier.pop()
         if node not in seen:
-            seen.append(node)
+            seen[node] = None
             frontier += edges.get(node, ())
-    return seen
+    return list(seen)
 
 
 def from_audit(result: AuditResult) -> list[Finding]:

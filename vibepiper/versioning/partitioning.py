@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from vibepiper.definitions.partitions import Partitions
+from vibepiper.definitions.partitions import KeyFormError, Partitions
 from vibepiper.errors import UsageError
 from vibepiper.graph.graph import Graph
 from vibepiper.units import Unit
@@ -119,7 +119,7 @@ def _map_keys(
     reference = next((partitioned[n] for n in found if partitioned[n].is_time), None)
     for name, error in refused.items():
         parts = partitioned[name]
-        if reference is None or not parts.is_time or not _is_key_error(error):
+        if reference is None or not parts.is_time or not isinstance(error, KeyFormError):
             raise error
         begin, end = reference.reads(parts, first), reference.reads(parts, last)
         if not begin or not end:
@@ -128,11 +128,6 @@ def _map_keys(
                 "choose keys whose windows have ended",
             )
         found[name] = parts.between(begin[0], end[-1], f"asset '{name}'")
-
-
-def _is_key_error(error: UsageError) -> bool:
-    """Whether `error` says a key is not of a partitioning's form (not out of range)."""
-    return "is not a partition key" in error.message
 
 
 def reads(graph: Graph, unit: Unit, up: str) -> tuple[Unit, ...] | None:
