@@ -1,9 +1,13 @@
-"""Staging: one cleaned, renamed and typed table per raw source, nothing joined yet."""
+"""Staging: one cleaned, renamed and typed table per raw source, nothing joined yet.
 
-import pandas as pd
+Written in SQL (`sql_asset`): DuckDB computes each one straight from its source's Parquet
+file to its own, and its checks run as SQL over the result. The marts, in pandas, read them
+like any other asset.
+"""
+
 import pandera.pandas as pa
 
-from vibepiper import asset, expect
+from vibepiper import expect, sql_asset
 
 ORDER_STATUSES = ["placed", "shipped", "completed", "return_pending", "returned"]
 PAYMENT_METHODS = ["credit_card", "coupon", "bank_transfer", "gift_card"]
@@ -23,7 +27,15 @@ class StgPayments(pa.DataFrameModel):
     amount: float = pa.Field(ge=0)
 
 
-@asset(
+stg_customers = sql_asset(
+    "stg_customers",
+    """
+    -- one row per customer, keyed by customer_id
+    select id::bigint as customer_id, first_name::varchar as first_name,
+           last_name::varchar as last_name
+    from raw_customers
+    order by customer_id
+    """,
     group="staging",
     tags=["staging"],
     checks=[
@@ -31,15 +43,17 @@ class StgPayments(pa.DataFrameModel):
         expect.not_null("first_name"),
         expect.row_count(min=1),
     ],
+    description="One row per customer, keyed by ``customer_id``.",
 )
-def stg_customers(raw_customers: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer, keyed by ``customer_id``."""
-    customers = raw_customers.rename(columns={"id": "customer_id"})
-    customers = customers.astype({"customer_id": "int64", "first_name": str, "last_name": str})
-    return customers.sort_values("customer_id").reset_index(drop=True)
 
-
-@asset(
+stg_orders = sql_asset(
+    "stg_orders",
+    """
+    select id::bigint as order_id, user_id::bigint as customer_id,
+           strptime(order_date, '%Y-%m-%d') as order_date, status::varchar as status
+    from raw_orders
+    order by order_id
+    """,
     schema=StgOrders,
     group="staging",
     tags=["staging"],
@@ -47,16 +61,18 @@ def stg_customers(raw_customers: pd.DataFrame) -> pd.DataFrame:
         expect.row_count(min=1),
         expect.relationship("customer_id", to="stg_customers", field="customer_id"),
     ],
+    description="One row per order, with its customer, order date and fulfilment status.",
 )
-def stg_orders(raw_orders: pd.DataFrame) -> pd.DataFrame:
-    """One row per order, with its customer, order date and fulfilment status."""
-    orders = raw_orders.rename(columns={"id": "order_id", "user_id": "customer_id"})
-    orders = orders.astype({"order_id": "int64", "customer_id": "int64", "status": str})
-    orders["order_date"] = pd.to_datetime(orders["order_date"], format="%Y-%m-%d")
-    return orders.sort_values("order_id").reset_index(drop=True)
 
-
-@asset(
+stg_payments = sql_asset(
+    "stg_payments",
+    """
+    -- amount: integer cents in the source, dollars here
+    select id::bigint as payment_id, order_id::bigint as order_id,
+           payment_method::varchar as payment_method, amount::double / 100 as amount
+    from raw_payments
+    order by payment_id
+    """,
     schema=StgPayments,
     group="staging",
     tags=["staging"],
@@ -64,10 +80,5 @@ def stg_orders(raw_orders: pd.DataFrame) -> pd.DataFrame:
         expect.row_count(min=1),
         expect.relationship("order_id", to="stg_orders", field="order_id"),
     ],
+    description="One row per payment; ``amount`` converted from integer cents to dollars.",
 )
-def stg_payments(raw_payments: pd.DataFrame) -> pd.DataFrame:
-    """One row per payment; ``amount`` converted from integer cents to dollars."""
-    payments = raw_payments.rename(columns={"id": "payment_id"})
-    payments = payments.astype({"payment_id": "int64", "order_id": "int64", "payment_method": str})
-    payments["amount"] = payments["amount"].astype("float64") / 100
-    return payments.sort_values("payment_id").reset_index(drop=True)

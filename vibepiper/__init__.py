@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vibepiper.definitions import expect
-from vibepiper.definitions.asset import AssetDef, asset, source_file
+from vibepiper.definitions.asset import AssetDef, asset, source_file, sql_asset
 from vibepiper.definitions.check import CheckDef, CheckResult, check
 from vibepiper.definitions.context import Context
 from vibepiper.definitions.expect import register_expectation
@@ -50,6 +50,7 @@ __all__ = [
     "register_expectation",
     "schedule",
     "source_file",
+    "sql_asset",
     "static",
     "weekly",
 ]

@@ -20,7 +20,7 @@ from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.duplicates import refuse_duplicates
 from vibepiper.definitions.schedule import Schedule
-from vibepiper.errors import DefinitionError, ProjectLoadError
+from vibepiper.errors import DefinitionError, ProjectLoadError, did_you_mean
 
 if TYPE_CHECKING:
     from vibepiper.graph.graph import Graph
@@ -45,6 +45,10 @@ class Settings:
     # `vibepiper.automation` when `serve` or `schedules` needs them)
     schedules: Any = field(default_factory=dict)
     serve: Any = field(default_factory=dict)
+    # [tool.vibepiper] sql_paths: folders of `.sql` files, one SQL asset each (SPEC §10)
+    sql_paths: tuple[Path, ...] = ()
+    # [tool.vibepiper.sql]: DuckDB's settings for SQL assets (memory_limit, threads, ...)
+    sql: dict[str, Any] = field(default_factory=dict)
 
 
 def load_settings(
@@ -89,7 +93,94 @@ def load_settings(
         config=_config(table.get("config", {}), root / "pyproject.toml"),
         schedules=table.get("schedules", {}),
         serve=table.get("serve", {}),
+        sql_paths=_sql_paths(table.get("sql_paths", ()), root),
+        sql=_sql_settings(table.get("sql", {})),
     )
+
+
+def _sql_paths(listed: Any, root: Path) -> tuple[Path, ...]:
+    """`sql_paths = ["sql"]`: folders (relative to the project folder) of `.sql` files."""
+    where = "[tool.vibepiper] sql_paths"
+    if not isinstance(listed, list | tuple) or not all(isinstance(p, str) and p for p in listed):
+        raise ProjectLoadError(
+            f"{where} = {listed!r} is not a list of folders", 'write sql_paths = ["sql"]'
+        )
+    folders = []
+    for name in listed:
+        folder = (root / name).resolve()
+        if not folder.is_dir():
+            raise ProjectLoadError(
+                f"{where}: folder '{name}' does not exist in {root}",
+                "create it, or fix the folder's name in pyproject.toml",
+            )
+        folders.append(folder)
+    return tuple(dict.fromkeys(folders))
+
+
+SQL_SETTINGS = {"memory_limit": str, "threads": int, "temp_directory": str}
+
+
+def _sql_settings(table: Any) -> dict[str, Any]:
+    """`[tool.vibepiper.sql] memory_limit = "4GB"`, `threads = 4`, `temp_directory = ...`."""
+    where = "[tool.vibepiper.sql]"
+    if not isinstance(table, dict):
+        raise ProjectLoadError(f"{where} is not a table", 'write memory_limit = "4GB" under it')
+    for key, value in table.items():
+        kind = SQL_SETTINGS.get(key)
+        if kind is None:
+            raise ProjectLoadError(
+                f"{where} has no setting '{key}'{did_you_mean(key, SQL_SETTINGS)}",
+                f"the settings are {', '.join(SQL_SETTINGS)}",
+            )
+        if not isinstance(value, kind) or isinstance(value, bool) or not value:
+            raise ProjectLoadError(
+                f"{where} {key} = {value!r} is not valid",
+                'e.g. memory_limit = "4GB", threads = 4, temp_directory = ".vibepiper/tmp"',
+            )
+    return dict(table)
+
+
+def sql_files(settings: Settings) -> list[Path]:
+    """The `.sql` files of the project's `sql_paths`, in a stable order."""
+    return [f for folder in settings.sql_paths for f in sorted(folder.rglob("*.sql"))]
+
+
+def sql_file_assets(settings: Settings) -> list[tuple[AssetDef, str]]:
+    """One SQL asset per `.sql` file, named by the file's stem; its group is its
+    subfolder's name (else "default"), its description its leading comment lines. Each
+    comes with its holder's name for the snapshot ("sql:" and its path)."""
+    from vibepiper.definitions.asset import check_name, sql_asset
+
+    found = []
+    for path in sql_files(settings):
+        shown = os.path.relpath(path, settings.root)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DefinitionError(
+                f"SQL file {shown} cannot be read: {type(exc).__name__}",
+                "save it as UTF-8 text",
+            ) from None
+        try:
+            name = check_name(path.stem)
+        except DefinitionError as exc:
+            raise DefinitionError(f"SQL file {shown}: {exc.message}", exc.hint) from None
+        folder = next(f for f in settings.sql_paths if path.is_relative_to(f))
+        group = path.parent.name if path.parent != folder else None
+        comments = []
+        for line in text.strip().splitlines():
+            if not line.strip().startswith("--"):
+                break
+            comments.append(line.strip()[2:].strip())
+        defn = sql_asset(
+            name,
+            text,
+            group=group,
+            description=" ".join(c for c in comments if c),
+            _where=(shown, 1),
+        )
+        found.append((defn, f"sql:{shown}"))
+    return found
 
 
 def _home(given: str | os.PathLike[str] | None, configured: Any, root: Path) -> Path:
@@ -239,6 +330,10 @@ def import_definitions(
         modules = [sys.modules[n] for n in tree if n in sys.modules]
     _LOADED.update(name for name, _ in _project_modules(settings))
     found = Definitions([], [], [])
+    if only is None:
+        for defn, holder in sql_file_assets(settings):
+            found.assets.append(defn)
+            found.holder[id(defn)] = holder
     seen: set[int] = set()
     for module in modules:
         if module.__name__ in found.tree:
@@ -360,11 +455,13 @@ class GraphLoader:
     root: Path
     modules: tuple[str, ...]
     home: Path
+    sql_paths: tuple[Path, ...] = ()
 
     def __call__(self) -> Graph:
         from vibepiper.graph.graph import Graph as GraphClass
 
-        assets, checks = load_definitions(Settings(self.root, self.modules, self.home))
+        settings = Settings(self.root, self.modules, self.home, sql_paths=self.sql_paths)
+        assets, checks = load_definitions(settings)
         return GraphClass.build(assets, checks)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from vibepiper.errors import (
     AssetNotMaterializedError,
+    DefinitionError,
     SelectionError,
     UsageError,
     VibePiperError,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from vibepiper.execution.workspace import Workspace
     from vibepiper.loader import Definitions
     from vibepiper.reporting.explain import Cause
-    from vibepiper.reporting.lineage import Made, Neighbourhood
+    from vibepiper.reporting.lineage import ColumnSource, Made, Neighbourhood
     from vibepiper.snapshot import Modules, Snapshot
     from vibepiper.versioning.freshness import Verdict
     from vibepiper.versioning.source_cache import IdentityMemo
@@ -74,7 +75,7 @@ class Project:
         self.home = self.settings.home
         self.store = ParquetStore(self.home / "store", self.home / "sound-files.json")
         self.catalog = Catalog(self.home, project=self.root)
-        self._key = snapshot.project_key(self.root, self.settings.modules)
+        self._key = snapshot.project_key(self.root, self.settings.modules, self._sql_listing())
         found = snapshot.load(self.home, self._key) if snapshot.enabled() else None
         if found is None:
             self._load_fully()
@@ -111,6 +112,7 @@ class Project:
                 if stale.modules.holder.get(n) not in imported
             ]
         self.graph = Graph.build([*found.assets, *kept], found.checks)
+        _check_sql_assets(found.assets)
         self._schedules = tuple((s, found.holder[id(s)]) for s in found.schedules)
         if stale is not None:
             imported_tree = set(found.tree)
@@ -171,8 +173,10 @@ class Project:
 
     def _save_snapshot(self, modules: Modules, stale: Snapshot | None) -> None:
         from vibepiper import snapshot
+        from vibepiper.loader import sql_files
 
         files = [self.root / "pyproject.toml", *map(Path, modules.files.values())]
+        files += sql_files(self.settings)
         self._files = files
         if not snapshot.enabled():
             return
@@ -189,6 +193,13 @@ class Project:
                 stale.files if stale else None,
                 self._schedules,
             )
+
+    def _sql_listing(self) -> list[str]:
+        """The `.sql` files of the project (a snapshot stands only while they are the
+        same files: one added or removed changes the project's assets)."""
+        from vibepiper.loader import sql_files
+
+        return [str(f) for f in sql_files(self.settings)]
 
     def load_code(self, names: Iterable[str] | None = None) -> bool:
         """Import the project's modules if a snapshot stood in for them so far (for
@@ -291,7 +302,9 @@ class Project:
         runner = make_executor(
             executor,
             workers,
-            loader=GraphLoader(self.root, self.settings.modules, self.home),
+            loader=GraphLoader(
+                self.root, self.settings.modules, self.home, self.settings.sql_paths
+            ),
             store=self.store,
             address=address,
             home=self.home,
@@ -397,6 +410,33 @@ class Project:
             states=last_states(self.catalog),
             verdicts=verdicts,
         )
+
+    def column_lineage(
+        self, name: str, depth: int | None = None
+    ) -> list[tuple[str, tuple[ColumnSource, ...]]]:
+        """Each column of the SQL asset `name` (as its current data has them) with the
+        upstream columns it comes from, traced up through SQL assets (`depth` levels at
+        most)."""
+        from vibepiper.catalog.reads import column_lineage_rows
+        from vibepiper.errors import AssetNotMaterializedError
+        from vibepiper.reporting.lineage import column_tree
+
+        self.require_asset(name)
+        if not self.graph.assets[name].is_sql:
+            raise UsageError(
+                f"asset '{name}' is a Python asset: only SQL assets' columns are traced",
+                "write it with sql_asset() or as a .sql file to have its column lineage",
+            )
+        ancestors = self.graph.ancestors(name)
+        traced = [a for a in [name, *ancestors] if self.graph.assets[a].is_sql]
+        found = column_lineage_rows(self.catalog, traced)
+        if name not in found:
+            raise AssetNotMaterializedError(
+                f"asset '{name}' has no column lineage: it was never materialized, or its "
+                "query could not be traced (its run's log says why)",
+                f"run `vibepiper materialize {name}`",
+            )
+        return column_tree(name, found, depth)
 
     def lineage(
         self,
@@ -671,9 +711,11 @@ class Project:
     def workspace(self, config: Config | None = None) -> Workspace:
         """What commands work on, with the configuration of `[tool.vibepiper.config]` and
         `config` (which wins) applied."""
+        from vibepiper.execution.sql_run import EngineSettings
         from vibepiper.execution.workspace import Workspace, configure
 
-        ws = Workspace(self.graph, self.root, self.store, self.catalog, self.codes)
+        engine = EngineSettings.of(self.settings.sql, self.home, self.root)
+        ws = Workspace(self.graph, self.root, self.store, self.catalog, self.codes, engine=engine)
         return configure(ws, self.configuration(config), self._defaults)
 
     def configuration(self, config: Config | None = None) -> dict[str, dict[str, Any]]:
@@ -734,3 +776,15 @@ def _union(store: Any, name: str, versions: list[str]) -> Any:
         ) from None
     files = [f for d in found for f in d.files]
     return ds.dataset(files, schema=schema, format=found[0].format, filesystem=found[0].filesystem)
+
+
+def _check_sql_assets(assets: Iterable[AssetDef]) -> None:
+    """A DefinitionError for a SQL asset whose schema or expectations have no SQL form
+    (its checks run as SQL over its file: SPEC §10)."""
+    from vibepiper.validation.sql_checks import sql_problem
+
+    for defn in assets:
+        if defn.is_sql:
+            problem = sql_problem(f"asset '{defn.name}'", defn.schema, defn.checks)
+            if problem:
+                raise DefinitionError(problem, "write it as expect.sql(...) over the asset")

@@ -30,7 +30,7 @@ from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion, config_texts
 
-FORMAT = 7
+FORMAT = 8
 FILENAME = "snapshot.json"
 
 
@@ -142,10 +142,13 @@ def load(home: Path, key: dict[str, Any]) -> Snapshot | None:
         return None
 
 
-def project_key(root: Path, modules: tuple[str, ...]) -> dict[str, Any]:
+def project_key(
+    root: Path, modules: tuple[str, ...], sql_files: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "root": str(root),
         "modules": list(modules),
+        "sql_files": sql_files or [],
         "python": sys.version,
         "vibepiper": __version__,
     }
@@ -255,6 +258,8 @@ def _asset_entry(
         "partitions": defn.partitions.as_dict() if defn.partitions else None,
         "time_column": defn.time_column,
         "lookback": dict(defn.lookback),
+        "sql": defn.sql,
+        "read_as": dict(defn.read_as),
         "code_version": code.version,
         "code_parts": code.parts,
         "config": config_texts(defn.config),
@@ -306,6 +311,8 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
                 else None,
                 time_column=str(entry["time_column"]) if entry["time_column"] else None,
                 lookback={str(k): int(v) for k, v in dict(entry["lookback"]).items()},
+                sql=str(entry["sql"]) if entry["sql"] is not None else None,
+                read_as={str(k): str(v) for k, v in dict(entry["read_as"]).items()},
                 module=str(entry["module"]),
             )
         )

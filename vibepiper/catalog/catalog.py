@@ -47,6 +47,7 @@ class Batch:
     check_reads: list[dict[str, Any]] = field(default_factory=list)
     check_results: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    column_lineage: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
         """Append `other`'s rows after this batch's."""

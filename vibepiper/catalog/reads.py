@@ -472,3 +472,29 @@ def current_version(catalog: Catalog, asset: str) -> Row | None:
         [asset],
     )
     return found[0] if found else None
+
+
+# -- column lineage (SPEC §10) ---------------------------------------------------------
+
+
+def column_lineage_rows(catalog: Catalog, assets: Collection[str]) -> dict[str, list[Row]]:
+    """Of each of `assets`, the column lineage of the data it made last (its current
+    materialization, or, if partitioned, that of the partition made last): rows of
+    (column_name, upstream_asset, upstream_column) in the output's column order. An
+    asset with none recorded (a Python asset, or one never made) is left out."""
+    if not assets:
+        return {}
+    found = catalog.fetch(
+        "WITH latest AS (SELECT asset, materialization_id FROM current_materializations "
+        "WHERE list_contains(?, asset) "
+        "QUALIFY row_number() OVER (PARTITION BY asset "
+        "ORDER BY finished_at DESC, materialization_id DESC) = 1) "
+        "SELECT l.asset, c.column_name, c.upstream_asset, c.upstream_column, "
+        "l.materialization_id FROM latest l JOIN column_lineage c USING (materialization_id) "
+        "ORDER BY l.asset, c.rowid",
+        [sorted(assets)],
+    )
+    result: dict[str, list[Row]] = {}
+    for row in found:
+        result.setdefault(row.pop("asset"), []).append(row)
+    return result

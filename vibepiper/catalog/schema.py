@@ -7,7 +7,7 @@ the layout changes.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 TABLES: dict[str, str] = {
     "vibepiper_meta": """
@@ -52,6 +52,14 @@ TABLES: dict[str, str] = {
         materialization_id VARCHAR NOT NULL,
         asset VARCHAR NOT NULL,
         data_version VARCHAR""",
+    # SPEC §10: which upstream columns each output column of a SQL asset comes from (one
+    # row per pair; a column computed from no input column, a constant or a count, has one
+    # row whose upstream_asset and upstream_column are NULL).
+    "column_lineage": """
+        materialization_id VARCHAR NOT NULL,
+        column_name VARCHAR NOT NULL,
+        upstream_asset VARCHAR,
+        upstream_column VARCHAR""",
     "check_results": """
         materialization_id VARCHAR NOT NULL,
         check_name VARCHAR NOT NULL,
@@ -116,8 +124,23 @@ VIEWS: dict[str, str] = {
             ORDER BY finished_at DESC, materialization_id DESC) = 1""",
 }
 
-PUBLIC_TABLES = ("runs", "materializations", "lineage", "check_results", "ticks")
-WRITTEN_TABLES = ("runs", "materializations", "lineage", "check_results", "check_reads", "logs")
+PUBLIC_TABLES = (
+    "runs",
+    "materializations",
+    "lineage",
+    "check_results",
+    "ticks",
+    "column_lineage",
+)
+WRITTEN_TABLES = (
+    "runs",
+    "materializations",
+    "lineage",
+    "check_results",
+    "check_reads",
+    "logs",
+    "column_lineage",
+)
 # what a run inserts rows into (ticks are written by `serve` alone: see catalog.ticks)
 QUERIED_TABLES = (*WRITTEN_TABLES, "ticks")  # what `vibepiper query` can read
 
@@ -137,6 +160,7 @@ MIGRATIONS: dict[int, list[str]] = {
     4: ["ALTER TABLE materializations ADD COLUMN IF NOT EXISTS partition_key VARCHAR"],
     5: [],  # last_attempts tells a cancelled attempt from a failed one
     6: ["ALTER TABLE runs ADD COLUMN IF NOT EXISTS trigger VARCHAR DEFAULT 'manual'"],
+    7: [],  # the `column_lineage` table (SPEC §10), made by the CREATE ... IF NOT EXISTS
     # (and the `ticks` table, made by the CREATE ... IF NOT EXISTS)
 }
 

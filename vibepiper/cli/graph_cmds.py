@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from vibepiper.cli.common import emit_json, json_option, overrides, select_argument, set_option
+from vibepiper.errors import UsageError
 
 if TYPE_CHECKING:
     from vibepiper.cli.main import Options
@@ -102,6 +103,12 @@ def status(
     help="Data lineage instead: the exact input versions, recursively, behind this "
     "data version (or unique prefix, or materialization id) of ASSET.",
 )
+@click.option(
+    "--columns",
+    is_flag=True,
+    help="Column lineage instead: which upstream columns each column of ASSET (a SQL "
+    "asset) comes from, traced up through SQL assets (text or json).",
+)
 @click.pass_obj
 def lineage(
     opts: Options,
@@ -111,10 +118,23 @@ def lineage(
     depth: int | None,
     fmt: str,
     version: str | None,
+    columns: bool,
 ) -> None:
     """The asset graph around ASSET (by default both ways), with each asset's last state
-    and freshness; or, with --version, the data lineage of one version of ASSET."""
+    and freshness; or, with --version, the data lineage of one version of ASSET; or,
+    with --columns, the column lineage of a SQL asset."""
     project = opts.load()
+    if columns:
+        if version is not None or downstream or fmt in ("dot", "mermaid"):
+            raise UsageError(
+                "--columns goes with --format text or json, and not with --version or "
+                "--downstream",
+                "e.g. vibepiper lineage daily_revenue --columns --format json",
+            )
+        from vibepiper.reporting.lineage import render_columns
+
+        click.echo(render_columns(asset, project.column_lineage(asset, depth), fmt))
+        return
     if version is not None:
         from vibepiper.reporting.lineage import render_made
 

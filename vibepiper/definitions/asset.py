@@ -105,12 +105,20 @@ class AssetDef:
     time_column: str | None = None  # every row must fall in its partition's window
     lookback: Mapping[str, int] = field(default_factory=dict)  # input -> earlier partitions
     source_reader: Callable[[str], Any] | None = field(default=None, compare=False)
+    sql: str | None = None  # SPEC §10: the SELECT that DuckDB computes it with
+    # parameter -> how it receives that input instead of a DataFrame: "relation" (DuckDB),
+    # "reader" (a pyarrow RecordBatchReader) or "dataset" (a pyarrow dataset)
+    read_as: Mapping[str, str] = field(default_factory=dict)
     module: str = "?"  # the module that defined it, for messages
     line: int | None = None  # the line of the module that defined it, for messages
 
     @property
     def is_source(self) -> bool:
         return self.source_path is not None
+
+    @property
+    def is_sql(self) -> bool:
+        return self.sql is not None
 
     @property
     def is_partitioned(self) -> bool:
@@ -260,6 +268,7 @@ def build_asset(
     partitions: Partitions | None = None,
     time_column: str | None = None,
     lookback: int | Mapping[str, int] = 0,
+    read_as: Mapping[str, str] | None = None,
 ) -> AssetDef:
     """Build the frozen definition of one asset, raising DefinitionError on bad options."""
     if not callable(fn):
@@ -299,6 +308,7 @@ def build_asset(
         partitions=_partitions(f"asset '{asset_name}'", partitions),
         time_column=_time_column(asset_name, time_column, partitions),
         lookback=_lookback(asset_name, lookback, data, partitions),
+        read_as=_read_as(asset_name, fn, data, read_as),
         module=getattr(fn, "__module__", None) or "?",
         line=first_line(fn),
     )
@@ -331,6 +341,7 @@ def asset(
     partitions: Partitions | None = None,
     time_column: str | None = None,
     lookback: int | Mapping[str, int] = 0,
+    read_as: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], AssetDef]: ...
 
 
@@ -370,6 +381,54 @@ def _check_option_names(fn: Any, options: Mapping[str, Any]) -> None:
 
 
 AUTOMATIONS = ("eager", "missing")
+READ_AS = ("frame", "relation", "reader", "dataset")
+# what an input's annotation says it wants (its last dotted part: `duckdb.DuckDBPyRelation`,
+# `pa.RecordBatchReader`, `ds.Dataset`, ...; strings too, for `from __future__ import
+# annotations`)
+_ANNOTATED = {
+    "DuckDBPyRelation": "relation",
+    "RecordBatchReader": "reader",
+    "Dataset": "dataset",
+    "FileSystemDataset": "dataset",
+}
+
+
+def _read_as(
+    name: str, fn: Callable[..., Any], data: Mapping[str, str], given: Mapping[str, str] | None
+) -> dict[str, str]:
+    """How each input is received, when not as a DataFrame: `read_as={param: kind}`, else
+    the parameter's annotation."""
+    found: dict[str, str] = {}
+    for parameter in inspect.signature(fn).parameters.values():
+        if parameter.name not in data or parameter.annotation is parameter.empty:
+            continue
+        note = parameter.annotation
+        text = note if isinstance(note, str) else getattr(note, "__qualname__", "")
+        kind = _ANNOTATED.get(str(text).rpartition(".")[2].strip("'\" "))
+        if kind is not None:
+            found[parameter.name] = kind
+    if given is None:
+        return found
+    if not isinstance(given, Mapping):
+        raise DefinitionError(
+            f"asset '{name}': read_as={given!r} is not valid",
+            'give {input: "relation" | "reader" | "dataset" | "frame"}',
+        )
+    for param, kind in given.items():
+        if param not in data:
+            raise DefinitionError(
+                f"asset '{name}': read_as= names '{param}', which is not an input"
+                f"{did_you_mean(str(param), list(data))}",
+                f"its inputs are {', '.join(data) or '(none)'}",
+            )
+        if kind not in READ_AS:
+            hint = did_you_mean(kind, READ_AS) if isinstance(kind, str) else ""
+            raise DefinitionError(
+                f"asset '{name}': read_as={kind!r} for '{param}' is not valid{hint}",
+                f"use one of {', '.join(READ_AS)}",
+            )
+        found[str(param)] = str(kind)
+    return {p: k for p, k in found.items() if k != "frame"}
 
 
 def _partitions(owner: str, value: Any) -> Partitions | None:
@@ -562,4 +621,79 @@ def source_file(
         partitions=partitions,
         module=caller.f_globals.get("__name__", "?"),
         line=caller.f_lineno,
+    )
+
+
+def _computed_by_duckdb(**inputs: Any) -> Any:
+    """A SQL asset's function: it has none, DuckDB computes it (see `sql_asset`)."""
+    raise TypeError("a SQL asset is computed by DuckDB from its query, not called")
+
+
+def sql_asset(
+    name: str,
+    sql: str,
+    *,
+    schema: Any = None,
+    checks: Iterable[Any] | None = None,
+    deps: Iterable[str] | None = None,
+    version: str | None = None,
+    tags: Iterable[str] | None = None,
+    group: str | None = None,
+    description: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    timeout: float | None = None,
+    max_age: float | timedelta | None = None,
+    pool: str | None = None,
+    automation: str | None = None,
+    partitions: Partitions | None = None,
+    time_column: str | None = None,
+    lookback: int | Mapping[str, int] = 0,
+    _where: tuple[str, int | None] | None = None,
+) -> AssetDef:
+    """An asset computed by DuckDB from one SELECT (SPEC §10): its inputs are the assets
+    the query reads by name, its code version is the query's normal form (formatting and
+    comments do not count). It takes `@asset`'s options, but `inputs=` (the query names
+    its inputs), `quarantine` (rows are not removed from a file) and `read_as`."""
+    from vibepiper.definitions.sql import parse_query
+
+    check_name(name)
+    if _where is None:
+        caller = sys._getframe(1)
+        module, line = caller.f_globals.get("__name__", "?"), caller.f_lineno
+    else:
+        module, line = _where
+    owner = f"asset '{name}'" + (f" ({module})" if _where is not None else "")
+    parsed = parse_query(owner, sql)
+    inputs = {table: table for table in parsed.tables}
+    _check_options(name, retries, retry_delay, timeout)
+    if version is not None and not isinstance(version, str | int):
+        raise DefinitionError(
+            f"asset '{name}': version={version!r} is not valid", "give a string such as '2'"
+        )
+    return AssetDef(
+        name=name,
+        fn=_computed_by_duckdb,
+        inputs=inputs,
+        config={},
+        takes_context=False,
+        deps=tuple(check_name(d, f"asset '{name}': dependency") for d in deps or ()),
+        schema=check_schema(owner, schema),
+        checks=_checks(owner, checks),
+        version=None if version is None else str(version),
+        tags=_names(name, "tags", tags),
+        group=group or "default",
+        description=description or "",
+        retries=retries,
+        retry_delay=float(retry_delay),
+        timeout=None if timeout is None else float(timeout),
+        max_age=_max_age(name, max_age),
+        pool=pool,
+        automation=_automation(name, automation),
+        partitions=_partitions(owner, partitions),
+        time_column=_time_column(name, time_column, partitions),
+        lookback=_lookback(name, lookback, inputs, partitions),
+        sql=sql.strip(),
+        module=module,
+        line=line,
     )

@@ -58,6 +58,7 @@ class Launch:
             data_version=outcome.data_version,
             row_count=outcome.row_count,
             columns=outcome.columns,
+            column_lineage=outcome.column_lineage,
         )
         if outcome.rejected:
             blocking = [c for c in outcome.checks if c.blocking]

@@ -148,6 +148,18 @@ class Recorder:
                     for a, v in result.inputs.items()
                 ],
             )
+            self.add(
+                "column_lineage",
+                [
+                    {
+                        "materialization_id": mid,
+                        "column_name": column,
+                        "upstream_asset": up,
+                        "upstream_column": source,
+                    }
+                    for column, up, source in result.column_lineage
+                ],
+            )
 
 
 RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}-[0-9a-f]{6}$")  # what new_run_id makes

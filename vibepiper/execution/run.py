@@ -408,6 +408,7 @@ class Run:
             config=dict(self.ws.config.get(name, {})),
             partition=part,
             parts=parts,
+            engine=self.ws.engine,
         )
         return Launch(job, code, versions, tuple(str(c) for c in decision.causes))
 

@@ -60,6 +60,8 @@ class AssetResult:
     revalidated: bool = False  # not recomputed: its current data validated again
     quarantined: int | None = None  # rows removed by quarantine
     columns: tuple[tuple[str, str], ...] = ()  # the output's columns and their dtypes
+    # a SQL asset's column lineage: (column, upstream asset, upstream column)
+    column_lineage: tuple[tuple[str, str | None, str | None], ...] = ()
     logs: tuple[Any, ...] = ()  # the LogLines it logged while computing
     started_at: float | None = None  # time.time() when its computation started
     cancelled: bool = False  # stopped by the run's cancellation (recorded as failed)

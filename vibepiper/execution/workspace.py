@@ -13,6 +13,7 @@ from vibepiper import clock
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.errors import UsageError
 from vibepiper.execution.observe import Observer
+from vibepiper.execution.sql_run import EngineSettings
 from vibepiper.graph.graph import Graph
 from vibepiper.storage.store import Store
 from vibepiper.units import Unit
@@ -35,6 +36,7 @@ class Workspace:
     catalog: Catalog
     codes: dict[str, CodeVersion] = field(default_factory=dict)
     config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    engine: EngineSettings | None = None  # DuckDB's, for SQL assets and streamed data
 
     def observer(self) -> Observer:
         return Observer(self.graph, self.store, self.project_dir, self.catalog.home, self.codes)

@@ -86,6 +86,12 @@ class Graph:
 
 def _upstream_of(defn: AssetDef, known: Mapping[str, AssetDef]) -> tuple[str, ...]:
     for param, up in defn.inputs.items():
+        if up not in known and defn.is_sql:
+            raise DefinitionError(
+                f"asset '{defn.name}' ({defn.module}): its query reads table '{up}', which "
+                f"is not an asset{did_you_mean(up, known)}",
+                "a SQL asset reads only assets, by their names",
+            )
         if up not in known:
             via = f"parameter '{param}'" if param == up else f"input '{param}' -> '{up}'"
             raise DefinitionError(
@@ -140,6 +146,13 @@ def _attach_checks(
                 f"check '{chk.name}' is on unknown asset '{chk.asset}'"
                 f"{did_you_mean(chk.asset, known)}",
                 "fix @check(asset=...)",
+            )
+        if chk.sql is None and known[chk.asset].is_sql:
+            raise DefinitionError(
+                f"check '{chk.name}' on SQL asset '{chk.asset}' is a Python function, which "
+                "would load the data into pandas",
+                f"write it as a query of the failing rows: @check(asset='{chk.asset}', "
+                "sql='select * from ... where ...')",
             )
         for param in chk.params:
             if param not in known:

@@ -215,3 +215,80 @@ def render_made(made: Made) -> list[str]:
 
     walk(made, 0)
     return lines
+
+
+# -- column lineage (SPEC §10) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnSource:
+    """One upstream column an output column comes from, and (if that asset is traced
+    too, being a SQL asset) the columns it comes from in turn."""
+
+    asset: str
+    column: str
+    upstream: tuple[ColumnSource, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset,
+            "column": self.column,
+            "upstream": [u.as_dict() for u in self.upstream],
+        }
+
+
+def column_tree(
+    asset: str, found: Mapping[str, list[dict[str, Any]]], depth: int | None = None
+) -> list[tuple[str, tuple[ColumnSource, ...]]]:
+    """Each column of `asset` with its sources, traced up through every asset whose
+    column lineage is known (`found`: asset -> rows), at most `depth` levels."""
+
+    def sources(owner: str, column: str, level: int) -> tuple[ColumnSource, ...]:
+        rows = [
+            r
+            for r in found.get(owner, ())
+            if r["column_name"] == column and r["upstream_asset"] is not None
+        ]
+        deeper = depth is None or level < depth
+        return tuple(
+            ColumnSource(
+                r["upstream_asset"],
+                r["upstream_column"],
+                sources(r["upstream_asset"], r["upstream_column"], level + 1) if deeper else (),
+            )
+            for r in rows
+        )
+
+    columns = list(dict.fromkeys(r["column_name"] for r in found.get(asset, ())))
+    return [(column, sources(asset, column, 1)) for column in columns]
+
+
+def render_columns(asset: str, tree: list[tuple[str, tuple[ColumnSource, ...]]], fmt: str) -> str:
+    """`lineage --columns` as text or JSON."""
+    if fmt == "json":
+        return json.dumps(
+            {
+                "asset": asset,
+                "columns": [
+                    {"name": name, "upstream": [s.as_dict() for s in sources]}
+                    for name, sources in tree
+                ],
+            },
+            indent=2,
+        )
+    lines = [f"{asset}: where each column comes from"]
+    for name, sources in tree:
+        if not sources:
+            lines.append(f"  {name}  (no input column: computed from constants or a count)")
+            continue
+        lines.append(f"  {name}")
+        lines += _source_lines(sources, 2)
+    return "\n".join(lines)
+
+
+def _source_lines(sources: tuple[ColumnSource, ...], indent: int) -> list[str]:
+    lines = []
+    for source in sources:
+        lines.append(f"{'  ' * indent}<- {source.asset}.{source.column}")
+        lines += _source_lines(source.upstream, indent + 2)
+    return lines

@@ -1,6 +1,7 @@
 """OpenLineage: each computed asset emits a START and a COMPLETE (FAIL; ABORT when the run
 was cancelled) run event whose job is the asset, whose inputs are the assets it read and
-whose output is the asset itself, with schema, version, row-count and data-quality facets,
+whose output is the asset itself, with schema, version, row-count and data-quality facets
+(and, for a SQL asset, column lineage),
 and a jobType facet saying it is a batch VibePiper asset. The run itself is their parent
 (job `vibepiper_run`): it emits a START before its first asset computes and a COMPLETE,
 FAIL or ABORT when it ends (a run that computes nothing emits nothing). Every facet
@@ -213,6 +214,8 @@ class OpenLineageReporter:
             )
         if result is not None and result.checks:
             facets["dataQualityAssertions"] = self._assertions(name, result.checks)
+        if result is not None and result.column_lineage:
+            facets["columnLineage"] = self._column_lineage(result.column_lineage)
         if result is not None and result.state == states.SUCCEEDED:
             facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
                 datasetVersion=str(result.data_version), producer=PRODUCER
@@ -227,6 +230,21 @@ class OpenLineageReporter:
                 namespace=self.namespace, name=name, facets=facets, outputFacets=output_facets
             )
         ]
+
+    def _column_lineage(self, lineage: Sequence[tuple[str, str | None, str | None]]) -> Any:
+        """A SQL asset's column lineage: each output column's input fields (SPEC §10)."""
+        from openlineage.client.facet_v2 import column_lineage_dataset as cl
+
+        fields: dict[str, list[Any]] = {}
+        for column, up, source in lineage:
+            if up is not None and source is not None:  # (a constant comes from nothing)
+                fields.setdefault(column, []).append(
+                    cl.InputField(namespace=self.namespace, name=up, field=source)
+                )
+        return cl.ColumnLineageDatasetFacet(
+            fields={c: cl.Fields(inputFields=f) for c, f in fields.items()},
+            producer=PRODUCER,
+        )
 
     def _assertions(self, name: str, outcomes: Sequence[Any]) -> Any:
         """The checks' results: `assertion` is the kind of test (an expectation's kind, or

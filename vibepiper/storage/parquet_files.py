@@ -13,6 +13,7 @@ import os
 import secrets
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ CONTENT_KEY = b"vibepiper.content"  # the table_version of the data, in the file
 PANDAS_KEY = b"vibepiper.pandas"  # a hash of the pandas metadata (column names, index, dtypes)
 ASSET_KEY = b"vibepiper.asset"  # the asset the file was written for
 VERSION_KEY = b"vibepiper.version"  # the data version it was written as (its name)
+# set in a file written from a stream: its content is RowsDigest's (order-free) version
+ROWS_KEY = b"vibepiper.rows"
+_ROW_GROUP = 1 << 17  # rows: a stream's small batches are gathered to row groups this big
 _INTEGERS = frozenset({"integer", "empty"})  # what pandas' infer_dtype says of row numbers
 
 
@@ -59,6 +63,82 @@ def write(table: pa.Table, path: Path) -> None:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What `write_stream` wrote: how many rows, their content version, their schema."""
+
+    rows: int
+    content: str
+    schema: pa.Schema
+
+
+class UnstorableStream(ValueError):
+    """A stream's schema cannot be stored (no columns, names repeated or not strings)."""
+
+
+def write_stream(batches: Any, path: Path, asset: str, version: str | None) -> Streamed:
+    """Write a stream of record batches (a pyarrow RecordBatchReader, or anything with
+    `schema` that iterates batches) to `path` with page checksums, hashing the rows as
+    they pass (`RowsDigest`); the file records its content, asset and version (`version`,
+    else its content's). Memory holds one row group at a time. Nothing is left of a
+    failed write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vibepiper.versioning.data_version import RowsDigest
+
+    schema = batches.schema
+    names = schema.names
+    if not names:
+        raise UnstorableStream(f"asset '{asset}' returned a stream with no columns")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UnstorableStream(
+            f"asset '{asset}' returned duplicate column names {repeated[:5]}; "
+            "give each column its own name (AS ...)"
+        )
+    digest = RowsDigest()
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    try:
+        with open(path, "wb") as handle:
+            writer = pq.ParquetWriter(handle, schema, write_page_checksum=True)
+            try:
+                for batch in batches:
+                    digest.add(batch)
+                    pending.append(batch)
+                    held += batch.num_rows
+                    if held >= _ROW_GROUP:
+                        writer.write_table(pa.Table.from_batches(pending, schema))
+                        pending, held = [], 0
+                if pending or digest.rows == 0:
+                    writer.write_table(pa.Table.from_batches(pending, schema))
+                content = digest.version()
+                writer.add_key_value_metadata(
+                    {
+                        CONTENT_KEY: content.encode(),
+                        ASSET_KEY: asset.encode(),
+                        VERSION_KEY: (version or content).encode(),
+                        ROWS_KEY: b"1",
+                        PANDAS_KEY: _digest(b"").encode(),
+                    }
+                )
+            finally:
+                writer.close()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Streamed(digest.rows, content, schema)
+
+
+def streamed_file(path: Path) -> bool:
+    """Whether the Parquet file at `path` was written from a stream (`write_stream`)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_metadata(path).metadata or {}
+    return metadata.get(ROWS_KEY) == b"1"
 
 
 def fsync(path: Path) -> None:
@@ -154,7 +234,14 @@ def read_verified(path: Path) -> pa.Table:
     # read by path, not through the descriptor: pyarrow's own file reads the columns of
     # a wide file in parallel (a Python file object: ~20% slower)
     os.close(open_regular(path))  # a FIFO in its place would block a read forever
-    return pq.read_table(path, page_checksum_verification=True)
+    table = pq.read_table(path, page_checksum_verification=True)
+    if CONTENT_KEY not in (table.schema.metadata or {}):
+        # a file written from a stream records its identity in the footer only, after
+        # its rows (the Arrow schema it keeps was written before them): take it from there
+        footer = pq.read_metadata(path).metadata or {}
+        if footer.get(ROWS_KEY) == b"1":
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **footer})
+    return table
 
 
 def problem(path: Path, asset: str, version: str, *, full: bool, source: bool) -> str:
@@ -191,7 +278,12 @@ def content_problem(table: pa.Table, expected: str | None = None) -> str:
     expected = recorded.decode(errors="replace") if recorded is not None else expected
     if expected is None:
         return ""
-    actual = table_version(table)
+    if metadata.get(ROWS_KEY) == b"1":
+        from vibepiper.versioning.data_version import rows_version
+
+        actual = rows_version(table.replace_schema_metadata(None))
+    else:
+        actual = table_version(table)
     if actual == expected:
         return ""
     return f"its content hashes to {actual[:12]}, not to the {expected[:12]} it was written with"

@@ -150,6 +150,43 @@ class ParquetStore:
         files.write(files.with_identity(table, asset, data_version, content or data_version), temp)
         return StagedFile(unit if isinstance(unit, Unit) else Unit(asset), data_version, str(temp))
 
+    def stage_stream(
+        self, unit: Unit, batches: Any, *, data_version: str | None = None
+    ) -> tuple[StagedFile, files.Streamed]:
+        """Write a stream of record batches to a temporary file next to its final place,
+        one row group in memory at a time; its data version is `data_version` (a source's
+        file hash) or its rows' (`RowsDigest`: whatever order they came in)."""
+        _check(unit.asset, "stream", VERSION_RE, "data version")
+        folder = self.root / unit.asset
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".stream.{secrets.token_hex(4)}.{os.getpid()}{TMP_SUFFIX}"
+        streamed = files.write_stream(batches, temp, unit.asset, data_version)
+        version = data_version or streamed.content
+        _check(unit.asset, version, VERSION_RE, "data version")
+        return StagedFile(unit, version, str(temp)), streamed
+
+    def staged_path(self, staged: Staged) -> Path:
+        """The file of a staged output (for an engine that reads files: DuckDB)."""
+        return self._temp(staged)
+
+    def local_path(self, unit: Unit, data_version: str) -> Path:
+        """A local file holding the published data (for an engine that reads files:
+        DuckDB), checked to be a whole file of this unit's version first; a StoreError
+        naming the asset if it is missing or damaged."""
+        path = self.path_for(unit, data_version)
+        damage = self.damage(unit, data_version)
+        if damage == "missing":
+            raise StoreError(
+                f"the stored data of asset '{unit.asset}' is missing ({path})",
+                _rebuild(unit.asset),
+            )
+        if damage:
+            raise StoreError(
+                f"the stored data of asset '{unit.asset}' is {damage} ({path})",
+                _rebuild(unit.asset),
+            )
+        return path
+
     def publish(self, staged: Staged, *, replace: bool = False) -> None:
         """Move a staged file to its final name, atomically. Content-addressed: a file of
         the same version may exist already. It is kept (and the staged copy dropped) unless

@@ -72,6 +72,23 @@ class Store(Protocol):
         data version is something else (a source's is its file's hash)."""
         ...
 
+    def stage_stream(
+        self, unit: Unit, batches: Any, *, data_version: str | None = None
+    ) -> tuple[Staged, Any]:
+        """Write a stream of record batches where no reader looks, a batch at a time; its
+        data version is `data_version` or its rows' own, whatever their order. Returns the
+        staged output and what was written (rows, content version, schema)."""
+        ...
+
+    def staged_path(self, staged: Staged) -> Any:
+        """A local file holding a staged output, for an engine that reads files (DuckDB)."""
+        ...
+
+    def local_path(self, unit: Unit, data_version: str) -> Any:
+        """A local file holding the published data, for an engine that reads files
+        (DuckDB); a StoreError naming the asset if it is missing or damaged."""
+        ...
+
     def publish(self, staged: Staged, *, replace: bool = False) -> None:
         """Make a staged output the data of (unit, version): atomic and idempotent (data
         already there, whole, is kept and the staged copy dropped, unless `replace`;

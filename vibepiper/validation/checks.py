@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 
 def run_check(chk: CheckDef, frame: pd.DataFrame, upstream: UpstreamReader) -> CheckOutcome:
     """Call `chk` with the asset's data (and any other asset it names); never raises."""
+    if chk.sql is not None:  # a query over the frames, as `expect.sql` runs
+        from dataclasses import replace
+
+        from vibepiper.definitions.expect import sql
+        from vibepiper.validation.expectations import evaluate
+
+        exp = sql(chk.sql, severity=chk.severity, name=chk.name)
+        return replace(evaluate(chk.asset, exp, frame, upstream).outcome, kind="check")
     try:
         kwargs = {p: frame.copy(deep=False) if p == chk.asset else upstream(p) for p in chk.params}
         result = chk.fn(**kwargs)

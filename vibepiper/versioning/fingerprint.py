@@ -151,9 +151,13 @@ class Fingerprinter:
     def _fingerprint(self, defn: AssetDef, checks: tuple[CheckDef, ...]) -> CodeVersion:
         parts: dict[str, str] = {}
         fn = defn.source_reader or defn.fn
-        # Parameter defaults are the configuration, a part of their own.
-        own = self._own_hash(fn, defaults=False)
-        parts["code"] = own + (f"|{defn.source_path}" if defn.source_path else "")
+        if defn.sql is not None:  # its normal form: formatting and comments do not count
+            parts["code"] = _digest(f"sql:{_normalized(defn.sql)}|{dict(defn.read_as)}")
+        else:  # parameter defaults are the configuration, a part of their own
+            own = self._own_hash(fn, defaults=False)
+            parts["code"] = own + (f"|{defn.source_path}" if defn.source_path else "")
+            if defn.read_as:
+                parts["code"] += f"|{_canonical(dict(defn.read_as))}"
         parts["config"] = _digest(_canonical(dict(defn.config)))  # == config_digest()
         if defn.schema is not None:
             parts["schema"] = self._schema_hash(defn.schema)
@@ -166,15 +170,19 @@ class Fingerprinter:
             parts["partitions"] = _digest(_canonical(laid_out))
         if defn.checks or checks:
             described = [_expectation(c) for c in defn.checks]
-            described += [self._own_hash(c.fn) + c.severity for c in checks]
+            described += [self._check_fn_hash(c) + c.severity for c in checks]
             parts["checks"] = _digest(_canonical(described))
             for chk in checks:
-                self._collect(chk.fn, parts, set())
+                if chk.sql is None:
+                    self._collect(chk.fn, parts, set())
             for exp in defn.checks:
                 if exp.fn is not None:  # a kind registered with @register_expectation
                     parts.setdefault(f"expectation {exp.kind}()", self._own_hash(exp.fn))
                     self._collect(exp.fn, parts, set())
-        self._collect(fn, parts, set())
+        if defn.sql is None:
+            self._collect(fn, parts, set())
+        else:  # the engine that computes it
+            parts["library duckdb"] = _library_version("duckdb")
         for library in IMPLICIT_LIBRARIES:
             parts.setdefault(f"library {library}", _library_version(library))
         return CodeVersion(_digest(_canonical(parts)), parts)
@@ -315,6 +323,11 @@ class Fingerprinter:
         checks = [self._check_text(c) for c in getattr(resolved, "checks", [])]
         index = repr(getattr(resolved, "index", None))
         return _digest(_canonical([described, flags, checks, index]))
+
+    def _check_fn_hash(self, check: CheckDef) -> str:
+        if check.sql is not None:
+            return _digest(f"sql:{_normalized(check.sql)}")
+        return self._own_hash(check.fn)
 
     def _check_text(self, check: Any) -> str:
         function = getattr(check, "_check_fn", None)
@@ -588,6 +601,14 @@ def _canonical(value: Any, depth: int = 0) -> str:
 
 def _expectation(exp: Any) -> str:
     return f"{exp.describe()}|{exp.severity}|{exp.name}"
+
+
+def _normalized(query: str) -> str:
+    """A query's normal form (its text as written, if it does not parse: the definition
+    refused it already, or it is a check's query that fails when it runs)."""
+    from vibepiper.definitions.sql import normal_form
+
+    return normal_form(query)
 
 
 def _digest(text: str) -> str:
