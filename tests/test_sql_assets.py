@@ -517,3 +517,80 @@ def test_a_partitioned_sql_asset_computes_each_partition(tmp_path: Path) -> None
         {"day": "2026-01-02", "total": 3.0},
         {"day": "2026-01-03", "total": 3.0},
     ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "select * from read_csv('/etc/passwd')",
+        "select * from '/etc/passwd'",
+        "copy (select 1) to '{out}'",
+        "attach '{out}' as other",
+        "install httpfs",
+        "load httpfs",
+        "set enable_external_access = true",
+    ],
+)
+def test_the_sandbox_itself_refuses_files_databases_and_extensions(
+    tmp_path: Path, query: str
+) -> None:
+    """Beneath the parser's refusal, DuckDB's: a query that got through would fail."""
+    from vibepiper.execution.sql_run import EngineSettings, QueryError, Sandbox, query_stream
+
+    source = tmp_path / "orders.parquet"
+    duckdb.sql("copy (select 1 as id) to '" + str(source) + "'")
+    settings = EngineSettings(str(tmp_path / "spill"))
+    out = tmp_path / "stolen.db"
+    with Sandbox({"orders": [source]}, settings) as con:
+        assert con.sql("select count(*) from orders").fetchall() == [(1,)]
+        with (
+            pytest.raises(QueryError) as info,
+            query_stream(con, query.format(out=out), "sneaky") as stream,
+        ):
+            list(stream)
+    assert str(info.value).startswith("query of asset 'sneaky' failed: ")
+    assert "\n" not in str(info.value)
+    assert not out.exists()
+
+
+def test_a_checks_query_cannot_read_files_either(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "p",
+        ASSETS.replace(
+            "expect.row_count(min=1)],",
+            "expect.row_count(min=1), expect.sql(\"select * from read_text('/etc/passwd')\")],",
+        ),
+    )
+    done = run_cli(root, "materialize")
+    assert done.returncode == 1
+    checks = json.loads(run_cli(root, "history", "revenue", "--json").stdout)[0]["checks"]
+    (sql_check,) = [c for c in checks if c["check_name"].startswith("sql")]
+    assert sql_check["passed"] is False
+    assert "disabled" in sql_check["message"] or "Permission" in sql_check["message"]
+    assert "root:" not in json.dumps(checks)
+
+
+def test_the_data_version_does_not_depend_on_duckdbs_threads(tmp_path: Path) -> None:
+    assets = """
+    import pandas as pd
+    from vibepiper import asset, sql_asset
+
+    @asset
+    def facts() -> pd.DataFrame:
+        n = 300_000
+        return pd.DataFrame({"k": [i % 5000 for i in range(n)], "v": [float(i) for i in range(n)]})
+
+    totals = sql_asset("totals", "select k, sum(v) as v, count(*) as n from facts group by k")
+    """
+    versions = []
+    for threads in (1, 2, 4):
+        root = write(tmp_path / f"t{threads}", assets)
+        text = (root / "pyproject.toml").read_text()
+        (root / "pyproject.toml").write_text(text + f"[tool.vibepiper.sql]\nthreads = {threads}\n")
+        assert run_cli(root, "materialize").returncode == 0
+        versions.append(
+            Project(root).catalog.fetch(
+                "SELECT data_version FROM current_materializations WHERE asset = 'totals'"
+            )[0]["data_version"]
+        )
+    assert len(set(versions)) == 1, versions

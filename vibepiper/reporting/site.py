@@ -56,6 +56,7 @@ def site_assets(
     states = reads.last_states(catalog)
     results = reads.last_check_results(catalog)
     history = reads.recent_materializations(catalog, HISTORY)
+    columns = reads.column_lineage_rows(catalog, [n for n in graph.order if graph.assets[n].is_sql])
     assets = {}
     for name in graph.order:
         defn, verdict, state = graph.assets[name], verdicts[name], states.get(name)
@@ -75,8 +76,20 @@ def site_assets(
             "schema": schema_columns(defn.schema),
             "checks": _checks(graph, name, [r for r in results if r["asset"] == name]),
             "history": [h for h in history if h["asset"] == name],
+            "sql": defn.sql,
+            "column_lineage": _column_lineage(columns.get(name, [])),
         }
     return assets
+
+
+def _column_lineage(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A SQL asset's columns, each with the input columns it comes from."""
+    columns: dict[str, list[dict[str, str]]] = {}
+    for row in found:
+        sources = columns.setdefault(row["column_name"], [])
+        if row["upstream_asset"] is not None:
+            sources.append({"asset": row["upstream_asset"], "column": row["upstream_column"]})
+    return [{"name": name, "sources": sources} for name, sources in columns.items()]
 
 
 def _checks(graph: Graph, name: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -163,7 +163,22 @@ def asset(project: Project, judged: Judgement, name: str) -> dict[str, Any]:
         "last_run": last,
         "history": history,
         "preview": _preview(project, name),
+        "sql": project.graph.assets[name].sql,
+        "column_sources": _column_sources(project, name),
     }
+
+
+def _column_sources(project: Project, name: str) -> dict[str, list[str]]:
+    """Of a SQL asset: each column's input columns ("asset.column"), as its current data
+    records them (SPEC §10); empty for other assets."""
+    if not project.graph.assets[name].is_sql:
+        return {}
+    found: dict[str, list[str]] = {}
+    for row in reads.column_lineage_rows(project.catalog, [name]).get(name, []):
+        sources = found.setdefault(row["column_name"], [])
+        if row["upstream_asset"] is not None:
+            sources.append(f"{row['upstream_asset']}.{row['upstream_column']}")
+    return found
 
 
 def _preview(project: Project, name: str) -> dict[str, Any] | None:

@@ -414,9 +414,10 @@ class _Run:
     def _grouped(self, names: list[str], groups: list[_Dupes]) -> str:
         keys = [f"_vp_k{i}" for i in range(len(names))]
         inner = ", ".join(f"{self.column(n).key} AS {k}" for n, k in zip(names, keys, strict=True))
+        distinct = dict.fromkeys(frozenset(g.columns) for g in groups)  # a set once: one mask
         sets = ", ".join(
-            "(" + ", ".join(keys[names.index(c)] for c in dict.fromkeys(g.columns)) + ")"
-            for g in groups
+            "(" + ", ".join(k for n, k in zip(names, keys, strict=True) if n in group) + ")"
+            for group in distinct
         )
         counts = "".join(f", count({k}) AS _vp_c{i}" for i, k in enumerate(keys))
         sums = "".join(f", sum(_vp_c{i})" for i in range(len(keys)))
@@ -680,7 +681,7 @@ def _compare(col: _Col, op: str, value: Any) -> _Sql:
     if col.family == "category" and not equality:
         raise _Unevaluable("TypeError: Unordered Categoricals can only compare equality or not")
     value = _plain(value)
-    if col.family in _NUMERIC and isinstance(value, float) and math.isnan(value):
+    if _never_equal(col, value):  # nothing is below, above or equal to it
         return _TRUE if op == "<>" else _FALSE
     operand = _operand(col, value)
     if operand is None:
@@ -691,6 +692,15 @@ def _compare(col: _Col, op: str, value: Any) -> _Sql:
         )
     column, placeholder, param = operand
     return _Sql(f"{column} {op} {placeholder}", (param,))
+
+
+def _never_equal(col: _Col, value: Any) -> bool:
+    """NaN to a number column, NaT (or a text pandas reads as NaT) to a time column."""
+    if col.family in _NUMERIC:
+        return _nan(value)
+    if col.family in ("timestamp", "timestamptz"):
+        return _timestamp(value, parse=True) is _NAT
+    return False
 
 
 def _operand(col: _Col, value: Any) -> tuple[str, str, Any] | None:
@@ -710,7 +720,11 @@ def _operand(col: _Col, value: Any) -> tuple[str, str, Any] | None:
         return (col.sql, "?", value) if isinstance(value, str) else None
     if family in ("timestamp", "timestamptz"):
         stamp = _timestamp(value, parse=True)
-        if stamp is None or (stamp.tzinfo is not None) != (family == "timestamptz"):
+        if (
+            stamp is None
+            or stamp is _NAT
+            or (stamp.tzinfo is not None) != (family == "timestamptz")
+        ):
             return None
         return col.sql, f"CAST(? AS {col.duck})", stamp.isoformat()
     if family == "date":
@@ -755,7 +769,11 @@ def _member(col: _Col, value: Any) -> tuple[Any, str] | None:
         return (value, value) if isinstance(value, str) else None
     if family in ("timestamp", "timestamptz"):
         stamp = _timestamp(value, parse=False)
-        if stamp is None or (stamp.tzinfo is not None) != (family == "timestamptz"):
+        if (
+            stamp is None
+            or stamp is _NAT
+            or (stamp.tzinfo is not None) != (family == "timestamptz")
+        ):
             return None
         return (stamp, stamp.isoformat()) if _whole_units(stamp, col.kind.unit) else None
     if family == "date":
@@ -811,8 +829,7 @@ def _plain(value: Any) -> Any:
     import pandas as pd
 
     if isinstance(value, np.datetime64):
-        stamp = pd.Timestamp(value)
-        return None if stamp is pd.NaT else stamp
+        return pd.Timestamp(value)  # NaT for not-a-time
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -832,9 +849,9 @@ def _is_date(value: Any) -> bool:
     return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
 
 
-def _timestamp(value: Any, *, parse: bool) -> pd.Timestamp | None:
-    """`value` as pandas compares it with a datetime column (a string is parsed in an
-    ordering comparison, never by isin); None if it is no time."""
+def _timestamp(value: Any, *, parse: bool) -> Any:
+    """`value` as pandas compares it with a datetime column (a Timestamp, or _NAT; a
+    string is parsed in a comparison, never by isin); None if it is no time."""
     import pandas as pd
 
     if not isinstance(value, dt.datetime | str) or (isinstance(value, str) and not parse):
@@ -843,7 +860,14 @@ def _timestamp(value: Any, *, parse: bool) -> pd.Timestamp | None:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return None if stamp is pd.NaT else stamp
+    return _NAT if stamp is pd.NaT else stamp
+
+
+class _NotATime:
+    """pandas' NaT, without importing pandas to name it."""
+
+
+_NAT = _NotATime()
 
 
 # -- pandera schemas ------------------------------------------------------------------
