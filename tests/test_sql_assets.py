@@ -594,3 +594,16 @@ def test_the_data_version_does_not_depend_on_duckdbs_threads(tmp_path: Path) -> 
             )[0]["data_version"]
         )
     assert len(set(versions)) == 1, versions
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes", "dask"])
+def test_sql_assets_run_on_every_executor(tmp_path: Path, executor: str) -> None:
+    root = write(tmp_path / "p", sql={"top.sql": "select max(revenue) as top from revenue"})
+    done = run_cli(root, "materialize", "--executor", executor, "--workers", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert read(root, "top")["top"].tolist() == [15.5]
+    lineage = Project(root).catalog.fetch(
+        "SELECT count(*) AS n FROM column_lineage JOIN materializations "
+        "USING (materialization_id) WHERE asset = 'top'"
+    )
+    assert lineage == [{"n": 1}]

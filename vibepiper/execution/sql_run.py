@@ -157,6 +157,13 @@ class Errors:
             raise QueryError(f"{owner} failed: {first_line(exc)}") from None
 
 
+def row_count(path: Path) -> int:
+    """How many rows a Parquet file holds (its footer only)."""
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(path).num_rows)
+
+
 def file_schema(path: Path) -> Any:
     """The Arrow schema of a Parquet file (its footer only)."""
     import pyarrow.parquet as pq

@@ -498,7 +498,7 @@ def _streamed_input(kind: str, paths: list[Path], job: Job, opened: contextlib.E
     if kind == "relation":
         con = engine.connect()
         opened.callback(con.close)
-        settings = job.engine or _default_engine(job)
+        settings = job.engine or _default_engine()
         Path(settings.temp_directory).mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = {sql_run.literal(settings.temp_directory)}")
         con.execute("SET TimeZone = 'UTC'")  # no result depends on the machine's zone
@@ -516,7 +516,8 @@ def _streamed_input(kind: str, paths: list[Path], job: Job, opened: contextlib.E
     return dataset.scanner(batch_size=sql_run.BATCH_ROWS).to_reader()
 
 
-def _default_engine(job: Job | None) -> EngineSettings:
+def _default_engine() -> EngineSettings:
+    """Without a project's settings (a task run alone): spill to the system's temp."""
     import tempfile
 
     return EngineSettings(str(Path(tempfile.gettempdir()) / "vibepiper-sql-spill"))
@@ -547,13 +548,14 @@ def run_sql_job(
     `job.revalidate`, validate its stored data again); `outcome` says what came of it."""
     import logging
 
-    settings = job.engine or _default_engine(job)
+    settings = job.engine or _default_engine()
     unit = job.unit
     part = defn.partitions.partition(job.partition) if defn.partitions else None
     try:
         if job.revalidate is not None:
             path = store.local_path(unit, job.revalidate)
             outcome.data_version, outcome.unchanged = job.revalidate, True
+            outcome.row_count = sql_run.row_count(path)
             if on_state is not None:
                 on_state("validating")
             _validate_file(defn, checks, store, job, path, settings, outcome, part)
@@ -615,7 +617,7 @@ def _finish_stream(
         return
     if on_state is not None:
         on_state("validating")
-    settings = (job.engine if job is not None else None) or _default_engine(job)
+    settings = (job.engine if job is not None else None) or _default_engine()
     try:
         path = store.staged_path(found.staged)
         _validate_file(defn, checks, store, job, path, settings, outcome, part)
