@@ -607,3 +607,35 @@ def test_sql_assets_run_on_every_executor(tmp_path: Path, executor: str) -> None
         "USING (materialization_id) WHERE asset = 'top'"
     )
     assert lineage == [{"n": 1}]
+
+
+def test_the_examples_sql_staging_gives_what_its_pandas_staging_gave(tmp_path: Path) -> None:
+    """The example's staging layer moved from pandas to SQL: the same frames, to the
+    dtype (the pandas code it replaced is here, as the reference)."""
+    from tests.conftest import copy_example
+
+    root = copy_example(tmp_path / "shop")
+    done = run_cli(root, "materialize")
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = root / "assets_example" / "data"
+    customers = pd.read_csv(data / "raw_customers.csv").rename(columns={"id": "customer_id"})
+    customers = customers.astype({"customer_id": "int64", "first_name": str, "last_name": str})
+    orders = pd.read_csv(data / "raw_orders.csv").rename(
+        columns={"id": "order_id", "user_id": "customer_id"}
+    )
+    orders = orders.astype({"order_id": "int64", "customer_id": "int64", "status": str})
+    orders["order_date"] = pd.to_datetime(orders["order_date"], format="%Y-%m-%d")
+    payments = pd.read_csv(data / "raw_payments.csv").rename(columns={"id": "payment_id"})
+    payments = payments.astype({"payment_id": "int64", "order_id": "int64", "payment_method": str})
+    payments["amount"] = payments["amount"].astype("float64") / 100
+    expected = {
+        "stg_customers": customers.sort_values("customer_id").reset_index(drop=True),
+        "stg_orders": orders.sort_values("order_id").reset_index(drop=True),
+        "stg_payments": payments.sort_values("payment_id").reset_index(drop=True),
+    }
+    project = Project(root)
+    for name, frame in expected.items():
+        got = project.read(name)
+        frame = frame.astype({c: got[c].dtype for c in frame.columns if "date" in c})
+        pd.testing.assert_frame_equal(got, frame, obj=name)
+    assert project.graph.assets["stg_orders"].is_sql
