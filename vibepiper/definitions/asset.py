@@ -278,39 +278,101 @@ def build_asset(
         )
     asset_name = check_name(name if name is not None else fn.__name__)
     data, config, takes_context = _signature_parts(asset_name, fn, dict(inputs or {}))
-    _check_options(asset_name, retries, retry_delay, timeout)
-    dep_names = tuple(check_name(d, f"asset '{asset_name}': dependency") for d in deps or ())
-    if version is not None and not isinstance(version, str | int):
-        raise DefinitionError(
-            f"asset '{asset_name}': version={version!r} is not valid", "give a string such as '2'"
-        )
-    return AssetDef(
-        name=asset_name,
-        fn=fn,
-        inputs=data,
+    return _definition(
+        asset_name,
+        fn,
+        data,
         config=config,
         takes_context=takes_context,
-        deps=dep_names,
-        schema=check_schema(f"asset '{asset_name}'", schema),
-        checks=_checks(f"asset '{asset_name}'", checks),
-        version=None if version is None else str(version),
-        tags=_names(asset_name, "tags", tags),
-        group=group or "default",
+        schema=schema,
+        checks=checks,
+        deps=deps,
+        version=version,
+        tags=tags,
+        group=group,
         description=description if description is not None else inspect.getdoc(fn) or "",
+        retries=retries,
+        retry_delay=retry_delay,
+        timeout=timeout,
+        max_age=max_age,
+        pool=pool,
+        quarantine=quarantine,
+        max_quarantined=max_quarantined,
+        automation=automation,
+        partitions=partitions,
+        time_column=time_column,
+        lookback=lookback,
+        read_as=_read_as(asset_name, fn, data, read_as),
+        where=(getattr(fn, "__module__", None) or "?", first_line(fn)),
+    )
+
+
+def _definition(
+    name: str,
+    fn: Callable[..., Any],
+    inputs: dict[str, str],
+    *,
+    where: tuple[str, int | None],
+    config: dict[str, Any] | None = None,
+    takes_context: bool = False,
+    schema: Any = None,
+    checks: Iterable[Any] | None = None,
+    deps: Iterable[str] | None = None,
+    version: str | None = None,
+    tags: Iterable[str] | None = None,
+    group: str | None = None,
+    description: str = "",
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    timeout: float | None = None,
+    max_age: float | timedelta | None = None,
+    pool: str | None = None,
+    quarantine: bool = False,
+    max_quarantined: float = 0.05,
+    automation: str | None = None,
+    partitions: Partitions | None = None,
+    time_column: str | None = None,
+    lookback: int | Mapping[str, int] = 0,
+    read_as: Mapping[str, str] | None = None,
+    sql: str | None = None,
+    owner: str | None = None,
+) -> AssetDef:
+    """The definition of the asset `name` (computed by `fn` from `inputs`: parameter ->
+    asset), its options checked; `owner` names it in messages ("asset 'x'" by default)."""
+    owner = owner or f"asset '{name}'"
+    _check_options(name, retries, retry_delay, timeout)
+    if version is not None and not isinstance(version, str | int):
+        raise DefinitionError(
+            f"{owner}: version={version!r} is not valid", "give a string such as '2'"
+        )
+    return AssetDef(
+        name=name,
+        fn=fn,
+        inputs=inputs,
+        config=config or {},
+        takes_context=takes_context,
+        deps=tuple(check_name(d, f"{owner}: dependency") for d in deps or ()),
+        schema=check_schema(owner, schema),
+        checks=_checks(owner, checks),
+        version=None if version is None else str(version),
+        tags=_names(name, "tags", tags),
+        group=group or "default",
+        description=description,
         retries=retries,
         retry_delay=float(retry_delay),
         timeout=None if timeout is None else float(timeout),
-        max_age=_max_age(asset_name, max_age),
+        max_age=_max_age(name, max_age),
         pool=pool,
         quarantine=bool(quarantine),
-        max_quarantined=_share(asset_name, max_quarantined),
-        automation=_automation(asset_name, automation),
-        partitions=_partitions(f"asset '{asset_name}'", partitions),
-        time_column=_time_column(asset_name, time_column, partitions),
-        lookback=_lookback(asset_name, lookback, data, partitions),
-        read_as=_read_as(asset_name, fn, data, read_as),
-        module=getattr(fn, "__module__", None) or "?",
-        line=first_line(fn),
+        max_quarantined=_share(name, max_quarantined),
+        automation=_automation(name, automation),
+        partitions=_partitions(owner, partitions),
+        time_column=_time_column(name, time_column, partitions),
+        lookback=_lookback(name, lookback, inputs, partitions),
+        read_as=dict(read_as or {}),
+        sql=sql,
+        module=where[0],
+        line=where[1],
     )
 
 
@@ -660,40 +722,32 @@ def sql_asset(
     check_name(name)
     if _where is None:
         caller = sys._getframe(1)
-        module, line = caller.f_globals.get("__name__", "?"), caller.f_lineno
+        where = (caller.f_globals.get("__name__", "?"), caller.f_lineno)
     else:
-        module, line = _where
-    owner = f"asset '{name}'" + (f" ({module})" if _where is not None else "")
+        where = _where
+    owner = f"asset '{name}'" + (f" ({where[0]})" if _where is not None else "")
     parsed = parse_query(owner, sql)
-    inputs = {table: table for table in parsed.tables}
-    _check_options(name, retries, retry_delay, timeout)
-    if version is not None and not isinstance(version, str | int):
-        raise DefinitionError(
-            f"asset '{name}': version={version!r} is not valid", "give a string such as '2'"
-        )
-    return AssetDef(
-        name=name,
-        fn=_computed_by_duckdb,
-        inputs=inputs,
-        config={},
-        takes_context=False,
-        deps=tuple(check_name(d, f"asset '{name}': dependency") for d in deps or ()),
-        schema=check_schema(owner, schema),
-        checks=_checks(owner, checks),
-        version=None if version is None else str(version),
-        tags=_names(name, "tags", tags),
-        group=group or "default",
+    return _definition(
+        name,
+        _computed_by_duckdb,
+        {table: table for table in parsed.tables},
+        where=where,
+        owner=owner,
+        schema=schema,
+        checks=checks,
+        deps=deps,
+        version=version,
+        tags=tags,
+        group=group,
         description=description or "",
         retries=retries,
-        retry_delay=float(retry_delay),
-        timeout=None if timeout is None else float(timeout),
-        max_age=_max_age(name, max_age),
+        retry_delay=retry_delay,
+        timeout=timeout,
+        max_age=max_age,
         pool=pool,
-        automation=_automation(name, automation),
-        partitions=_partitions(owner, partitions),
-        time_column=_time_column(name, time_column, partitions),
-        lookback=_lookback(name, lookback, inputs, partitions),
+        automation=automation,
+        partitions=partitions,
+        time_column=time_column,
+        lookback=lookback,
         sql=sql.strip(),
-        module=module,
-        line=line,
     )
