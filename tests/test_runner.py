@@ -227,7 +227,8 @@ def test_return_types_async_retries_and_deps(project_dir: Callable[..., Path]) -
     assert list(project.read("awaited").b) == [3, 3]
     assert run.states["not_a_frame"] == "failed"
     assert run.results["not_a_frame"].message == (
-        "asset 'not_a_frame' returned builtins.int, not a pandas.DataFrame or pyarrow.Table"
+        "asset 'not_a_frame' returned builtins.int, not a pandas.DataFrame, a pyarrow.Table or "
+        "RecordBatchReader, or a DuckDB relation"
     )
     assert run.states["numeric_columns"] == "failed"
     assert "non-string column names" in run.results["numeric_columns"].message
