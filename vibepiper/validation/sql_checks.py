@@ -62,8 +62,17 @@ Where the two paths differ, because pandas holds the data differently from the f
   when only nulls repeat, the pandas path loses the failure and reports no outcome at
   all, where this path reports the schema passed. The pandas path (under pandas 3)
   names a failure of an unnamed schema `schema.nan.CHECK`; here it is `schema.CHECK`.
+- A value that does not compare with the column's type (`in_range("name", min=0)`)
+  fails the check even when the column holds no value; pandas only notices with a value
+  to compare (for most types).
 - A bound finer than the column's unit (nanoseconds against microseconds) is truncated
   to the unit; a decimal column compared with a float is compared as a double.
+- An `expect.sql` query sees NaN as DuckDB does (a value, the largest double), where the
+  pandas path's DuckDB reads a frame's NaN as NULL: a query telling them apart (`isnan`,
+  `IS NULL`, `> x` on a column holding NaN) counts differently.
+- DuckDB trusts a Parquet file's min/max statistics, which leave NaN out: unless the
+  connection sets `parquet_can_have_nan`, a query may skip or misjudge rows holding NaN.
+  The checks here tell NaN from the value itself; a user's query is not rewritten.
 - Samples are the first failing rows in the file's order when the connection preserves
   insertion order (DuckDB's default); without it, they are some failing rows.
 - Columns whose names differ only in case are one name to DuckDB.
@@ -77,7 +86,8 @@ import decimal
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vibepiper import engine
@@ -99,7 +109,8 @@ def sql_problem(
     owner: str, schema: Any, checks: Sequence[Expectation], *, quarantine: bool = False
 ) -> str:
     """Why this schema or these expectations cannot run as SQL ("" if they can): one
-    line naming `owner` (e.g. "asset 'orders'") and the check, and what to write instead."""
+    line naming `owner` (e.g. "asset 'orders'") and the check, and what to write instead.
+    `quarantine=True` (the asset's option) cannot: it removes rows from a frame."""
     if quarantine:
         return (
             f"{owner}: quarantine=True needs the rows in memory to remove them; "
@@ -129,13 +140,45 @@ def run_sql_checks(
     (name, severity, failing-rows query), as SQL over the view `table` of its file in
     `con` (other assets are views of their names), in the pandas path's order."""
     run = _Run(con, table, file_schema)
-    plans = [_plan_schema(run, schema)] if schema is not None else []
-    plans += [_plan_expectation(run, e) for e in checks if e.row_level]
-    plans += [_plan_expectation(run, e) for e in checks if not e.row_level]
+    plans = []
+    if schema is not None:
+        plans.append(
+            _guarded(
+                partial(_plan_schema, run, schema),
+                CheckOutcome("schema", "error", False, kind="schema"),
+                "schema=",
+            )
+        )
+    for exp in [*(e for e in checks if e.row_level), *(e for e in checks if not e.row_level)]:
+        failed = CheckOutcome(exp.name, exp.severity, False)
+        plans.append(_guarded(partial(_plan_expectation, run, exp), failed, exp.describe()))
     run.execute()
     outcomes = [outcome for plan in plans for outcome in plan()]
     outcomes += [_query(run, name, sev, query, "check") for name, sev, query in sql_checks]
     return tuple(outcomes)
+
+
+def _guarded(make: Callable[[], Plan], failed: CheckOutcome, label: str) -> Plan:
+    """`make`'s plan; an error it did not foresee, planning or after, is the `failed`
+    outcome saying what it was (never an exception out of run_sql_checks)."""
+
+    def failure(exc: Exception) -> list[CheckOutcome]:
+        engine.raise_if_interrupted(exc)
+        return [replace(failed, message=f"{label} could not be evaluated: {_error(exc)}")]
+
+    try:
+        plan = make()
+    except Exception as exc:
+        outcome = failure(exc)
+        return lambda: outcome
+
+    def outcomes() -> list[CheckOutcome]:
+        try:
+            return plan()
+        except Exception as exc:
+            return failure(exc)
+
+    return outcomes
 
 
 # -- SQL text -------------------------------------------------------------------------
@@ -384,7 +427,8 @@ class _Run:
             engine.raise_if_interrupted(exc)
             if len(measures) == 1:
                 measures[0].error = _error(exc)
-            for one in measures if len(measures) > 1 else ():
+                return
+            for one in measures:  # each alone, so that the error is its check's
                 self._measure([one])
             return
         for one, value in zip(measures, row, strict=True):
@@ -400,7 +444,8 @@ class _Run:
             engine.raise_if_interrupted(exc)
             if len(groups) == 1:
                 groups[0].error = _error(exc)
-            for one in groups if len(groups) > 1 else ():
+                return
+            for one in groups:
                 self._group([one])
             return
         counts = {row[0]: row[1:] for row in found}
@@ -459,10 +504,10 @@ class _Run:
     def fetch(self, query: _Sql) -> pd.DataFrame | None:
         try:
             table = self.con.sql(query.text, params=list(query.params) or None).to_arrow_table()
-        except Exception as exc:
+            return _frame(table, self.kinds)
+        except Exception as exc:  # a sample is only an illustration: none, then
             engine.raise_if_interrupted(exc)
             return None
-        return _frame(table, self.kinds)
 
 
 def _grouping(names: list[str], columns: Sequence[str]) -> int:
@@ -695,12 +740,17 @@ def _compare(col: _Col, op: str, value: Any) -> _Sql:
 
 
 def _never_equal(col: _Col, value: Any) -> bool:
-    """NaN to a number column, NaT (or a text pandas reads as NaT) to a time column."""
-    if col.family in _NUMERIC:
+    """A missing value pandas compares with the column without error, finding nothing
+    equal, below or above it: NaN to numbers, NaT (or a text read as NaT) to times, and
+    either to texts and dates."""
+    family = col.family
+    if family in _NUMERIC:
         return _nan(value)
-    if col.family in ("timestamp", "timestamptz"):
-        return _timestamp(value, parse=True) is _NAT
-    return False
+    times = family in ("timestamp", "timestamptz")
+    if not times and family not in ("string", "date"):
+        return False
+    nat = _timestamp(value, parse=times) is _NAT
+    return nat if times else _nan(value) or nat
 
 
 def _operand(col: _Col, value: Any) -> tuple[str, str, Any] | None:
@@ -712,7 +762,7 @@ def _operand(col: _Col, value: Any) -> tuple[str, str, Any] | None:
             return None
         column = f"CAST({col.sql} AS INTEGER)" if family == "bool" else col.sql
         if family == "float":  # numpy compares in the column's precision
-            return column, f"CAST(? AS {col.duck})", float(value)
+            return column, f"CAST(? AS {col.duck})", _float(value)
         if isinstance(value, float):
             return column, "CAST(? AS DOUBLE)", value
         return column, "?", int(value) if isinstance(value, bool) else value
@@ -795,12 +845,16 @@ def _whole_units(stamp: pd.Timestamp, unit: str) -> bool:
     return fraction % {"s": 10**9, "ms": 10**6, "us": 10**3}.get(unit, 1) == 0
 
 
-def _real(value: Any) -> tuple[Any, str] | None:
-    try:
-        number = float(value) + 0.0  # -0.0 is 0.0
-    except OverflowError:
-        return None
+def _real(value: Any) -> tuple[Any, str]:
+    number = _float(value) + 0.0  # -0.0 is 0.0
     return number, repr(number)
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer past the largest double
+        return math.copysign(math.inf, value)
 
 
 def _exact(kind: Any, number: decimal.Decimal) -> tuple[Any, str] | None:
@@ -838,11 +892,15 @@ def _is_number(value: Any) -> bool:
 
 
 def _nan(value: Any) -> bool:
-    return isinstance(value, float | decimal.Decimal) and value != value
+    if isinstance(value, decimal.Decimal):
+        return value.is_nan()
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _finite(value: Any) -> bool:
-    return not isinstance(value, float | decimal.Decimal) or math.isfinite(value)
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite()
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _is_date(value: Any) -> bool:
@@ -863,11 +921,7 @@ def _timestamp(value: Any, *, parse: bool) -> Any:
     return _NAT if stamp is pd.NaT else stamp
 
 
-class _NotATime:
-    """pandas' NaT, without importing pandas to name it."""
-
-
-_NAT = _NotATime()
+_NAT = object()  # pandas' NaT, named without importing pandas
 
 
 # -- pandera schemas ------------------------------------------------------------------
@@ -1056,7 +1110,7 @@ def _plan_schema(run: _Run, schema: Any) -> Plan:
     declared = {c.name for c in spec.columns} | {p.column for p in spec.problems}
     extra = [n for n in run.names if n not in declared]
     if spec.strict and extra:
-        pending.append(lambda: _whole(run, spec.name, "column_in_schema", ", ".join(extra[:3])))
+        pending.append(partial(_whole, run, spec.name, "column_in_schema", ", ".join(extra[:3])))
     if spec.unique and all(c in run.kinds for c in spec.unique):
         pending += [_dupes(run, spec.unique, c, "multiple_fields_uniqueness") for c in spec.unique]
 
@@ -1094,14 +1148,15 @@ def _plan_column(run: _Run, spec: _ColumnSpec) -> list[Pending]:
     pending: list[Pending] = []
     rule = _dtype_rule(spec.dtype) if spec.dtype is not None else None
     if rule is not None and not rule(col.kind):
-        check = f"dtype('{spec.dtype}')"
-        pending.append(lambda: _whole(run, name, check, str(col.kind)))
+        pending.append(partial(_whole, run, name, f"dtype('{spec.dtype}')", str(col.kind)))
     if not spec.nullable:
         pending.append(_rows(run, name, "not_nullable", col.null))
     if spec.unique:
         pending.append(_dupes(run, (name,), name, "field_uniqueness"))
-    labelled = {_label(check): check for check in reversed(spec.checks)}  # pandera: one outcome
-    pending += [_plan_check(run, col, check) for check in reversed(labelled.values())]
+    labelled: dict[str, Any] = {}  # pandera reports a check given twice once
+    for check in spec.checks:
+        labelled.setdefault(_label(check), check)
+    pending += [_plan_check(run, col, check) for check in labelled.values()]
     return pending
 
 
@@ -1112,8 +1167,7 @@ def _plan_check(run: _Run, col: _Col, check: Any) -> Pending:
             return _unique_values(run, col, label, check.statistics["values"])
         passes = _TRANSLATIONS[check.name](col, check.statistics)
     except _Unevaluable as exc:
-        message = str(exc)
-        return lambda: _whole(run, col.name, label, message)
+        return partial(_whole, run, col.name, label, str(exc))
     return _rows(run, col.name, label, _all(col.present, _not(passes)))
 
 
