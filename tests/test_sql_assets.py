@@ -639,3 +639,23 @@ def test_the_examples_sql_staging_gives_what_its_pandas_staging_gave(tmp_path: P
         frame = frame.astype({c: got[c].dtype for c in frame.columns if "date" in c})
         pd.testing.assert_frame_equal(got, frame, obj=name)
     assert project.graph.assets["stg_orders"].is_sql
+
+
+def test_nan_is_seen_in_a_sql_assets_input(tmp_path: Path) -> None:
+    """pyarrow leaves NaN out of Parquet statistics; the sandbox must not trust them."""
+    assets = """
+    import pyarrow as pa
+    from vibepiper import asset, sql_asset
+
+    @asset
+    def floats() -> pa.RecordBatchReader:  # a stream keeps NaN (pandas makes it null)
+        table = pa.table({"f": pa.array([0.0, float("nan"), 1.0])})
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+    nans = sql_asset("nans", "select count(*) filter (where isnan(f)) as n from floats")
+    big = sql_asset("big", "select count(*) as n from floats where f > 100")
+    """
+    root = write(tmp_path / "p", assets)
+    assert run_cli(root, "materialize").returncode == 0
+    assert read(root, "nans")["n"].tolist() == [1]
+    assert read(root, "big")["n"].tolist() == [1]  # NaN sorts above every number in DuckDB

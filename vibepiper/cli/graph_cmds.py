@@ -127,8 +127,7 @@ def lineage(
     if columns:
         if version is not None or downstream or fmt in ("dot", "mermaid"):
             raise UsageError(
-                "--columns goes with --format text or json, and not with --version or "
-                "--downstream",
+                "--columns goes with --format text or json, and not with --version or --downstream",
                 "e.g. vibepiper lineage daily_revenue --columns --format json",
             )
         from vibepiper.reporting.lineage import render_columns

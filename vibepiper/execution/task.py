@@ -642,7 +642,7 @@ def _validate_file(
     from vibepiper.validation.sql_checks import run_sql_checks, sql_problem
 
     owner = f"asset '{defn.name}'"
-    problem = sql_problem(owner, defn.schema, defn.checks)
+    problem = sql_problem(owner, defn.schema, defn.checks, quarantine=defn.quarantine)
     functions = [c.name for c in checks if c.sql is None]
     if functions and not problem:
         problem = (
@@ -658,7 +658,7 @@ def _validate_file(
             others[other] = [store.local_path(Unit(other), version)]
     tables = {defn.name: [path], **others}
     queries = [(c.name, c.severity, str(c.sql)) for c in checks]
-    with sql_run.Sandbox(tables, settings, zone=_zone(defn)) as con:
+    with sql_run.Sandbox(tables, settings, zone=_zone(defn), keep_order=True) as con:
         found = run_sql_checks(
             con, defn.name, sql_run.file_schema(path), defn.schema, defn.checks, queries
         )
