@@ -3,9 +3,9 @@ its median, min-max, floor, ratio to the floor and goal; and the table itself.
 
 A figure's ratio is always its median divided by its floor's median. A goal is judged
 ("met" / "NOT met") only on the configuration the issue sets it for (200 assets, 5,000,000
-rows, the full executors graph, 365 days and 100,000 hourly partitions); on a smaller one
-(`--quick`) the goal is applied to the largest configuration measured and its verdict is
-shown in parentheses: indicative only.
+rows, the full executors graph, 365 days and 100,000 hourly partitions, 1,000,000 orders
+and more for the SQL pipeline); on a smaller one (`--quick`) the goal is applied to the
+largest configuration measured and its verdict is shown in parentheses: indicative only.
 """
 
 from __future__ import annotations
@@ -491,6 +491,108 @@ def partitions_notes(report: dict[str, Any]) -> list[str]:
     return found
 
 
+# sql.py (SPEC §10): the pipeline's goals apply from SQL_ROWS orders up (1M and 10M in the
+# full run); the lineage goal to its one configuration.
+SQL_ROWS = 1_000_000
+SQL_PIPELINE = Goal("<= 1.2x floor", lambda m, f: m <= 1.2 * f)
+SQL_CHECKS_SHARE = Goal("<= 15%", _at_most(15.0))  # of the checked assets' own time
+SQL_LINEAGE = Goal("<= 200 ms", _at_most(0.200))
+
+
+def sql_rows(report: dict[str, Any]) -> list[Row]:
+    """Per size: the pipeline without checks against the plain DuckDB script; with checks
+    against the script with the same checks by hand; the checks' share of the checked
+    assets' time (against the hand-written checks' share of the script's steps); peak RSS.
+    Then the column lineage of a 200-column SELECT against sqlglot's parse."""
+    rows = []
+    pipeline = report["derived"]["pipeline"]
+    for n in sorted(int(k) for k in pipeline):
+        d, judged = pipeline[str(n)], n >= SQL_ROWS
+        f, steps = d["figures"], f"{report['assets']} assets"
+        values = {name: (f[name]["median"], f[name]["min"], f[name]["max"]) for name in f}
+        rows += [
+            row(
+                f"sql:pipeline@{n}",
+                f"SQL pipeline, cold, {size(n)} orders, {steps}, no checks",
+                values["plain"],
+                (f["floor"]["median"], "plain DuckDB script"),
+                SQL_PIPELINE,
+                judged,
+            ),
+            row(
+                f"sql:checked@{n}",
+                f"the same with {report['checks']} checks, {size(n)} orders",
+                values["checked"],
+                (f["floor_checked"]["median"], "the script + the checks by hand"),
+            ),
+        ]
+        share, floor_share = d["checks_share"], d["floor_checks_share"]
+        rows.append(
+            row(
+                f"sql:checks_share@{n}",
+                f"checks' share of the checked assets' time, {size(n)} orders",
+                (share["median"] * 100, share["min"] * 100, share["max"] * 100),
+                (floor_share["median"] * 100, "the checks by hand, of the script's steps"),
+                SQL_CHECKS_SHARE,
+                judged,
+                unit="%",
+            )
+        )
+        rows.append(
+            row(
+                f"sql:rss@{n}",
+                f"peak RSS, SQL pipeline, cold, {size(n)} orders, no checks",
+                values["rss_plain"],
+                (f["rss_floor"]["median"], "plain DuckDB script"),
+                unit="MiB",
+            )
+        )
+    lineage = report["derived"]["lineage"]
+    if lineage is not None:
+        spread = lineage["lineage"]
+        rows.append(
+            row(
+                "sql:lineage@200",
+                f"column lineage of a {lineage['output_columns']}-column SELECT, in process",
+                (spread["median"], spread["min"], spread["max"]),
+                (lineage["parse"]["median"], "sqlglot's parse"),
+                SQL_LINEAGE,
+            )
+        )
+    return rows
+
+
+def sql_notes(report: dict[str, Any]) -> list[str]:
+    """Per size: the overhead per million orders, the checks' whole-process cost, and where
+    the time goes, step by step; how the ratio to the plain script grows; what went wrong."""
+    found = []
+    pipeline = report["derived"]["pipeline"]
+    sizes = sorted(int(k) for k in pipeline)
+    for n in sizes:
+        d = pipeline[str(n)]
+        steps = ", ".join(
+            f"{step} {s['plain']:.2f}/{s['floor']:.2f}" for step, s in d["steps_s"].items()
+        )
+        checks = ", ".join(
+            f"{step} {s['checked'] - s['plain']:+.2f}/{s['floor_checks']:.2f}"
+            for step, s in d["steps_s"].items()
+            if s["floor_checks"]
+        )
+        found += [
+            f"sql, {size(n)} orders: (cold - floor) {d['overhead_s_per_million_rows']:.2f} s per "
+            f"million orders; per step, VibePiper/plain script (s): {steps}",
+            f"sql, {size(n)} orders: with checks / without {d['checked_over_plain']:.2f} (whole "
+            f"process); per step, what the checks add, VibePiper/by hand (s): {checks}",
+        ]
+    if len(sizes) >= 2:
+        ratios = ", ".join(
+            f"{pipeline[str(n)]['plain_over_floor']:.2f} at {size(n)}" for n in sizes
+        )
+        found.append(f"sql: the pipeline's ratio to the plain DuckDB script: {ratios}")
+    found += [f"sql: FAILED at {what}" for what in report.get("failed", {})]
+    return found
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "graph": graph_rows,
     "validation": validation_rows,
@@ -501,6 +603,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "automation": automation_rows,
     "ui": ui_rows,
     "partitions": partitions_rows,
+    "sql": sql_rows,
 }
 
 
@@ -529,6 +632,8 @@ def notes(name: str, report: dict[str, Any]) -> list[str]:
         return scale_notes(report)
     if name == "partitions":
         return partitions_notes(report)
+    if name == "sql":
+        return sql_notes(report)
     return []
 
 

@@ -59,6 +59,7 @@ BENCHMARKS = (
         ("--days", "365", "--hours", "10000,30000,100000", "--repeat", "3"),
         ("--quick",),
     ),
+    Benchmark("sql", ("--rows", "1000000,10000000", "--repeat", "3"), ("--quick",)),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vibepiper import engine
+from vibepiper.storage.parquet_files import Streamed
+from vibepiper.storage.store import Staged
 from vibepiper.text import first_line
 
 BATCH_ROWS = 100_000  # rows per Arrow batch DuckDB hands over
@@ -97,9 +99,6 @@ class Sandbox:
             con.execute(f"SET threads = {int(settings.threads)}")
         con.execute(f"SET preserve_insertion_order = {str(self.keep_order).lower()}")
         con.execute(f"SET TimeZone = {literal(self.zone)}")
-        # pyarrow leaves NaN out of a Parquet file's min/max statistics: without this,
-        # DuckDB trusts them and skips row groups that hold NaN (`isnan(x)`, `x > 100`)
-        con.execute("SET parquet_can_have_nan = true")
         allowed: list[str] = []
         for name, paths in self.tables.items():
             files = [str(p) for p in paths]
@@ -204,3 +203,30 @@ def _wall(moment: datetime) -> datetime:
     """A zoned moment as its zone's wall-clock time (zone-less values are read in the
     partitioning's zone)."""
     return moment.replace(tzinfo=None)
+
+
+class Stream:
+    """An asset's output given as a stream: a DuckDB relation or an Arrow reader."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[Any]:
+        value = self.value
+        if hasattr(value, "to_arrow_reader") and not hasattr(value, "read_next_batch"):
+            reader = value.to_arrow_reader(BATCH_ROWS)  # a DuckDB relation
+            try:
+                yield Errors(reader)
+            finally:
+                reader.close()
+        else:
+            yield value
+
+
+@dataclass(frozen=True)
+class StreamedOutput:
+    """A streamed output, staged as it came."""
+
+    staged: Staged
+    written: Streamed

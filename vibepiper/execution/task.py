@@ -12,22 +12,20 @@ import contextlib
 import inspect
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vibepiper import engine
 from vibepiper.definitions.asset import AssetDef
 from vibepiper.definitions.check import CheckDef
 from vibepiper.definitions.context import Context
-from vibepiper.definitions.expect import Severity
 from vibepiper.errors import AssetNotMaterializedError, VibePiperError
 from vibepiper.execution import sql_run
 from vibepiper.execution.logs import LogLine, capture
 from vibepiper.execution.sql_run import EngineSettings
 from vibepiper.storage.fidelity import Stored, UnstorableOutput, for_storage, to_frame
-from vibepiper.storage.parquet_files import Streamed, UnstorableStream, streamed_file
+from vibepiper.storage.parquet_files import UnstorableStream
 from vibepiper.storage.store import Staged, Store
 from vibepiper.text import first_line
 from vibepiper.units import Unit
@@ -144,10 +142,14 @@ def run_job(
         return read(Unit(other), job.versions[other])
 
     with capture(lines, sink) as lines, contextlib.ExitStack() as opened:
-        if defn.is_sql or (job.revalidate is not None and store_streamed(store, job, defn)):
+        from vibepiper.execution import sql_task
+
+        if defn.is_sql or (
+            job.revalidate is not None and sql_task.store_streamed(store, job, defn)
+        ):
             outcome = TaskOutcome()
             try:
-                run_sql_job(job, defn, checks, store, on_state, outcome)
+                sql_task.run_sql_job(job, defn, checks, store, on_state, outcome)
             except Interrupted as exc:
                 message = str(exc)
                 return TaskOutcome(
@@ -167,7 +169,7 @@ def run_job(
                         inputs[param] = read(Unit(up), v)
                     else:
                         paths = [store.local_path(Unit(up), v)]
-                        inputs[param] = _streamed_input(kind, paths, job, opened)
+                        inputs[param] = sql_task.streamed_input(kind, paths, job, opened)
                 for param, parts in job.parts.items():
                     up = defn.inputs[param]
                     kind = defn.read_as.get(param)
@@ -175,7 +177,7 @@ def run_job(
                         inputs[param] = _concatenated([read(Unit(up, k), v) for k, v in parts])
                     else:
                         paths = [store.local_path(Unit(up, k), v) for k, v in parts]
-                        inputs[param] = _streamed_input(kind, paths, job, opened)
+                        inputs[param] = sql_task.streamed_input(kind, paths, job, opened)
         except VibePiperError as exc:
             return TaskOutcome(message=str(exc), error=str(exc), logs=lines)
         partition = defn.partitions.partition(job.partition) if defn.partitions else None
@@ -259,8 +261,10 @@ def run_task(
         frame = given
     if frame is None:
         return outcome
-    if isinstance(frame, _StreamedOutput):  # written as it came: validated as SQL
-        _finish_stream(defn, checks, store, job, frame, outcome, on_state, part)
+    if isinstance(frame, sql_run.StreamedOutput):  # written as it came: validated as SQL
+        from vibepiper.execution.sql_task import finish_stream
+
+        finish_stream(defn, checks, store, job, frame, outcome, on_state, part)
         return outcome
     try:
         stored = for_storage(defn.name, frame)  # what every reader will get back
@@ -281,14 +285,14 @@ def run_task(
         outcome.message, outcome.error = str(exc), str(exc)
         return outcome
     except Exception as exc:
-        return _not_stored(outcome, exc)
+        return not_stored(outcome, exc)
 
     def write() -> None:
         outcome.write = None
         try:
             outcome.staged = store.stage(unit, version, table, content=content)
         except Exception as exc:
-            _not_stored(outcome, exc)
+            not_stored(outcome, exc)
 
     outcome.frame, outcome.data_version, outcome.row_count = frame, version, len(frame)
     outcome.columns = tuple((str(c), str(t)) for c, t in frame.dtypes.items())
@@ -328,7 +332,7 @@ def _validated(
     return again
 
 
-def _not_stored(outcome: TaskOutcome, exc: Exception) -> TaskOutcome:
+def not_stored(outcome: TaskOutcome, exc: Exception) -> TaskOutcome:
     outcome.message = f"cannot store the output: {type(exc).__name__}: {first_line(exc)}"
     outcome.error = traceback.format_exc()
     outcome.frame = outcome.data_version = outcome.row_count = None
@@ -348,19 +352,19 @@ def _compute_with_retries(
     on_state: Callable[[str], None] | None,
     stage: Callable[[Any], Any],
 ) -> Any:
-    """The output (a DataFrame, or a `_StreamedOutput` already staged), or None."""
+    """The output (a DataFrame, or a `sql_run.StreamedOutput` already staged), or None."""
 
     def attempt(number: int) -> Any:
         result = _normalize(defn, _call(defn, inputs, context, number))
-        if isinstance(result, _Stream):  # written within the attempt: a retry redoes it
+        if isinstance(result, sql_run.Stream):  # written within the attempt: a retry redoes it
             with result.opened() as stream:
-                return _StreamedOutput(*stage(stream))
+                return sql_run.StreamedOutput(*stage(stream))
         return result
 
-    return _with_retries(defn, context.log, outcome, on_state, attempt)
+    return with_retries(defn, context.log, outcome, on_state, attempt)
 
 
-def _with_retries(
+def with_retries(
     defn: AssetDef,
     log: Any,
     outcome: TaskOutcome,
@@ -431,9 +435,9 @@ def _normalize(defn: AssetDef, result: Any) -> Any:
     import pyarrow as pa
 
     if isinstance(result, pa.RecordBatchReader):
-        return _Stream(result)
+        return sql_run.Stream(result)
     if type(result).__module__.startswith("duckdb") and hasattr(result, "to_arrow_reader"):
-        return _Stream(result)
+        return sql_run.Stream(result)
     if isinstance(result, pa.Table):
         result = to_frame(result)
     if not isinstance(result, pd.DataFrame):
@@ -459,259 +463,3 @@ def _normalize(defn: AssetDef, result: Any) -> Any:
             "; rename or drop them"
         )
     return result
-
-
-# -- data that does not pass through pandas (SPEC §10) -----------------------------------
-
-
-class _Stream:
-    """An asset's output given as a stream: a DuckDB relation or an Arrow reader."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    @contextlib.contextmanager
-    def opened(self) -> Iterator[Any]:
-        value = self.value
-        if hasattr(value, "to_arrow_reader") and not hasattr(value, "read_next_batch"):
-            reader = value.to_arrow_reader(sql_run.BATCH_ROWS)  # a DuckDB relation
-            try:
-                yield sql_run.Errors(reader)
-            finally:
-                reader.close()
-        else:
-            yield value
-
-
-@dataclass(frozen=True)
-class _StreamedOutput:
-    """A streamed output, staged as it came."""
-
-    staged: Staged
-    written: Streamed
-
-
-def _streamed_input(kind: str, paths: list[Path], job: Job, opened: contextlib.ExitStack) -> Any:
-    """An input as `read_as` asks: a DuckDB relation (on a connection of its own, closed
-    with the task), a pyarrow RecordBatchReader or a pyarrow dataset of its file(s)."""
-    files = [str(p) for p in paths]
-    if kind == "relation":
-        con = engine.connect()
-        opened.callback(con.close)
-        settings = job.engine or _default_engine()
-        Path(settings.temp_directory).mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = {sql_run.literal(settings.temp_directory)}")
-        con.execute("SET TimeZone = 'UTC'")  # no result depends on the machine's zone
-        if settings.memory_limit:
-            con.execute(f"SET memory_limit = {sql_run.literal(settings.memory_limit)}")
-        return con.read_parquet(files, union_by_name=True)
-    import pyarrow.dataset as ds
-
-    verified = ds.ParquetFileFormat(
-        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
-    )
-    dataset = ds.dataset(files, format=verified)
-    if kind == "dataset":
-        return dataset
-    return dataset.scanner(batch_size=sql_run.BATCH_ROWS).to_reader()
-
-
-def _default_engine() -> EngineSettings:
-    """Without a project's settings (a task run alone): spill to the system's temp."""
-    import tempfile
-
-    return EngineSettings(str(Path(tempfile.gettempdir()) / "vibepiper-sql-spill"))
-
-
-def store_streamed(store: Store, job: Job, defn: AssetDef) -> bool:
-    """Whether the stored data `job` validates again was written from a stream (its
-    checks then run as SQL over the file)."""
-    if defn.is_sql:
-        return True
-    if job.revalidate is None:
-        return False
-    try:
-        return streamed_file(store.local_path(job.unit, job.revalidate))
-    except (VibePiperError, OSError):
-        return False  # the frame path reports it
-
-
-def run_sql_job(
-    job: Job,
-    defn: AssetDef,
-    checks: tuple[CheckDef, ...],
-    store: Store,
-    on_state: Callable[[str], None] | None,
-    outcome: TaskOutcome,
-) -> None:
-    """Compute a SQL asset with DuckDB into the store, then validate it as SQL (or, with
-    `job.revalidate`, validate its stored data again); `outcome` says what came of it."""
-    import logging
-
-    settings = job.engine or _default_engine()
-    unit = job.unit
-    part = defn.partitions.partition(job.partition) if defn.partitions else None
-    try:
-        if job.revalidate is not None:
-            path = store.local_path(unit, job.revalidate)
-            outcome.data_version, outcome.unchanged = job.revalidate, True
-            outcome.row_count = sql_run.row_count(path)
-            if on_state is not None:
-                on_state("validating")
-            _validate_file(defn, checks, store, job, path, settings, outcome, part)
-            return
-        tables = _input_files(job, defn, store)
-    except VibePiperError as exc:
-        outcome.message = outcome.error = str(exc)
-        return
-    macros = sql_run.partition_macros(part.key, part.start, part.end) if part else {}
-    zone = _zone(defn)
-    log = logging.getLogger(f"vibepiper.asset.{defn.name}")
-    query = str(defn.sql)
-
-    def attempt(number: int) -> _StreamedOutput:
-        with (
-            sql_run.Sandbox(tables, settings, macros, zone) as con,
-            sql_run.query_stream(con, query, defn.name) as stream,
-        ):
-            return _StreamedOutput(*store.stage_stream(unit, stream))
-
-    found = _with_retries(defn, log, outcome, on_state, attempt)
-    if found is None:
-        return
-    outcome.column_lineage = _column_lineage(defn, tables, found.written.schema, log)
-    _finish_stream(defn, checks, store, job, found, outcome, on_state, part)
-
-
-def _zone(defn: AssetDef) -> str:
-    """The time zone a query of `defn` runs in: its time partitioning's, else UTC."""
-    parts = defn.partitions
-    return parts.tz if parts is not None and parts.is_time and parts.tz else "UTC"
-
-
-def _input_files(job: Job, defn: AssetDef, store: Store) -> dict[str, list[Path]]:
-    """Each input table's published file(s): one, or one per partition it reads."""
-    tables = {param: [store.local_path(Unit(up), v)] for param, (up, v) in job.inputs.items()}
-    for param, parts in job.parts.items():
-        up = defn.inputs[param]
-        tables[param] = [store.local_path(Unit(up, k), v) for k, v in parts]
-    return tables
-
-
-def _finish_stream(
-    defn: AssetDef,
-    checks: tuple[CheckDef, ...],
-    store: Store,
-    job: Job | None,
-    found: _StreamedOutput,
-    outcome: TaskOutcome,
-    on_state: Callable[[str], None] | None,
-    part: Any,
-) -> None:
-    """Record what a streamed output is, and validate its staged file as SQL."""
-    written = found.written
-    outcome.staged, outcome.data_version = found.staged, found.staged.data_version
-    outcome.row_count = written.rows
-    outcome.columns = tuple((f.name, str(f.type)) for f in written.schema)
-    if not has_checks(defn, checks) and not (defn.time_column and part is not None):
-        return
-    if on_state is not None:
-        on_state("validating")
-    settings = (job.engine if job is not None else None) or _default_engine()
-    try:
-        path = store.staged_path(found.staged)
-        _validate_file(defn, checks, store, job, path, settings, outcome, part)
-    except Exception as exc:
-        store.discard(found.staged)
-        outcome.staged = None
-        _not_stored(outcome, exc)
-
-
-def _validate_file(
-    defn: AssetDef,
-    checks: tuple[CheckDef, ...],
-    store: Store,
-    job: Job | None,
-    path: Path,
-    settings: EngineSettings,
-    outcome: TaskOutcome,
-    part: Any,
-) -> None:
-    """Run the asset's checks as SQL over its file (`outcome.checks`); the asset is
-    rejected as a whole if some cannot run as SQL."""
-    from vibepiper.validation.sql_checks import run_sql_checks, sql_problem
-
-    owner = f"asset '{defn.name}'"
-    problem = sql_problem(owner, defn.schema, defn.checks, quarantine=defn.quarantine)
-    functions = [c.name for c in checks if c.sql is None]
-    if functions and not problem:
-        problem = (
-            f"{owner}: check '{functions[0]}' is a Python function, which would load the "
-            "data into pandas; write it as @check(asset=..., sql=...)"
-        )
-    if problem:
-        outcome.check_error = f"its checks cannot run as SQL over its file: {problem}"
-        return
-    others = {}
-    for other, version in (job.versions if job is not None else {}).items():
-        if other != defn.name:
-            others[other] = [store.local_path(Unit(other), version)]
-    tables = {defn.name: [path], **others}
-    queries = [(c.name, c.severity, str(c.sql)) for c in checks]
-    with sql_run.Sandbox(tables, settings, zone=_zone(defn), keep_order=True) as con:
-        found = run_sql_checks(
-            con, defn.name, sql_run.file_schema(path), defn.schema, defn.checks, queries
-        )
-        if defn.time_column and part is not None and part.start is not None:
-            found = (*found, _window(con, defn, part))
-    outcome.checks = tuple(found)
-
-
-def _window(con: Any, defn: AssetDef, part: Any) -> CheckOutcome:
-    column = str(defn.time_column)
-    name = f"time_column({column})"
-    counted = sql_run.window_problem(con, defn.name, column, part.start, part.end)
-    if counted is None:
-        return CheckOutcome(name, Severity.ERROR, False, 0, f"column '{column}' is missing")
-    count, _ = counted
-    if not count:
-        return CheckOutcome(name, Severity.ERROR, True)
-    message = (
-        f"{count} row{'s' if count != 1 else ''} outside the partition's window "
-        f"[{part.start.isoformat()}, {part.end.isoformat()})"
-    )
-    return CheckOutcome(name, Severity.ERROR, False, count, message)
-
-
-def _column_lineage(
-    defn: AssetDef, tables: Mapping[str, list[Path]], schema: Any, log: Any
-) -> tuple[tuple[str, str | None, str | None], ...]:
-    """Which input columns each output column comes from (none if it cannot be traced:
-    the asset does not fail for it)."""
-    from vibepiper.definitions.sql_lineage import LineageError, column_lineage
-
-    columns = {}
-    for table, paths in tables.items():
-        names: dict[str, None] = {}
-        for path in paths:
-            names.update(dict.fromkeys(sql_run.file_schema(path).names))
-        columns[table] = list(names)
-    try:
-        traced = column_lineage(str(defn.sql), columns)
-    except LineageError as exc:
-        log.warning("no column lineage for asset '%s': %s", defn.name, exc)
-        return ()
-    if len(traced) != len(schema.names):
-        log.warning(
-            "no column lineage for asset '%s': %d columns traced, %d produced",
-            defn.name,
-            len(traced),
-            len(schema.names),
-        )
-        return ()
-    found: list[tuple[str, str | None, str | None]] = []
-    for column, sources in zip(schema.names, traced, strict=True):
-        found += [(column, table, source) for table, source in sorted(sources)]
-        if not sources:
-            found.append((column, None, None))  # a constant, a count: from no column
-    return tuple(found)

@@ -104,7 +104,13 @@ def write_stream(batches: Any, path: Path, asset: str, version: str | None) -> S
     held = 0
     try:
         with open(path, "wb") as handle:
-            writer = pq.ParquetWriter(handle, schema, write_page_checksum=True)
+            # No min/max statistics for floating-point columns: pyarrow leaves NaN out of
+            # them, and DuckDB, trusting them, would skip the row groups that hold NaN
+            # (`where x > 100`, `where isnan(x)`). (A frame's NaN is stored as null.)
+            exact = [f.name for f in schema if not pa.types.is_floating(f.type)]
+            writer = pq.ParquetWriter(
+                handle, schema, write_page_checksum=True, write_statistics=exact
+            )
             try:
                 for batch in batches:
                     digest.add(batch)
