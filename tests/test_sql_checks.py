@@ -835,7 +835,9 @@ def test_a_bad_pattern_fails_its_check_only(tmp_path: Path) -> None:
     assert found["not_null_a"].passed
 
 
-@pytest.mark.parametrize("schema", [object(), {"a": int}, "Orders", 42], ids=str)
+@pytest.mark.parametrize(
+    "schema", [object(), {"a": int}, "Orders", 42], ids=["object", "dict", "str", "int"]
+)
 def test_non_pandera_schema_is_a_failed_outcome(tmp_path: Path, schema: Any) -> None:
     outcome = one(sql_outcomes(tmp_path, table_of(a=[1]), schema=schema))
     assert (outcome.name, outcome.passed, outcome.kind) == ("schema", False, "schema")
