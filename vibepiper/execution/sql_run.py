@@ -59,6 +59,19 @@ def identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def configure(con: Any, settings: EngineSettings, zone: str = "UTC") -> None:
+    """Apply `settings` (spill folder, memory limit, threads) and the time zone `zone`
+    (zone-less timestamps are wall-clock times in it: no result depends on the machine's)
+    to a DuckDB connection."""
+    Path(settings.temp_directory).mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory = {literal(settings.temp_directory)}")
+    if settings.memory_limit:
+        con.execute(f"SET memory_limit = {literal(settings.memory_limit)}")
+    if settings.threads:
+        con.execute(f"SET threads = {int(settings.threads)}")
+    con.execute(f"SET TimeZone = {literal(zone)}")
+
+
 @dataclass
 class Sandbox:
     """A DuckDB connection that reads only the tables given to it (see the module doc)."""
@@ -90,15 +103,8 @@ class Sandbox:
             self.con = None
 
     def _configure(self, con: Any) -> None:
-        settings = self.settings
-        Path(settings.temp_directory).mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = {literal(settings.temp_directory)}")
-        if settings.memory_limit:
-            con.execute(f"SET memory_limit = {literal(settings.memory_limit)}")
-        if settings.threads:
-            con.execute(f"SET threads = {int(settings.threads)}")
+        configure(con, self.settings, self.zone)
         con.execute(f"SET preserve_insertion_order = {str(self.keep_order).lower()}")
-        con.execute(f"SET TimeZone = {literal(self.zone)}")
         allowed: list[str] = []
         for name, paths in self.tables.items():
             files = [str(p) for p in paths]
@@ -111,7 +117,7 @@ class Sandbox:
         for name, value in self.macros.items():
             con.execute(f"CREATE MACRO {identifier(name)}() AS {value}")
         con.execute(f"SET allowed_paths = [{', '.join(literal(f) for f in allowed)}]")
-        con.execute(f"SET allowed_directories = [{literal(settings.temp_directory)}]")
+        con.execute(f"SET allowed_directories = [{literal(self.settings.temp_directory)}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
 

@@ -33,12 +33,7 @@ def streamed_input(kind: str, paths: list[Path], job: Job, opened: contextlib.Ex
     if kind == "relation":
         con = engine.connect()
         opened.callback(con.close)
-        settings = job.engine or _default_engine()
-        Path(settings.temp_directory).mkdir(parents=True, exist_ok=True)
-        con.execute(f"SET temp_directory = {sql_run.literal(settings.temp_directory)}")
-        con.execute("SET TimeZone = 'UTC'")  # no result depends on the machine's zone
-        if settings.memory_limit:
-            con.execute(f"SET memory_limit = {sql_run.literal(settings.memory_limit)}")
+        sql_run.configure(con, job.engine or _default_engine())
         return con.read_parquet(files, union_by_name=True)
     import pyarrow.dataset as ds
 

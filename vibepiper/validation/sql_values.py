@@ -248,12 +248,8 @@ def _operand(col: _Col, value: Any) -> tuple[str, str, Any] | None:
     if family in ("string", "category"):
         return (col.sql, "?", value) if isinstance(value, str) else None
     if family in ("timestamp", "timestamptz"):
-        stamp = _timestamp(value, parse=True)
-        if (
-            stamp is None
-            or stamp is _NAT
-            or (stamp.tzinfo is not None) != (family == "timestamptz")
-        ):
+        stamp = _stamp_of(value, family, parse=True)
+        if stamp is None:
             return None
         return col.sql, f"CAST(? AS {col.duck})", stamp.isoformat()
     if family == "date":
@@ -297,12 +293,8 @@ def _member(col: _Col, value: Any) -> tuple[Any, str] | None:
     if family in ("string", "category"):
         return (value, value) if isinstance(value, str) else None
     if family in ("timestamp", "timestamptz"):
-        stamp = _timestamp(value, parse=False)
-        if (
-            stamp is None
-            or stamp is _NAT
-            or (stamp.tzinfo is not None) != (family == "timestamptz")
-        ):
+        stamp = _stamp_of(value, family, parse=False)
+        if stamp is None:
             return None
         return (stamp, stamp.isoformat()) if _whole_units(stamp, col.kind.unit) else None
     if family == "date":
@@ -384,6 +376,15 @@ def _finite(value: Any) -> bool:
 
 def _is_date(value: Any) -> bool:
     return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+
+def _stamp_of(value: Any, family: str, *, parse: bool) -> Any:
+    """`value` as a timestamp comparable with a column of `family` ("timestamp" or
+    "timestamptz": zoned exactly when the column is), or None."""
+    stamp = _timestamp(value, parse=parse)
+    if stamp is None or stamp is _NAT or (stamp.tzinfo is not None) != (family == "timestamptz"):
+        return None
+    return stamp
 
 
 def _timestamp(value: Any, *, parse: bool) -> Any:
