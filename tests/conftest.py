@@ -17,7 +17,10 @@ from click.testing import CliRunner, Result
 
 from vibepiper.cli.main import cli
 
-pytest_plugins = ["tests.helpers.cancel"]  # the `cancellable` and `materializing` fixtures
+pytest_plugins = [
+    "tests.helpers.cancel",  # the `cancellable` and `materializing` fixtures
+    "tests.helpers.s3server",  # `s3_server` and `s3_store`: a real S3-compatible server
+]
 
 VIBEPIPER = [sys.executable, "-m", "vibepiper"]
 

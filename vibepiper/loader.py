@@ -7,6 +7,7 @@ import ast
 import importlib
 import os
 import pkgutil
+import re
 import sys
 import tomllib
 import traceback
@@ -49,6 +50,23 @@ class Settings:
     sql_paths: tuple[Path, ...] = ()
     # [tool.vibepiper.sql]: DuckDB's settings for SQL assets (memory_limit, threads, ...)
     sql: dict[str, Any] = field(default_factory=dict)
+    # [tool.vibepiper.store]: where the data lives (SPEC §11); None: the local store
+    store: StoreSettings | None = None
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """`[tool.vibepiper.store]`: an S3-compatible object store (`s3://bucket/prefix`).
+    Credentials never come from here: from the environment or the AWS credential chain."""
+
+    bucket: str
+    prefix: str  # "" or "some/folder/" (ends with "/")
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
 
 def load_settings(
@@ -95,7 +113,105 @@ def load_settings(
         serve=table.get("serve", {}),
         sql_paths=_sql_paths(table.get("sql_paths", ()), root),
         sql=_sql_settings(table.get("sql", {})),
+        store=_store_settings(table.get("store"), root / "pyproject.toml"),
     )
+
+
+STORE_SETTINGS = ("url", "endpoint_url", "region")
+# A bucket's name as S3 allows it; a prefix of plain path components (no ".", "..", "//").
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+PREFIX_PART_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]*")
+SECRET_RE = re.compile(r"secret|password|token|credential|access_key|key_id|session", re.I)
+
+
+def _store_settings(table: Any, pyproject: Path) -> StoreSettings | None:
+    """`[tool.vibepiper.store] url = "s3://bucket/prefix"`, `endpoint_url`, `region`; a
+    secret written there is refused (credentials come from the environment)."""
+    if table is None:
+        return None
+    where = f"[tool.vibepiper.store] of {pyproject}"
+    env = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (or ~/.aws/credentials)"
+    if not isinstance(table, dict):
+        raise ProjectLoadError(
+            f"{where} is not a table", 'write url = "s3://bucket/prefix" under it'
+        )
+    for key in table:
+        if SECRET_RE.search(key):
+            raise ProjectLoadError(
+                f"{where} holds a secret ({key}): credentials are never read from pyproject.toml",
+                f"remove it (and rotate it if it was committed); put {env}",
+            )
+        if key not in STORE_SETTINGS:
+            raise ProjectLoadError(
+                f"{where} has no setting '{key}'{did_you_mean(key, STORE_SETTINGS)}",
+                f"the settings are {', '.join(STORE_SETTINGS)}",
+            )
+    for key, value in table.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ProjectLoadError(f"{where}: {key} = {value!r} is not a string", _STORE_EXAMPLE)
+    url = table.get("url")
+    if url is None:
+        raise ProjectLoadError(f"{where} has no url", _STORE_EXAMPLE)
+    bucket, prefix = _store_url(url, where, env)
+    endpoint = table.get("endpoint_url")
+    if endpoint is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(endpoint)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ProjectLoadError(
+                f"{where}: endpoint_url = {endpoint!r} is not an http(s) URL",
+                'e.g. endpoint_url = "http://127.0.0.1:8333"',
+            )
+        if parts.username or parts.password:
+            raise ProjectLoadError(
+                f"{where}: endpoint_url holds credentials: they are never read from pyproject.toml",
+                f"remove them from the URL; put {env}",
+            )
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ProjectLoadError(
+                f"{where}: endpoint_url = {endpoint!r} has a path: give only the server",
+                'e.g. endpoint_url = "http://127.0.0.1:8333"; the bucket goes in url',
+            )
+        endpoint = endpoint.rstrip("/")
+    return StoreSettings(bucket, prefix, endpoint, table.get("region"))
+
+
+_STORE_EXAMPLE = 'e.g. url = "s3://my-bucket/vibepiper", endpoint_url = "http://127.0.0.1:8333"'
+
+
+def _store_url(url: str, where: str, env: str) -> tuple[str, str]:
+    """The bucket and the prefix ("" or ending with "/") of `s3://bucket/prefix`."""
+    if not url.startswith("s3://"):
+        raise ProjectLoadError(
+            f"{where}: url = {url!r} is not an s3:// URL",
+            "give s3://BUCKET/PREFIX (leave the setting out for the local store)",
+        )
+    rest = url[len("s3://") :]
+    host, _, path = rest.partition("/")
+    if "@" in host:
+        raise ProjectLoadError(
+            f"{where}: url holds credentials: they are never read from pyproject.toml",
+            f"remove them from the URL; put {env}",
+        )
+    if not BUCKET_RE.fullmatch(host) or ".." in host:
+        raise ProjectLoadError(
+            f"{where}: url = {url!r} does not name a valid bucket ({host!r})",
+            "a bucket name has 3 to 63 lowercase letters, digits, dots and dashes",
+        )
+    parts = [p for p in path.split("/")]
+    if parts and parts[-1] == "":
+        parts.pop()
+    if any(not PREFIX_PART_RE.fullmatch(p) for p in parts):
+        raise ProjectLoadError(
+            f"{where}: url = {url!r} has an invalid prefix ({path!r})",
+            "give folders of letters, digits, '_', '-', '.' and '=', separated by single '/'",
+        )
+    return host, "".join(f"{p}/" for p in parts)
 
 
 def _sql_paths(listed: Any, root: Path) -> tuple[Path, ...]:

@@ -37,11 +37,13 @@ if TYPE_CHECKING:
     from vibepiper.execution.doctor import Examination
     from vibepiper.execution.reporter import Reporter
     from vibepiper.execution.states import RunResult
+    from vibepiper.execution.store_gc import Collection
     from vibepiper.execution.workspace import Workspace
     from vibepiper.loader import Definitions
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import ColumnSource, Made, Neighbourhood
     from vibepiper.snapshot import Modules, Snapshot
+    from vibepiper.storage.store import Store
     from vibepiper.versioning.freshness import Verdict
     from vibepiper.versioning.source_cache import IdentityMemo
 
@@ -73,7 +75,13 @@ class Project:
         self.settings = load_settings(path, modules, home)
         self.root = self.settings.root
         self.home = self.settings.home
-        self.store = ParquetStore(self.home / "store", self.home / "sound-files.json")
+        self.store: Store
+        if self.settings.store is None:
+            self.store = ParquetStore(self.home / "store", self.home / "sound-files.json")
+        else:  # an S3-compatible bucket (SPEC §11), read through a cache of this machine's
+            from vibepiper.storage.object_store import ObjectStore
+
+            self.store = ObjectStore(self.settings.store, self.home / "cache")
         self.catalog = Catalog(self.home, project=self.root)
         self._key = snapshot.project_key(self.root, self.settings.modules, self._sql_listing())
         found = snapshot.load(self.home, self._key) if snapshot.enabled() else None
@@ -509,6 +517,13 @@ class Project:
             return examine(self.graph, self.store, self.catalog, repair=False, verify=verify)
         with run_turn(self.catalog):  # no run publishes while files are judged and removed
             return examine(self.graph, self.store, self.catalog, repair=True, verify=verify)
+
+    def store_gc(self, *, grace: float, dry_run: bool = False) -> Collection:
+        """Remove from the store what no materialization refers to and is older than
+        `grace` seconds (with `dry_run`, only say what)."""
+        from vibepiper.execution.store_gc import collect
+
+        return collect(self.store, self.catalog, grace=grace, dry_run=dry_run)
 
     def explain(
         self, name: str, *, config: Config | None = None

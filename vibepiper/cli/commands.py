@@ -10,7 +10,7 @@ from __future__ import annotations
 from vibepiper.cli.data_cmds import history, logs, partitions, runs, show
 from vibepiper.cli.graph_cmds import docs, explain, init, lineage, list_, status
 from vibepiper.cli.query_cmd import query
-from vibepiper.cli.run_cmds import check, doctor, materialize
+from vibepiper.cli.run_cmds import check, doctor, materialize, store
 from vibepiper.cli.serve_cmds import schedules, serve, ticks
 
 COMMANDS = [
@@ -28,6 +28,7 @@ COMMANDS = [
     logs,
     query,
     doctor,
+    store,
     docs,
     serve,
     schedules,

@@ -296,3 +296,53 @@ def doctor(opts: Options, repair: bool, quick: bool, as_json: bool) -> None:
         click.echo(verdict, err=True)
     if not exam.healthy:
         sys.exit(EXIT_FAILED)
+
+
+@click.group(name="store")
+def store() -> None:
+    """Look after the store (local folder or S3 bucket, [tool.vibepiper.store])."""
+
+
+@store.command(name="gc")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed; remove nothing.")
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    metavar="AGE",
+    help="Spare what is younger than this (30s, 15m, 1h, 7d; 0: nothing is spared): a run "
+    "going on now publishes data a moment before it records it.",
+)
+@json_option
+@click.pass_obj
+def store_gc(opts: Options, dry_run: bool, grace: str, as_json: bool) -> None:
+    """Remove stored data that no materialization refers to (and what a run kept aside
+    under an id the catalog does not know, and unfinished uploads), once older than
+    --grace. Data the catalog refers to, in its whole history, is never removed."""
+    from vibepiper.execution.store_gc import grace_seconds
+
+    seconds = grace_seconds(grace)
+    project = opts.load()
+    done = project.store_gc(grace=seconds, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "store": project.store.describe(),
+                "dry_run": dry_run,
+                "removed" if not dry_run else "would_remove": [g.as_dict() for g in done.found],
+                "spared_young": done.kept_young,
+                "note": done.note,
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for g in done.found:
+        click.echo(f"{verb:<12} {g.kind:<10} {g.location}")
+    if done.note:
+        click.echo(f"note: {done.note}", err=True)
+    young = f"; {_entries(done.kept_young)} younger than {grace} spared" if done.kept_young else ""
+    click.echo(f"{project.store.describe()}: {verb} {_entries(len(done.found))}{young}", err=True)
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"

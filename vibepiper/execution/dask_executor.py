@@ -1,8 +1,10 @@
 """The `dask` executor: each asset is one task on a dask.distributed cluster.
 
-With an address, the tasks go to that cluster's scheduler (its workers must see the
-project folder and its store at the same path); without one, a local cluster of worker
-processes (one thread each) is started for the run and closed after it. A timed-out or
+With an address, the tasks go to that cluster's scheduler (its workers must import the
+project's modules; with the local store they must also see its folder at the same path,
+with an object store (SPEC §11) they read and write the bucket themselves); without one,
+a local cluster of worker processes (one thread each) is started for the run and closed
+after it. A timed-out or
 cancelled asset's worker is restarted, which is the only way to stop a running Dask task.
 """
 
@@ -46,7 +48,7 @@ class DaskExecutor:
                 "pip install 'vibepiper[dask]'",
             ) from None
         self.loader = loader
-        self.store = store
+        self.store = store.for_workers()  # an object store: each worker keeps its own cache
         self.cluster: Any = None
         self.client: Any = None
         self.tasks: dict[Future[TaskOutcome], Any] = {}

@@ -11,7 +11,7 @@ Problems it finds:
   it records another asset or version (a valid file copied over it);
 - `orphan`: a file in the store that no catalog row refers to (a run that died between
   publishing the file and recording it, or an asset's folder of a project that moved on);
-- `temporary`: a temporary file whose writer died;
+- `temporary`: a temporary file whose writer died (an object store: an unfinished upload);
 - `unfinished`: a run still marked `running` whose process on this machine is gone;
 - `link`: a symbolic link in the store (an asset's folder, a file), never looked or
   cleaned through: it leads out of the store (what the store lists as "foreign").
@@ -44,7 +44,7 @@ from vibepiper.units import whole
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # missing | corrupt | orphan | temporary | unfinished | link
+    kind: str  # missing | corrupt | orphan | temporary | unfinished | link | foreign
     detail: str
     asset: str | None = None
     path: str | None = None
@@ -169,15 +169,19 @@ class _Scan:
         if entry.kind == "foreign" or name is None:
             found.append(_foreign(name, entry))
         elif entry.kind == "temporary":
-            if self.repair:
+            # (an object store's unfinished upload may be a live writer's: removed only
+            # while no run of the project is going on, as orphans are)
+            if self.may_remove:
                 self.store.remove(entry)
             found.append(
                 Finding(
                     "temporary",
-                    "a temporary file left by a writer that died",
+                    "a temporary file left by a writer that died"
+                    if entry.location.endswith(".tmp")
+                    else "an upload that never finished (its writer died or is still writing)",
                     name,
                     entry.location,
-                    repaired="removed" if self.repair else "",
+                    repaired="removed" if self.may_remove else "",
                 )
             )
         elif entry.kind != "published":
@@ -224,6 +228,10 @@ class _Scan:
 
 
 def _foreign(name: str | None, entry: Entry) -> Finding:
+    if "symbolic link" not in entry.detail:  # something an object store did not write
+        return Finding(
+            "foreign", f"{entry.detail}; doctor leaves it alone: remove it if it should go", name
+        )
     return Finding(
         "link",
         f"{entry.detail}; doctor neither looks nor cleans through links: replace it with "

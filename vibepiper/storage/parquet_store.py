@@ -410,7 +410,8 @@ class ParquetStore:
             for path in sorted(kept.glob("*.parquet")):
                 yield _file_entry(unit, path, kind)
         for temp in self.dead_temp_files(folder):  # not those being written right now
-            yield Entry("temporary", unit, str(temp.relative_to(folder)), str(temp))
+            key = str(temp.relative_to(folder))
+            yield Entry("temporary", unit, key, str(temp), modified=_mtime(temp))
 
     def remove(self, entry: Entry) -> None:
         """Remove an entry (an orphan, a dead writer's temporary file); never a link."""
@@ -447,6 +448,12 @@ class ParquetStore:
         if any(p.is_symlink() for p in between):
             raise StoreError(f"{path} lies through a symbolic link: it is left alone", "")
         return path
+
+    def for_workers(self) -> ParquetStore:
+        return self  # its workers must see its folder
+
+    def describe(self) -> str:
+        return str(self.root)
 
     def is_linked(self) -> str:
         if self.root.is_symlink():
@@ -496,7 +503,9 @@ def _asset(unit: AssetOrUnit) -> str:
 
 def _file_entry(unit: Unit, path: Path, kind: EntryKind) -> Entry:
     key = path.name.removesuffix(".parquet")
-    return _link(unit, path, key) if path.is_symlink() else Entry(kind, unit, key, str(path))
+    if path.is_symlink():
+        return _link(unit, path, key)
+    return Entry(kind, unit, key, str(path), modified=_mtime(path))
 
 
 def _link(unit: Unit | None, path: Path, key: str) -> Entry:

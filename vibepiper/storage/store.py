@@ -3,10 +3,10 @@
 Callers (the run, the workers, `check`, `show`/`read`, `query`, `doctor`) speak only this
 interface, keyed by (unit, data version) for published data and (unit, materialization
 id) for what a run kept aside; never by a path. `ParquetStore` (local files) is the first
-implementation. An object store fits without touching the callers: `publish` is then a
-conditional create of the final key (a second publish of the same version is a no-op),
-`sync` does nothing (a put is durable when it returns), and staged objects are named by a
-random token instead of a process id (`clean_temp_files` judges them by age).
+implementation; `ObjectStore` (an S3-compatible bucket, storage/object_store.py) the
+second: there `publish` is a conditional create of the final key (a second publish of the
+same version is a no-op), `sync` does nothing (a put is durable when it returns), and an
+unfinished upload is judged by age.
 
 The life of an output: `stage` writes it where no reader looks; the run then `publish`es
 it (atomically, idempotently: data is addressed by its version, so publishing a version
@@ -52,7 +52,8 @@ class Entry:
     own name of it), "foreign" (something the store did not write, or cannot look into
     safely, such as a symbolic link: `detail` says what; it is never removed or moved).
     `unit` is None for what lies outside every unit's place. `location` is where it is,
-    for messages: the store acts on (unit, kind, key), never on it.
+    for messages: the store acts on (unit, kind, key), never on it. `modified`: when it
+    was last written (seconds since the epoch), if known: `store gc` spares what is young.
     """
 
     kind: EntryKind
@@ -60,6 +61,7 @@ class Entry:
     key: str
     location: str
     detail: str = ""
+    modified: float | None = None
 
 
 class Store(Protocol):
@@ -176,6 +178,15 @@ class Store(Protocol):
 
     def clean_temp_files(self) -> list[str]:
         """Remove what writers that died left staged; return where each was."""
+        ...
+
+    def for_workers(self) -> Store:
+        """This store as a worker on another machine opens it (the local store: itself,
+        whose workers must see its folder)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the store is, for messages (a folder, a URL)."""
         ...
 
     def is_linked(self) -> str:
