@@ -360,3 +360,47 @@ def test_an_endpoint_that_does_not_answer_is_one_line_exit_2(tmp_path: Path) -> 
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     one_line_error(run_cli(root, "materialize", env=env), "does not answer", "endpoint_url")
+
+
+def test_no_credentials_at_all_is_one_line_exit_2(tmp_path: Path, s3_store: S3Store) -> None:
+    root = example(tmp_path / "shop", s3_store)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and k not in ("VIBEPIPER_HOME", "HOME")
+    }
+    env.update(HOME=str(tmp_path / "home"), AWS_EC2_METADATA_DISABLED="true")
+    result = subprocess.run(
+        [sys.executable, "-m", "vibepiper", "materialize"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    one_line_error(result, "no credentials", "AWS_ACCESS_KEY_ID")
+
+
+def test_partitioned_assets_on_s3(tmp_path: Path, s3_store: S3Store) -> None:
+    from tests.test_partitions import DAYS, PIPELINE, day_csv
+
+    root = write_project(
+        tmp_path / "proj",
+        {"pipeline": PIPELINE},
+        {f"data/events/{d}.csv": day_csv(d) for d in DAYS},
+        tool=s3_store.toml,
+    )
+    first = run_cli(root, "materialize", timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads(run_cli(root, "show", "rollup", "--json").stdout) == [
+        {"days": 90, "amount": 900}
+    ]
+    counted = run_cli(root, "query", "select count(*) as n from daily_orders", "--json")
+    assert json.loads(counted.stdout) == [{"n": 360}]
+    (root / "data" / "events" / f"{DAYS[3]}.csv").write_text(day_csv(DAYS[3], duplicate=True))
+    blocked = run_cli(root, "materialize")
+    assert blocked.returncode == 1
+    assert json.loads(run_cli(root, "show", "rollup", "--json").stdout) == [
+        {"days": 90, "amount": 900}
+    ]
+    assert run_cli(root, "doctor").returncode == 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 import tempfile
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 PART_SIZE = 16 * 1024 * 1024  # a multipart upload's parts; a smaller file is one PUT
 MULTIPART_AT = 32 * 1024 * 1024
 GRACE_SECONDS = 3600.0  # an unfinished upload this old is a dead writer's, whoever started it
+SOUND_MEMO = "sound-objects.json"  # in the cache: key -> ETag of objects found sound
 SHA_KEY = "vibepiper-sha256"  # the object's metadata: the file's hash, its asset and version
 ASSET_KEY = "vibepiper-asset"
 VERSION_KEY = "vibepiper-version"
@@ -93,7 +95,7 @@ class ObjectStore:
         self.cache = ParquetStore(self.cache_root)
         self._client: Any = None
         self._guard = threading.Lock()
-        self._sound: dict[str, str] = {}  # key -> ETag of an object found sound
+        self._sound: dict[str, str] | None = None  # key -> ETag of an object found sound
         self.created = 0  # objects this store's conditional creates made (others found theirs)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -478,10 +480,12 @@ class ObjectStore:
     def damage_many(self, versions: Mapping[Unit, str]) -> dict[Unit, str]:
         """`damage` of each: one listing of the store, and a HEAD only of the objects not
         found sound before with the same ETag (an object is never modified: one replaced
-        has another)."""
+        has another ETag). What was found sound is remembered in the cache folder."""
         if not versions:
             return {}
         listed = {item["Key"]: item.get("ETag", "") for item in self._listing(self.prefix)}
+        sound = self._sound_memo()
+        before = dict(sound)
         found: dict[Unit, str] = {}
         for unit, version in versions.items():
             if not VERSION_RE.fullmatch(version):
@@ -491,13 +495,35 @@ class ObjectStore:
             etag = listed.get(key)
             if etag is None:
                 found[unit] = "missing"
-            elif self._sound.get(key) == etag:
+            elif sound.get(key) == etag:
                 found[unit] = ""
             else:
                 found[unit] = self.damage(unit, version)
                 if not found[unit]:
-                    self._sound[key] = etag
+                    sound[key] = etag
+        if sound != before:
+            self._save_sound(sound)
         return found
+
+    def _sound_memo(self) -> dict[str, str]:
+        if self._sound is None:
+            try:
+                loaded = json.loads((self.cache_root / SOUND_MEMO).read_text())
+            except (OSError, ValueError):
+                loaded = {}
+            valid = isinstance(loaded, dict)
+            self._sound = {k: v for k, v in (loaded.items() if valid else ()) if isinstance(v, str)}
+        return self._sound
+
+    def _save_sound(self, sound: dict[str, str]) -> None:
+        """Written whole under a temporary name, then renamed (a lost update only costs
+        HEADs again)."""
+        path = self.cache_root / SOUND_MEMO
+        temp = path.with_name(f".{SOUND_MEMO}.{os.getpid()}{TMP_SUFFIX}")
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp.write_text(json.dumps(sound))
+            os.replace(temp, path)
 
     def verify(
         self, unit: Unit, data_version: str, *, full: bool = True, source: bool = False
