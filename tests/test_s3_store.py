@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example, run_cli, write_project
+from tests.conftest import catalog_rows, copy_example, run_cli, write_project
 from tests.helpers.s3server import S3Store
 from vibepiper.errors import StoreError
 from vibepiper.loader import StoreSettings
@@ -403,4 +403,30 @@ def test_partitioned_assets_on_s3(tmp_path: Path, s3_store: S3Store) -> None:
     assert json.loads(run_cli(root, "show", "rollup", "--json").stdout) == [
         {"days": 90, "amount": 900}
     ]
+    assert run_cli(root, "doctor").returncode == 0
+
+
+def test_other_data_in_a_versions_place_fails_the_asset_until_forced(
+    tmp_path: Path, s3_store: S3Store
+) -> None:
+    """The run recomputes an asset whose object is damaged; publishing it finds other
+    data there (412, another hash): that asset fails, saying so, and --force replaces it."""
+    import shutil
+
+    root = example(tmp_path / "shop", s3_store)
+    assert run_cli(root, "materialize").returncode == 0
+    key = next(k for k in s3_store.objects() if k.startswith("vp/customers/"))
+    s3_store.server.client().put_object(Bucket=s3_store.bucket, Key=key, Body=b"garbage")
+    shutil.rmtree(root / ".vibepiper" / "cache")
+    failed = run_cli(root, "materialize")
+    assert failed.returncode == 1
+    assert "9 skipped, 1 failed" in failed.stdout + failed.stderr
+    [(status, error)] = catalog_rows(
+        root,
+        "SELECT status, error FROM materializations WHERE asset = 'customers' "
+        "ORDER BY started_at DESC LIMIT 1",
+    )
+    assert status == "failed" and "the store is damaged" in error
+    forced = run_cli(root, "materialize", "customers", "--force")
+    assert forced.returncode == 0, forced.stderr
     assert run_cli(root, "doctor").returncode == 0

@@ -35,6 +35,10 @@ class Harness:
     store: Store
     garble: Callable[[Unit, str], None]  # overwrite published data with garbage
     leave_dead_temp: Callable[[Unit], None]  # what a writer that died leaves staged
+    # publishing a version over damaged data of that version replaces it (the local
+    # store); an object store reports a damaged store instead (SPEC §11), and replaces
+    # it only when asked to (`replace`, from --force)
+    publish_repairs: bool = True
 
 
 def parquet_harness(tmp_path: Path) -> Harness:
@@ -53,12 +57,39 @@ def parquet_harness(tmp_path: Path) -> Harness:
     return Harness(store, garble, leave_dead_temp)
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Harness]] = {"parquet": parquet_harness}
+def object_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    """The store in a new bucket of a real SeaweedFS server (tests/helpers/s3server.py);
+    unfinished uploads count as dead at once (no grace period)."""
+    from vibepiper.loader import StoreSettings
+    from vibepiper.storage.object_store import ObjectStore
+
+    s3 = request.getfixturevalue("s3_store")
+    settings = StoreSettings(s3.bucket, s3.prefix, s3.server.endpoint)
+    store = ObjectStore(settings, tmp_path / "cache", grace=0)
+    client = s3.server.client()
+
+    def garble(unit: Unit, version: str) -> None:
+        """Garbage in the object's place, and the cache's verified copy gone (the cache
+        is never stale, but a machine without a copy reads the object)."""
+        client.put_object(Bucket=s3.bucket, Key=store.key(unit, version), Body=os.urandom(200))
+        store.cache.path_for(unit, version).unlink(missing_ok=True)
+
+    def leave_dead_temp(unit: Unit) -> None:
+        key = f"{s3.prefix}{unit.asset}/{V2}.parquet"
+        client.create_multipart_upload(Bucket=s3.bucket, Key=key)
+
+    return Harness(store, garble, leave_dead_temp, publish_repairs=False)
+
+
+IMPLEMENTATIONS: dict[str, Callable[[Path, pytest.FixtureRequest], Harness]] = {
+    "parquet": lambda tmp_path, _: parquet_harness(tmp_path),
+    "s3": object_harness,
+}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    yield IMPLEMENTATIONS[request.param](tmp_path)
+    yield IMPLEMENTATIONS[request.param](tmp_path, request)
 
 
 @pytest.fixture
@@ -126,7 +157,12 @@ def test_publish_with_replace_and_over_damaged_data(harness: Harness) -> None:
 
     harness.garble(ORDERS, V1)
     assert store.damage(ORDERS, V1) == "damaged"
-    store.publish(store.stage(ORDERS, V1, to_arrow(frame)))  # damaged: replaced
+    if harness.publish_repairs:
+        store.publish(store.stage(ORDERS, V1, to_arrow(frame)))  # damaged: replaced
+    else:
+        with pytest.raises(StoreError, match="damaged"):
+            store.publish(store.stage(ORDERS, V1, to_arrow(frame)))
+        store.publish(store.stage(ORDERS, V1, to_arrow(frame)), replace=True)
     store.sync()
     assert store.damage(ORDERS, V1) == ""
     pd.testing.assert_frame_equal(store.read(ORDERS, V1), frame)

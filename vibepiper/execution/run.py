@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vibepiper.catalog.catalog import utcnow
+from vibepiper.errors import StoreError
 from vibepiper.execution import states
 from vibepiper.execution.executors import Executor, InProcessExecutor
 from vibepiper.execution.launch import Launch
@@ -510,7 +511,11 @@ class Run:
             self.ws.store.reject(staged, launch.job.materialization_id)
         elif result.state == states.SUCCEEDED:
             if staged is not None:
-                self.ws.store.publish(staged, replace=self.options.force)
+                try:
+                    self.ws.store.publish(staged, replace=self.options.force)
+                except StoreError as exc:  # an object store found other data in its place
+                    self.ws.store.discard(staged)
+                    return launch.stopped(str(exc), outcome.logs, attempts=1)
             if outcome.frame is not None:
                 self.memory.keep(launch.job.unit, outcome.frame)
         return result

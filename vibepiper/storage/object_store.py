@@ -87,8 +87,11 @@ _CONFIG_ERRORS = {
 class ObjectStore:
     """The data of every unit in an S3-compatible bucket, read through a local cache."""
 
-    def __init__(self, settings: StoreSettings, cache: Path | None = None) -> None:
+    def __init__(
+        self, settings: StoreSettings, cache: Path | None = None, *, grace: float = GRACE_SECONDS
+    ) -> None:
         self.settings = settings
+        self.grace = grace  # an unfinished upload older than this is a dead writer's
         self.bucket, self.prefix = settings.bucket, settings.prefix
         self.cache_root = cache if cache is not None else worker_cache(settings)
         # the cache (and the staging area: files are written next to their cached place)
@@ -99,11 +102,11 @@ class ObjectStore:
         self.created = 0  # objects this store's conditional creates made (others found theirs)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return ObjectStore, (self.settings, self.cache_root)
+        return _reopen, (self.settings, self.cache_root, self.grace)
 
     def for_workers(self) -> ObjectStore:
         """This store as a worker on another machine opens it: its own local cache."""
-        return _DetachedStore(self.settings)
+        return _DetachedStore(self.settings, grace=self.grace)
 
     # -- the client ----------------------------------------------------------------------
 
@@ -251,7 +254,8 @@ class ObjectStore:
         raise StoreError(
             f"the store is damaged: {self.url(key)} holds other data than version "
             f"{staged.data_version[:12]} of asset '{staged.unit.asset}' (another size or hash)",
-            "run `vibepiper doctor --repair` (it sets the object aside), then materialize again",
+            "run `vibepiper doctor --repair` (it sets the object aside, to look at), or "
+            f"replace it: `vibepiper materialize {staged.unit.asset} --force`",
         )
 
     def _same_content(self, key: str, temp: Path, staged: Staged) -> bool:
@@ -586,15 +590,18 @@ class ObjectStore:
             if entry is not None:
                 yield entry
         for upload in self._uploads():
-            rest = upload["Key"][len(self.prefix) :]
-            asset = rest.split("/", 1)[0]
-            yield Entry(
-                "temporary",
-                Unit(asset) if NAME_RE.fullmatch(asset) else None,
-                f"{rest}#{upload['UploadId']}",
-                f"{self.url(upload['Key'])} (unfinished upload {upload['UploadId'][:16]})",
-                modified=upload["Initiated"].timestamp(),
-            )
+            yield self._upload_entry(upload)
+
+    def _upload_entry(self, upload: dict[str, Any]) -> Entry:
+        rest = upload["Key"][len(self.prefix) :]
+        asset = rest.split("/", 1)[0]
+        return Entry(
+            "temporary",
+            Unit(asset) if NAME_RE.fullmatch(asset) else None,
+            f"{rest}#{upload['UploadId']}",
+            f"{self.url(upload['Key'])} (unfinished upload {upload['UploadId'][:16]})",
+            modified=upload["Initiated"].timestamp(),
+        )
 
     def _entry_of(self, rest: str, where: str, modified: float) -> Entry | None:
         parts = rest.split("/")
@@ -655,12 +662,9 @@ class ObjectStore:
         removed = self.cache.clean_temp_files()
         now = time.time()
         for upload in self._uploads():
-            if now - upload["Initiated"].timestamp() > GRACE_SECONDS:
-                with contextlib.suppress(Exception):
-                    self._s3(
-                        "abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-                removed.append(self.url(upload["Key"]))
+            if now - upload["Initiated"].timestamp() >= self.grace:
+                self._abort(upload["Key"], upload["UploadId"])
+                removed.append(self._upload_entry(upload).location)
         return removed
 
     def _abort(self, key: str, upload: str) -> None:
@@ -677,14 +681,16 @@ class ObjectStore:
 class _DetachedStore(ObjectStore):
     """An `ObjectStore` sent to a worker: it opens its own cache where it runs."""
 
-    def __init__(self, settings: StoreSettings, cache: Path | None = None) -> None:
-        super().__init__(settings, cache)
-
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return _DetachedStore, (self.settings,)
+        return _reopen, (self.settings, None, self.grace)
 
 
 _: type[Store] = ObjectStore  # mypy checks that it implements the interface
+
+
+def _reopen(settings: StoreSettings, cache: Path | None, grace: float) -> ObjectStore:
+    """The store unpickled in a worker (with no cache given: one of its own)."""
+    return ObjectStore(settings, cache, grace=grace)
 
 
 def worker_cache(settings: StoreSettings) -> Path:
