@@ -237,6 +237,7 @@ def _publisher(store: S3Store, rows: int, start: Path, *slow: str) -> subprocess
     )
 
 
+@pytest.mark.slow  # (CI runs it with the slow tests)
 def test_eight_processes_publish_the_same_content_once(tmp_path: Path, s3_store: S3Store) -> None:
     """All 8 succeed, exactly one creates the object, and a reader polling meanwhile
     only ever sees the whole object."""
@@ -381,6 +382,7 @@ def test_no_credentials_at_all_is_one_line_exit_2(tmp_path: Path, s3_store: S3St
     one_line_error(result, "no credentials", "AWS_ACCESS_KEY_ID")
 
 
+@pytest.mark.slow  # (CI runs it with the slow tests)
 def test_partitioned_assets_on_s3(tmp_path: Path, s3_store: S3Store) -> None:
     from tests.test_partitions import DAYS, PIPELINE, day_csv
 
@@ -406,6 +408,7 @@ def test_partitioned_assets_on_s3(tmp_path: Path, s3_store: S3Store) -> None:
     assert run_cli(root, "doctor").returncode == 0
 
 
+@pytest.mark.slow  # (CI runs it with the slow tests)
 def test_other_data_in_a_versions_place_fails_the_asset_until_forced(
     tmp_path: Path, s3_store: S3Store
 ) -> None:
