@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from common import PYTHON, git_state, machine, package_dir, save_report
-from figures import ROWS, Row, notes, render
+from figures import ROWS as FIGURE_ROWS
+from figures import Row, render
+from figures import notes as figure_notes
+from s3 import s3_notes, s3_rows
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -60,8 +63,16 @@ BENCHMARKS = (
         ("--quick",),
     ),
     Benchmark("sql", ("--rows", "1000000,10000000", "--repeat", "3"), ("--quick",)),
+    Benchmark("s3", ("--assets", "200", "--repeat", "5"), ("--quick",)),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
+# Each benchmark's report -> its rows: figures.py's, and s3.py's own (kept with its script).
+ROWS = {**FIGURE_ROWS, "s3": s3_rows}
+
+
+def notes(name: str, report: dict[str, Any]) -> list[str]:
+    """A line or two of derived figures the table has no column for."""
+    return s3_notes(report) if name == "s3" else figure_notes(name, report)
 
 
 @dataclass

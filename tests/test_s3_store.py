@@ -115,9 +115,13 @@ def test_example_project_end_to_end_on_s3(tmp_path: Path, s3_store: S3Store) -> 
     assert run_cli(root, "doctor").returncode == 0
 
 
-def test_processes_executor_matches_in_process_on_s3(tmp_path: Path, s3_store: S3Store) -> None:
+@pytest.mark.parametrize("executor", ["processes", "threads", "dask"])
+def test_every_executor_matches_in_process_on_s3(
+    tmp_path: Path, s3_store: S3Store, executor: str
+) -> None:
+    """The workers read their inputs from the bucket and (dask) upload their outputs."""
     root = example(tmp_path / "shop", s3_store)
-    made = run_cli(root, "materialize", "--executor", "processes", "--workers", "2")
+    made = run_cli(root, "materialize", "--executor", executor, "--workers", "2")
     assert made.returncode == 0, made.stderr
     local = copy_example(tmp_path / "local")
     assert run_cli(local, "materialize").returncode == 0

@@ -134,7 +134,13 @@ def dask_compute(job: Job, loader: GraphLoader, store: Store) -> TaskOutcome:
     sent at once as a Dask event, so that what a task logged before it was stopped (timed
     out, cancelled) is kept; the outcome carries them all when it ends."""
     in_worker()
-    return compute(job, loader, store, _dask_sink(job.materialization_id))
+    outcome = compute(job, loader, store, _dask_sink(job.materialization_id))
+    if outcome.staged is not None and outcome.error is None:
+        # the run's machine may not see this one's files: the store takes the output now
+        outcome.staged = store.hand_over(
+            outcome.staged, job.materialization_id, rejected=outcome.rejected
+        )
+    return outcome
 
 
 def _dask_sink(materialization_id: str) -> Callable[[LogLine], None] | None:

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 PART_SIZE = 16 * 1024 * 1024  # a multipart upload's parts; a smaller file is one PUT
 MULTIPART_AT = 32 * 1024 * 1024
 GRACE_SECONDS = 3600.0  # an unfinished upload this old is a dead writer's, whoever started it
+HANDED_OVER = "handed-over:"  # a staged output a worker elsewhere uploaded (Staged.location)
 SOUND_MEMO = "sound-objects.json"  # in the cache: key -> ETag of objects found sound
 SHA_KEY = "vibepiper-sha256"  # the object's metadata: the file's hash, its asset and version
 ASSET_KEY = "vibepiper-asset"
@@ -103,6 +104,16 @@ class ObjectStore:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return _reopen, (self.settings, self.cache_root, self.grace)
+
+    def hand_over(self, staged: Staged, materialization_id: str, *, rejected: bool) -> Staged:
+        """On a worker of another machine: upload the output now (see `Store.hand_over`).
+        The run's machine keeps the decision of recording it: an output published here
+        that the run does not record (it was cancelled) is an orphan for `store gc`."""
+        if rejected:
+            self.reject(staged, materialization_id)
+        else:
+            self.publish(staged)
+        return Staged(staged.unit, staged.data_version, HANDED_OVER + staged.location)
 
     def for_workers(self) -> ObjectStore:
         """This store as a worker on another machine opens it: its own local cache."""
@@ -222,9 +233,18 @@ class ObjectStore:
         """Upload a staged file to its version's key, created only if absent (replaced with
         `replace`); the file then becomes the cached copy. An object of that version already
         there with other content is a damaged store: a StoreError (unless `replace`)."""
+        key = self.key(staged.unit, staged.data_version)
+        if staged.location.startswith(HANDED_OVER):  # a worker elsewhere uploaded it
+            found = self._object(key)
+            if found is None or _metadata_damage(found, staged.unit.asset, staged.data_version):
+                raise StoreError(
+                    f"the output of asset '{staged.unit.asset}' a worker uploaded is not in "
+                    f"the store ({self.url(key)})",
+                    "run `vibepiper materialize` again",
+                )
+            return
         temp = self.cache.staged_path(staged)
         final = self.cache.path_for(staged.unit, staged.data_version)
-        key = self.key(staged.unit, staged.data_version)
         if not temp.exists():
             if final.exists() and self._object(key) is not None:
                 return  # published already
@@ -327,6 +347,8 @@ class ObjectStore:
         )
 
     def reject(self, staged: Staged, materialization_id: str) -> None:
+        if staged.location.startswith(HANDED_OVER):
+            return  # the worker kept it as rejected already
         temp = self.cache.staged_path(staged)
         key = self._kept_key(staged.unit, materialization_id, "rejected")
         if temp.exists():
@@ -334,7 +356,9 @@ class ObjectStore:
         self.cache.discard(staged)
 
     def discard(self, staged: Staged) -> None:
-        self.cache.discard(staged)
+        """Drop a staged output (a worker's upload stays: an orphan `store gc` removes)."""
+        if not staged.location.startswith(HANDED_OVER):
+            self.cache.discard(staged)
 
     def keep_quarantine(self, unit: Unit, materialization_id: str, frame: Any) -> None:
         self.cache.keep_quarantine(unit, materialization_id, frame)
@@ -689,7 +713,11 @@ _: type[Store] = ObjectStore  # mypy checks that it implements the interface
 
 
 def _reopen(settings: StoreSettings, cache: Path | None, grace: float) -> ObjectStore:
-    """The store unpickled in a worker (with no cache given: one of its own)."""
+    """The store unpickled in a worker. With no cache given, it stays detached through
+    every pickling on the way (Dask's scheduler unpickles and pickles tasks again): each
+    machine that opens it picks a cache of its own."""
+    if cache is None:
+        return _DetachedStore(settings, grace=grace)
     return ObjectStore(settings, cache, grace=grace)
 
 

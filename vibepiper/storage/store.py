@@ -180,6 +180,14 @@ class Store(Protocol):
         """Remove what writers that died left staged; return where each was."""
         ...
 
+    def hand_over(self, staged: Staged, materialization_id: str, *, rejected: bool) -> Staged:
+        """In a worker whose files the run cannot read (another machine): make the staged
+        output reachable, and return the handle the run then publishes, rejects or
+        discards. The local store returns it as it is (its workers share its disk); an
+        object store's worker copy uploads it now (published by conditional create, or
+        kept as rejected), and the run's publish then only confirms that it is there."""
+        ...
+
     def for_workers(self) -> Store:
         """This store as a worker on another machine opens it (the local store: itself,
         whose workers must see its folder)."""
