@@ -263,6 +263,10 @@ class ObjectStore:
             os.replace(temp, final)  # the cached copy: what the next reads of it find
             return
         found = self._object(key)
+        if found is None and self._upload(temp, key, metadata, only_new=True):
+            self.created += 1  # it was removed between our create and our look: made now
+            os.replace(temp, final)
+            return
         theirs = (found or {}).get("Metadata", {}).get(SHA_KEY)
         if found is not None and theirs == digest:
             os.replace(temp, final)  # the same file was published already
