@@ -69,6 +69,7 @@ def test_serve_killed_at_random_moments_runs_each_due_tick_exactly_once(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 200 restarts of serve: near 300 s when the other worker is busy
 def test_serve_killed_two_hundred_times_runs_each_due_tick_exactly_once(
     tmp_path: Path,
 ) -> None:

@@ -115,7 +115,9 @@ def test_example_project_end_to_end_on_s3(tmp_path: Path, s3_store: S3Store) -> 
     assert run_cli(root, "doctor").returncode == 0
 
 
-@pytest.mark.parametrize("executor", ["processes", "threads", "dask"])
+@pytest.mark.parametrize(
+    "executor", ["processes", "threads", pytest.param("dask", marks=pytest.mark.slow)]
+)
 def test_every_executor_matches_in_process_on_s3(
     tmp_path: Path, s3_store: S3Store, executor: str
 ) -> None:
