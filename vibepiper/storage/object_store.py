@@ -439,19 +439,17 @@ class ObjectStore:
         return self.url(f"{self.prefix}{rel}")
 
     def read(self, unit: Unit, data_version: str) -> pd.DataFrame:
-        path = self._cached(unit, data_version)
-        return self._verified(
-            path,
-            lambda: self._cached(unit, data_version),
-            lambda: self.cache.read(unit, data_version),
-        )
+        frame: pd.DataFrame = self._read(unit, data_version, self.cache.read)
+        return frame
 
     def read_table(self, unit: Unit, data_version: str) -> pa.Table:
+        return self._read(unit, data_version, self.cache.read_table)
+
+    def _read(self, unit: Unit, data_version: str, reader: Callable[[Unit, str], Any]) -> Any:
+        """`reader` (the cache's read) of the published data, fetched if not cached."""
         path = self._cached(unit, data_version)
         return self._verified(
-            path,
-            lambda: self._cached(unit, data_version),
-            lambda: self.cache.read_table(unit, data_version),
+            path, lambda: self._cached(unit, data_version), lambda: reader(unit, data_version)
         )
 
     def read_kept(self, unit: Unit, materialization_id: str, kind: Kept) -> pd.DataFrame:
