@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import catalog_rows, run_cli, write_project
+from .conftest import catalog_rows, cli_env, run_cli, write_project
 
 CHAIN = """
 import pandas as pd
@@ -178,3 +180,65 @@ def test_a_no_op_writes_the_catalog_in_as_many_statements_at_any_size(
 
     assert work[0] == work[1]
     assert work[0][1] > 0  # the run and its skipped assets are recorded
+
+
+# What a no-op touches, seen from inside the real CLI process: every file it opens (an
+# audit hook) and every module it imported (sys.modules at its end).
+WATCHED_CLI = """
+import sys
+
+seen = []
+
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        seen.append(("open", str(args[0])))
+
+sys.addaudithook(hook)
+from vibepiper.cli.main import main
+
+try:
+    main()
+finally:
+    seen += [("import", name) for name in list(sys.modules)]
+    with open(sys.argv[0] + ".seen", "w") as out:
+        out.write("\\n".join(f"{kind} {what}" for kind, what in seen))
+"""
+
+
+def watched_run(root: Path, *args: str) -> tuple[set[str], set[str]]:
+    """(files opened, modules imported) by `vibepiper ARGS` in `root`."""
+    script = root.parent / "watched_cli.py"
+    script.write_text(WATCHED_CLI)
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=cli_env(None),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = Path(f"{script}.seen").read_text().splitlines()
+    opened = {line.split(" ", 1)[1] for line in seen if line.startswith("open ")}
+    imported = {line.split(" ", 1)[1] for line in seen if line.startswith("import ")}
+    return opened, imported
+
+
+@pytest.mark.parametrize("command", [("materialize",), ("status",)])
+def test_a_no_op_opens_no_stored_file_and_imports_no_project_module(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    root = write_project(tmp_path / "proj", {"pipeline": CHAIN, "more": many_assets(30)})
+    assert run_cli(root, "materialize").returncode == 0
+    assert run_cli(root, "materialize").returncode == 0  # every stored file found sound
+
+    opened, imported = watched_run(root, *command)
+
+    store = root / ".vibepiper" / "store"
+    assert not [path for path in opened if Path(path).is_relative_to(store)]
+    assert not imported & {"pipeline", "more", "pandas"}
+    # The check sees what it should: a run that computes opens and imports them.
+    (root / "pipeline.py").write_text(CHAIN.replace("x * 2", "x * 3"))
+    opened, imported = watched_run(root, "materialize")
+    assert {"pipeline", "pandas"} <= imported and "more" not in imported
+    assert [path for path in opened if Path(path).is_relative_to(store)]

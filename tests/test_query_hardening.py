@@ -117,7 +117,7 @@ def test_ctrl_c_stops_a_long_query_with_exit_130_and_one_line(
     endless_query.send_signal(signal.SIGINT)
     out, err = endless_query.communicate(timeout=60)
 
-    assert endless_query.returncode == 130
+    assert endless_query.returncode == 130, err
     assert one_line(err) == "interrupted"
     assert out == ""
     assert list((built / ".vibepiper" / "query-tmp").iterdir()) == []  # cleaned up

@@ -150,7 +150,7 @@ class Group(click.Group):
         except click.ClickException as exc:
             click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+        except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C outside click's own try
             click.echo("interrupted", err=True)
             sys.exit(EXIT_CANCELLED)
         sys.exit(code if isinstance(code, int) else 0)  # ctx.exit(n) comes back as n
