@@ -992,3 +992,31 @@ def test_source_files_are_read_as_csv_parquet_json_or_with_read(tmp_path: Path) 
     for name in ("from_csv", "from_parquet", "from_json", "from_jsonl"):
         assert project.read(name).to_dict("list") == expected, name
     assert project.read("from_txt").to_dict("list") == {"name": ["a", "b"], "id": [1, 2]}
+
+
+def test_a_known_order_is_used_only_when_it_orders_these_very_edges() -> None:
+    """A snapshot's saved order spares sorting the graph again; an order from disk that
+    does not fit the edges (edited, forged, stale) is not used: the graph is sorted."""
+    assets = [make("c", "b"), make("b", "a"), make("a"), make("d")]
+    sorted_order = Graph.build(assets).order
+    assert sorted_order == ("a", "d", "b", "c")
+
+    another_valid = ("d", "a", "b", "c")
+    assert Graph.build(assets, order=another_valid).order == another_valid
+    for wrong in [
+        ("c", "b", "a", "d"),  # an asset before its upstream
+        ("a", "b", "c"),  # one missing
+        ("a", "a", "b", "c"),  # one twice, one missing
+        ("a", "b", "c", "d", "e"),  # one too many
+        ("a", "x", "b", "c"),  # one unknown
+    ]:
+        assert Graph.build(assets, order=wrong).order == sorted_order
+
+
+def test_an_earlier_graph_gives_its_order_only_if_its_edges_are_these() -> None:
+    before = Graph.build([make("a"), make("b"), make("c", "b")])
+    forced = dataclasses.replace(before, order=("b", "c", "a"))  # (as if sorted otherwise)
+    same = Graph.build([make("a"), make("b"), make("c", "b")], like=forced)
+    assert same.order == forced.order  # same edges: not sorted again
+    other = Graph.build([make("a"), make("b", "a"), make("c", "b")], like=forced)
+    assert other.order == ("a", "b", "c")  # new edges: sorted

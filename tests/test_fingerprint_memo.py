@@ -244,3 +244,37 @@ def test_dump_strips_what_a_full_walk_strips() -> None:
                 assert ast.dump(node) == before  # the tree is given back as it was
                 defs += 1
     assert defs > 500
+
+
+def test_an_edit_dumps_only_the_edited_functions_tree(
+    proj: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The syntax-tree hash is also remembered by the function's own text: an edited file
+    is parsed again, but only the function whose text changed is hashed again."""
+    dumped: list[str] = []
+    dump = fingerprint._dump
+
+    def spy(node: object, **kwargs: bool) -> str:
+        dumped.append(getattr(node, "name", "?"))
+        return dump(node, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fingerprint, "_dump", spy)
+    edit(proj / "derived.py", "first.n * FACTOR", "first.n * FACTOR + 0")
+
+    project = loaded(proj)
+
+    assert dumped == ["scaled"]
+    assert project.codes == without_memo(project)
+
+
+def test_a_remembered_tree_hash_that_is_not_one_is_ignored(proj: Path) -> None:
+    memo = proj / MEMO
+    entries = json.loads(memo.read_text())
+    assert any(" tree-text " in key for key in entries)
+    forged = {k: [*e[:3], "../x" if " tree-text " in k else e[3]] for k, e in entries.items()}
+    memo.write_text(json.dumps(forged))
+    edit(proj / "derived.py", "first.n * FACTOR", "first.n * FACTOR + 0")
+
+    project = loaded(proj)
+
+    assert project.codes == without_memo(project)

@@ -119,7 +119,8 @@ class Project:
                 for n in stale.graph.order
                 if stale.modules.holder.get(n) not in imported
             ]
-        self.graph = Graph.build([*found.assets, *kept], found.checks)
+        like = stale.graph if stale is not None else None
+        self.graph = Graph.build([*found.assets, *kept], found.checks, like=like)
         _check_sql_assets(found.assets)
         self._schedules = tuple((s, found.holder[id(s)]) for s in found.schedules)
         if stale is not None:

@@ -322,7 +322,8 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
         defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
     listing = {check_name(row["name"]): row for row in data["listing"]}
-    graph = replace(Graph.build(assets), check_reads=MappingProxyType(reads))
+    order = [a.name for a in assets]  # saved in the graph's order
+    graph = replace(Graph.build(assets, order=order), check_reads=MappingProxyType(reads))
     tree = tuple(map(str, data["tree"]))
     _check_tree(tree, data["key"]["modules"])
     modules = Modules(

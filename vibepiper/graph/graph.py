@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -27,7 +27,18 @@ class Graph:
     )
 
     @classmethod
-    def build(cls, assets: Iterable[AssetDef], checks: Iterable[CheckDef] = ()) -> Graph:
+    def build(
+        cls,
+        assets: Iterable[AssetDef],
+        checks: Iterable[CheckDef] = (),
+        *,
+        order: Sequence[str] | None = None,
+        like: Graph | None = None,
+    ) -> Graph:
+        """The graph of `assets` and their `checks`. The nodes are sorted once, the same
+        way for the same edges; not again when `order` (what a build of these very edges
+        gave: a snapshot's) is a topological order of them, or when `like` (an earlier
+        graph) has exactly these edges."""
         by_name: dict[str, AssetDef] = {}
         for defn in assets:
             other = by_name.get(defn.name)
@@ -46,7 +57,13 @@ class Graph:
         for name, read in reads.items():
             upstream[name] = tuple(dict.fromkeys([*upstream[name], *read]))
         _check_partitions(by_name, upstream, reads)
-        order = _topological_order(upstream)
+        if like is not None and like.upstream == upstream:
+            order = like.order
+        order = (
+            tuple(order)
+            if order is not None and _orders(order, upstream)
+            else _topological_order(upstream)
+        )
         downstream: dict[str, list[str]] = {name: [] for name in by_name}
         for name in order:
             for up in upstream[name]:
@@ -170,6 +187,19 @@ def _attach_checks(
         if chk not in seen:
             seen.append(chk)
     return {name: tuple(defs) for name, defs in result.items()}
+
+
+def _orders(order: Sequence[str], upstream: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether `order` lists every node of `upstream` once, each after its upstream."""
+    if len(order) != len(upstream):
+        return False
+    position: dict[str, int] = {}
+    for name in order:
+        ups = upstream.get(name)
+        if ups is None or name in position or not all(u in position for u in ups):
+            return False
+        position[name] = len(position)
+    return True
 
 
 def _topological_order(upstream: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:

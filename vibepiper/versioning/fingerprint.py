@@ -30,8 +30,8 @@ from vibepiper.versioning.source_cache import (
     Identity,
     IdentityMemo,
     identity_of,
+    parsed,
     statements,
-    syntax_tree,
 )
 
 # Libraries every asset depends on implicitly: its inputs and output are their objects.
@@ -133,7 +133,7 @@ class Fingerprinter:
 
     def __init__(self, memo: IdentityMemo | None = None) -> None:
         self.memo = memo
-        self._trees: dict[str, dict[int | str, ast.AST]] = {}
+        self._trees: dict[str, dict[int | str, tuple[ast.AST, str]]] = {}
         # (id, with defaults) -> (the object, kept alive so its id stays unique; hash)
         self._own: dict[tuple[int, bool], tuple[Any, str]] = {}
         self._identities: dict[str, Identity | None] = {}
@@ -273,10 +273,19 @@ class Fingerprinter:
         index = self._trees.get(filename)
         if index is None:
             index = self._trees[filename] = _index_file(filename)
-        node = index.get(where)
-        if node is None:
+        found = index.get(where)
+        if found is None:
             return _digest(_bytecode(target))
-        return remembered.keep(_digest(_dump(node, defaults=defaults)))
+        node, text = found
+        # The same text parses to the same tree wherever it is: after an edit, only the
+        # edited function is dumped again, not the other functions of its file.
+        by_text = f"{sys.implementation.cache_tag} tree-text {int(defaults)} {text}"
+        value = self.memo.get(by_text, _ANY_FILE) if self.memo is not None else None
+        if value is None or not _is_digest(value):
+            value = _digest(_dump(node, defaults=defaults))
+            if self.memo is not None:
+                self.memo.put(by_text, _ANY_FILE, value)
+        return remembered.keep(value)
 
     def _global_loads(self, code: types.CodeType) -> dict[str, set[str]]:
         """`_global_loads(code)`, remembered by what it reads (`_code_key`): after an edit
@@ -397,12 +406,17 @@ def _loads_from_text(text: str | None) -> dict[str, set[str]] | None:
     return {str(k): set(v) for k, v in loaded.items()}
 
 
-def _index_file(filename: str) -> dict[int | str, ast.AST]:
-    """Every function (by first line, decorators included) and class (by qualname)."""
-    tree = syntax_tree(filename)
+def _index_file(filename: str) -> dict[int | str, tuple[ast.AST, str]]:
+    """Every function (by first line, decorators included) and class (by qualname), with
+    a digest of its source text (from its `def` or `class` line to its last line)."""
+    tree, lines = parsed(filename)
     if tree is None:
         return {}
-    index: dict[int | str, ast.AST] = {}
+    index: dict[int | str, tuple[ast.AST, str]] = {}
+
+    def text_of(node: ast.stmt) -> str:
+        end = getattr(node, "end_lineno", None) or node.lineno
+        return hashlib.sha256(b"\n".join(lines[node.lineno - 1 : end])).hexdigest()
 
     def visit(node: ast.AST, prefix: str) -> None:
         for child in ast.iter_child_nodes(node):
@@ -412,10 +426,10 @@ def _index_file(filename: str) -> dict[int | str, ast.AST]:
                 first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
                 qualname = f"{prefix}{child.name}"
                 if isinstance(child, ast.ClassDef):
-                    index[qualname] = child
+                    index[qualname] = (child, text_of(child))
                     visit(child, f"{qualname}.")
                 else:
-                    index[first] = child
+                    index[first] = (child, text_of(child))
                     visit(child, f"{qualname}.<locals>.")
             else:
                 visit(child, prefix)
@@ -613,3 +627,8 @@ def _normalized(query: str) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def _is_digest(value: str) -> bool:
+    """Whether `value` (read from the memo, a file on disk) has the form `_digest` gives."""
+    return len(value) == 24 and all(c in "0123456789abcdef" for c in value)

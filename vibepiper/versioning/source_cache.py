@@ -44,12 +44,14 @@ class Identities:
 
 
 _TREES: dict[tuple[str, Identity], ast.Module | None] = {}
+_LINES: dict[tuple[str, Identity], list[bytes]] = {}  # the bytes each tree was parsed from
 _KEPT_TREES = 32
 
 
 def forget_trees() -> None:
     """Drop the parsed files (a 400-function module's tree holds tens of MB)."""
     _TREES.clear()
+    _LINES.clear()
 
 
 def statements(node: ast.AST) -> Iterator[ast.AST]:
@@ -73,20 +75,28 @@ def syntax_tree(filename: str) -> ast.Module | None:
     """The parsed file (None if it cannot be read or parsed), parsed once while the file
     keeps its identity, until `forget_trees`: the fingerprints and the import graph of one
     load share it."""
+    return parsed(filename)[0]
+
+
+def parsed(filename: str) -> tuple[ast.Module | None, list[bytes]]:
+    """`syntax_tree(filename)`, and the lines of the very bytes it was parsed from (a
+    node's `lineno`..`end_lineno` there are its source text)."""
     try:
         key = (filename, identity_of(os.stat(filename)))
     except (OSError, ValueError):
-        return None
+        return None, []
     if key in _TREES:
-        return _TREES[key]
+        return _TREES[key], _LINES.get(key, [])
     try:
-        tree: ast.Module | None = ast.parse(Path(filename).read_bytes())
+        data = Path(filename).read_bytes()
+        tree: ast.Module | None = ast.parse(data)
     except (OSError, SyntaxError, ValueError):
-        tree = None
+        tree, data = None, b""
     if len(_TREES) >= _KEPT_TREES:
-        _TREES.clear()
+        forget_trees()
     _TREES[key] = tree
-    return tree
+    _LINES[key] = data.splitlines()
+    return tree, _LINES[key]
 
 
 class IdentityMemo:
@@ -120,7 +130,7 @@ class IdentityMemo:
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp.write_text(json.dumps(entries, sort_keys=True))
+            temp.write_text(json.dumps(entries))
             os.replace(temp, self.path)
         except OSError:
             with contextlib.suppress(OSError):  # e.g. the home is a file: nothing was made
