@@ -4,6 +4,7 @@ fingerprinter (code versions and the words for what changed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import textwrap
@@ -13,11 +14,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vibepiper import asset, check, expect, source_file
 from vibepiper.errors import VibePiperError
 from vibepiper.graph.graph import Graph
 from vibepiper.units import Unit
+from vibepiper.versioning import planner
 from vibepiper.versioning.fingerprint import CodeVersion, Fingerprinter
 from vibepiper.versioning.freshness import (
     STALE,
@@ -395,3 +399,51 @@ def test_a_pinned_version_is_the_code_version(tmp_path: Path) -> None:
 def test_every_kind_of_reason_renders_words(kind: Why) -> None:
     text = str(Reason(kind, "x", "detail", ("c",)))
     assert text and "Why." not in text
+
+
+# -- the quick check is only a shortcut ----------------------------------------------------
+
+LAST_ATTEMPTS = ["succeeded", "failed", "check_failed", "cancelled"]
+
+
+@st.composite
+def catalog_states(draw: st.DrawFn) -> tuple[dict[Unit, Current], Observed]:
+    """Any mix of what the catalog and the store can say about GRAPH's assets."""
+    made = everything_current()
+    changed_codes: dict[str, CodeVersion] = {}
+    damage: dict[Unit, str] = {}
+    for name in NAMES:
+        unit = Unit(name)
+        if draw(st.booleans()) and draw(st.booleans()):
+            del made[unit]
+            continue
+        cur = made[unit]
+        inputs = dict(cur.inputs)
+        for up in list(inputs):
+            inputs[up] = draw(st.sampled_from([inputs[up], "other", None]))
+        if draw(st.booleans()) and draw(st.booleans()):
+            inputs["removed"] = "x"
+        made[unit] = dataclasses.replace(
+            cur,
+            inputs=inputs,
+            last_attempt=draw(st.sampled_from(LAST_ATTEMPTS)),
+            data_version=draw(st.sampled_from([cur.data_version, "other"])),
+        )
+        if draw(st.booleans()) and draw(st.booleans()):
+            changed_codes[name] = CodeVersion("c2", {"code": "h2", "config": "k1"})
+        damage[unit] = draw(st.sampled_from(["", "", "missing", "damaged"]))
+    return made, observed(changed_codes, damage=damage)
+
+
+@settings(max_examples=300, deadline=None)
+@given(state=catalog_states(), force=st.booleans(), whole=st.booleans())
+def test_the_quick_check_decides_as_judging_in_full_does(
+    state: tuple[dict[Unit, Current], Observed], force: bool, whole: bool
+) -> None:
+    made, seen = state
+    options = PlanOptions(force=force, whole_graph=whole)
+    quick = make_plan(GRAPH, made, seen, units(*NAMES), options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(planner, "_quick_check", lambda *args: None)
+        full = make_plan(GRAPH, made, seen, units(*NAMES), options)
+    assert quick.decisions == full.decisions

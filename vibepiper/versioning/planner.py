@@ -172,19 +172,23 @@ def _quick_check(
     observed: Observed,
     stale_assets: set[str],
 ) -> Callable[[Unit, Current | None], bool] | None:
-    """For the partitions of a partitioned asset, a quick test that one is fresh in the
-    common case, so that planning thousands of them does not judge each in full: its
-    data exists, is sound, was made by the same code from the same partitions of its
-    inputs (each read as one partition), and its last attempt succeeded. A partition it
-    does not pass is judged in full. None for assets it does not apply to (unpartitioned,
-    sources, max_age, checks that read other assets, inputs read whole or in windows)."""
+    """A quick test that a unit is fresh in the common case, so that planning thousands
+    of assets or partitions does not judge each in full: its data exists, is sound, was
+    made by the same code from the same data of its inputs (each an unpartitioned asset
+    read whole, or the same partition of an asset partitioned the same way), and its last
+    attempt succeeded. A unit it does not pass is judged in full. None for assets it does
+    not apply to (sources, max_age, checks that read other assets, inputs read in windows
+    or across partitionings, an input stale in this plan)."""
     defn = graph.assets[name]
-    if defn.partitions is None or defn.is_source or defn.max_age is not None:
+    if defn.is_source or defn.max_age is not None:
         return None
     if graph.check_reads.get(name) or any(up in stale_assets for up in graph.upstream[name]):
         return None
     theirs = [graph.assets[up].partitions for up in defn.inputs.values()]
-    if defn.lookback or not all(defn.partitions.same_as(p) for p in theirs):
+    if defn.partitions is None:
+        if not all(p is None for p in theirs):
+            return None
+    elif defn.lookback or not all(defn.partitions.same_as(p) for p in theirs):
         return None
     code, damage = observed.codes[name].version, observed.damage
     errors = observed.errors
