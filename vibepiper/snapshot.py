@@ -284,8 +284,9 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
     assets, codes, reads, defaults = [], {}, {}, {}
     holder: dict[str, str] = {}
     check_holders: dict[str, tuple[str, ...]] = {}
+    valid: set[str] = set()
     for entry in data["assets"]:
-        _check_names(entry)
+        _check_names(entry, valid)
         if entry["check_reads"]:
             reads[entry["name"]] = MappingProxyType(
                 {str(k): tuple(map(str, v)) for k, v in dict(entry["check_reads"]).items()}
@@ -365,14 +366,16 @@ def _check_tree(tree: tuple[str, ...], listed: list[str]) -> None:
             raise ValueError(f"module {name!r} is not of the project's tree")
 
 
-def _check_names(entry: dict[str, Any]) -> None:
+def _check_names(entry: dict[str, Any], valid: set[str]) -> None:
     """Raise (a DefinitionError, or a TypeError) unless every asset named in `entry` has a
-    name `@asset` would accept, and every parameter name is an identifier."""
-    for name in [entry["name"], *entry["upstream"], *dict(entry["inputs"]).values()]:
-        check_name(name)
+    name `@asset` would accept, and every parameter name is an identifier. `valid`: the
+    names already found valid (each name is looked at once, however often it is read)."""
+    named = [entry["name"], *entry["upstream"], *dict(entry["inputs"]).values()]
     for reads in dict(entry["check_reads"]).values():
-        for name in reads:
-            check_name(name)
+        named.extend(reads)
+    for name in named:
+        if name not in valid:
+            valid.add(check_name(name))
     params = [*dict(entry["inputs"]), *dict(entry["config"])]
     if not all(isinstance(p, str) and p.isidentifier() for p in params):
         raise TypeError("a parameter name is not an identifier")

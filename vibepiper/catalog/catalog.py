@@ -445,8 +445,16 @@ def _insert(con: Any, table: str, rows: list[dict[str, Any]]) -> None:
         return
     types = COLUMN_TYPES[table]
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    lists = [[_utc(row.get(column)) for row in rows] for column in columns]
-    if all(isinstance(value, _PLAIN) for values in lists for value in values):
+    lists = []
+    plain = True
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        kinds = set(map(type, values))  # a handful: looked at once each, not per value
+        if any(issubclass(kind, datetime) for kind in kinds):
+            values = [_utc(value) for value in values]
+        plain = plain and all(issubclass(kind, _PLAIN) for kind in kinds)
+        lists.append(values)
+    if plain:
         selected = ", ".join(f"unnest(?::{types[c]}[]) AS {c}" for c in columns)
         con.execute(f"INSERT INTO {table} BY NAME SELECT {selected}", lists)
         return

@@ -227,6 +227,8 @@ def log_rows(
 
 def config_json(config: Mapping[str, Any]) -> str:
     """The configuration values as JSON; values JSON cannot hold are given by repr."""
+    if not config:  # most assets: no configuration
+        return "{}"
     try:
         return json.dumps(dict(config), default=repr)
     except Exception:  # e.g. a value whose own methods raise
