@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -189,7 +188,7 @@ def run_row(
         "status": status,
         "selection": selection,
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        "host": _hostname(),
         "command": " ".join(sys.argv)[:500],
         "kind": kind,
         "trigger": trigger,
@@ -223,6 +222,12 @@ def log_rows(
         }
         for seq, line in enumerate(lines, start=first)
     ]
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def config_json(config: Mapping[str, Any]) -> str:

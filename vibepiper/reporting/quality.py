@@ -8,7 +8,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.etree import ElementTree as ET
 
 from vibepiper.execution.states import RunResult
 from vibepiper.graph.graph import Graph
@@ -109,6 +108,7 @@ def _sample_rows(sample: str | None) -> list[str]:
 
 def write_junit(path: Path, findings: Sequence[Finding]) -> None:
     """One testcase per check (classname = asset); error-severity failures are failures."""
+    from xml.etree import ElementTree as ET
     suite = ET.Element("testsuite", name="vibepiper")
     tests = failures = 0
     for finding in findings:
