@@ -302,3 +302,65 @@ def test_a_snapshot_naming_a_module_outside_the_tree_imports_everything(parts: P
     edit_file(parts, "alpha.py", "[10, 20]", "[10, 30]")
     assert stale(parts) == ["a2", "d1"]
     assert imported_now(parts) == {"alpha", "beta", "gamma", "delta", "helpers"}
+
+
+# -- entries leave out what most assets have ---------------------------------------------
+
+VARIED = """
+from datetime import timedelta
+
+import pandas as pd
+import pandera.pandas as pa
+from vibepiper import asset, expect, source_file
+
+raw = source_file("raw", "data/raw.csv")
+
+
+class Doubled(pa.DataFrameModel):
+    n: int
+
+
+@asset
+def plain(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw
+
+
+@asset(
+    tags=["core", "daily"],
+    group="marts",
+    schema=Doubled,
+    checks=[expect.not_null("n")],
+    max_age=timedelta(hours=2),
+)
+def doubled(plain: pd.DataFrame, factor: int = 2) -> pd.DataFrame:
+    '''Twice the raw numbers.'''
+    return plain.assign(n=plain.n * factor)
+"""
+
+
+def test_a_snapshot_answers_as_a_full_import_does(project_dir: Callable[..., Path]) -> None:
+    root = project_dir({"varied": VARIED}, {"data/raw.csv": "n\n1\n2\n"})
+    assert run_cli(root, "materialize").returncode == 0
+    saved = json.loads((root / ".vibepiper" / "snapshot.json").read_text())
+    entries = {entry["name"]: entry for entry in saved["assets"]}
+    assert "tags" not in entries["plain"] and entries["doubled"]["tags"] == ["core", "daily"]
+
+    for command in (["list", "--json"], ["status", "--json"], ["explain", "doubled"]):
+        from_snapshot = run_cli(root, *command)
+        imported = run_cli(root, *command, env={"VIBEPIPER_NO_SNAPSHOT": "1"})
+        assert from_snapshot.returncode == imported.returncode == 0, from_snapshot.stderr
+        assert from_snapshot.stdout == imported.stdout
+
+
+@pytest.mark.parametrize("entry", [["plain"], {"name": "plain", 1: "x"}, "plain", None])
+def test_a_snapshot_entry_that_is_not_one_is_not_used(proj: Path, entry: object) -> None:
+    path = proj / ".vibepiper" / "snapshot.json"
+    saved = json.loads(path.read_text())
+    saved["assets"][0] = entry
+    path.write_text(json.dumps(saved))
+    imported(proj)
+
+    proc = run_cli(proj, "status")
+
+    assert proc.returncode == 0, proc.stderr
+    assert imported(proj)  # the snapshot was not used: the project was imported

@@ -30,7 +30,7 @@ from vibepiper.graph.graph import Graph
 from vibepiper.version import __version__
 from vibepiper.versioning.fingerprint import UNKNOWN, CodeVersion, config_texts
 
-FORMAT = 8
+FORMAT = 9
 FILENAME = "snapshot.json"
 
 
@@ -105,7 +105,7 @@ def save(
         "packages": {str(d): _listing(d) for d in _package_dirs(files)},
         "libraries": libraries,
         "assets": [_asset_entry(graph.assets[n], graph, codes[n], modules) for n in graph.order],
-        "listing": listing,
+        "listing": [_compact(row, LISTING_DEFAULTS) for row in listing],
         "tree": list(modules.tree),
         "modules": dict(modules.files),
         "imports": {name: list(found) for name, found in modules.imports.items()},
@@ -237,7 +237,62 @@ def _installed(name: str) -> str | None:
     return str(folder) if folder is not None and Path(folder).is_dir() else None
 
 
+# What most assets have: an entry (a listing row) leaves out what equals these, and is
+# read back over them (a snapshot of thousands of assets is far smaller, read faster).
+ENTRY_DEFAULTS: dict[str, Any] = {
+    "check_holders": [],
+    "inputs": {},
+    "upstream": [],
+    "check_reads": {},
+    "tags": [],
+    "group": "default",
+    "description": "",
+    "max_age": None,
+    "source_path": None,
+    "automation": None,
+    "watch": False,
+    "partitions": None,
+    "time_column": None,
+    "lookback": {},
+    "sql": None,
+    "read_as": {},
+    "config": {},
+}
+LISTING_DEFAULTS: dict[str, Any] = {  # in the order of `list --json`'s keys
+    "name": None,
+    "deps": [],
+    "tags": [],
+    "group": "default",
+    "description": "",
+    "checks": [],
+    "schema": None,
+    "source": None,
+    "partitions": None,
+}
+
+
+def _compact(row: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in defaults or v != defaults[k]}
+
+
+def _full(row: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """A compacted row read back (a TypeError if it is not a mapping of texts)."""
+    if not isinstance(row, dict) or not all(isinstance(k, str) for k in row):
+        raise TypeError("a snapshot entry is not a mapping")
+    full = {**defaults, **row}
+    for key in defaults.keys() - row.keys():  # a list or dict of its own, not one shared
+        if isinstance(full[key], list | dict):
+            full[key] = type(full[key])()
+    return full
+
+
 def _asset_entry(
+    defn: AssetDef, graph: Graph, code: CodeVersion, modules: Modules
+) -> dict[str, Any]:
+    return _compact(_whole_entry(defn, graph, code, modules), ENTRY_DEFAULTS)
+
+
+def _whole_entry(
     defn: AssetDef, graph: Graph, code: CodeVersion, modules: Modules
 ) -> dict[str, Any]:
     return {
@@ -285,7 +340,8 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
     holder: dict[str, str] = {}
     check_holders: dict[str, tuple[str, ...]] = {}
     valid: set[str] = set()
-    for entry in data["assets"]:
+    for compact in data["assets"]:
+        entry = _full(compact, ENTRY_DEFAULTS)
         _check_names(entry, valid)
         if entry["check_reads"]:
             reads[entry["name"]] = MappingProxyType(
@@ -322,7 +378,8 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
             check_holders[entry["name"]] = tuple(map(str, entry["check_holders"]))
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
         defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
-    listing = {check_name(row["name"]): row for row in data["listing"]}
+    rows = [_full(row, LISTING_DEFAULTS) for row in data["listing"]]
+    listing = {check_name(row["name"]): row for row in rows}
     order = [a.name for a in assets]  # saved in the graph's order
     graph = replace(Graph.build(assets, order=order), check_reads=MappingProxyType(reads))
     tree = tuple(map(str, data["tree"]))
