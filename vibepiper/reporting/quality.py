@@ -109,6 +109,7 @@ def _sample_rows(sample: str | None) -> list[str]:
 def write_junit(path: Path, findings: Sequence[Finding]) -> None:
     """One testcase per check (classname = asset); error-severity failures are failures."""
     from xml.etree import ElementTree as ET
+
     suite = ET.Element("testsuite", name="vibepiper")
     tests = failures = 0
     for finding in findings:
