@@ -84,7 +84,21 @@ class DaskExecutor:
             self.client = distributed.Client(self.cluster)
             self._listen()
             self._warm()
+            self._prompt()
         return self.client
+
+    def _prompt(self) -> None:
+        """Have our local cluster send each message at once. Dask batches what goes
+        between the client, the scheduler and the workers (waiting up to 10 ms after the
+        client's last message, 5 ms to a worker, 2 ms from it), which with a few tasks at
+        once (one per worker) delays every asset on each hop. Best effort: these are
+        Dask's internals (a cluster someone else runs is left as it is)."""
+        with contextlib.suppress(Exception):
+            self.client.scheduler_comm.interval = 0.0
+            scheduler = self.cluster.scheduler
+            for comm in [*scheduler.stream_comms.values(), *scheduler.client_comms.values()]:
+                comm.interval = 0.0
+            self.client.run(_prompt_worker)
 
     def _listen(self) -> None:
         """Take each line a task logs as it comes (sent as a Dask event by the worker)."""
@@ -183,3 +197,8 @@ class DaskExecutor:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+
+
+def _prompt_worker(dask_worker: Any) -> None:
+    """On a worker of our local cluster: send each message to the scheduler at once."""
+    dask_worker.batched_stream.interval = 0.0

@@ -290,11 +290,17 @@ class ProcessExecutor:
 
     def submit(self, job: Job, work: Work, lines: list[LogLine]) -> Future[TaskOutcome]:
         with self.guard:
-            worker = self.idle.pop() if self.idle else _Worker(self.loader, self.store)
+            worker = None
+            while self.idle and worker is None:  # one that died while idle is left behind
+                worker = self.idle.pop()
+                if not worker.alive():
+                    worker = None
+            if worker is None:
+                worker = _Worker(self.loader, self.store, self._release)
             future: Future[TaskOutcome] = Future()
             future.set_running_or_notify_cancel()
             self.busy[future] = worker
-        worker.run(job, future, self._release, lines)
+        worker.run(job, future, lines)
         return future
 
     def _release(self, future: Future[TaskOutcome], worker: _Worker) -> None:
@@ -312,6 +318,7 @@ class ProcessExecutor:
         return True
 
     def started(self, future: Future[TaskOutcome]) -> float | None:
+        """(Known only for a job with a timeout: the worker says when it began only then.)"""
         worker = self.busy.get(future)
         return None if worker is None else worker.begun
 
@@ -337,8 +344,23 @@ def _context() -> Any:
     import multiprocessing
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["vibepiper.execution.worker"])
+    ctx.set_forkserver_preload(list(PRELOAD))
     return ctx
+
+
+# What the fork server imports before it forks a worker: the worker's module, and what a
+# worker's first job imports (so that no worker imports them on its own, job by job).
+PRELOAD = (
+    "vibepiper.execution.worker",
+    "vibepiper.loader",
+    "vibepiper.graph.graph",
+    "vibepiper.storage.parquet_store",
+    "vibepiper.versioning.fingerprint",
+    "vibepiper.execution.sql_task",
+    "pyarrow.dataset",
+    "pyarrow.pandas_compat",
+    "pandas.core.arrays.arrow.extension_types",
+)
 
 
 def _keep_temp_files_in(home: Path) -> None:
@@ -374,54 +396,65 @@ def _start_fork_server() -> None:
 
 
 class _Worker:
-    """One worker process and the thread that waits for its answers."""
+    """One worker process and the thread that reads its answers (one thread for the
+    worker's life, not one per job)."""
 
-    def __init__(self, loader: GraphLoader, store: Store) -> None:
+    def __init__(
+        self,
+        loader: GraphLoader,
+        store: Store,
+        release: Callable[[Future[TaskOutcome], _Worker], None],
+    ) -> None:
         from vibepiper.execution.worker import process_main
 
         ctx = _context()
         self.conn, child = ctx.Pipe()
         self.begun: float | None = None  # when its current job began computing
+        # its current job: the future to settle and the list its log lines go to
+        self.job: tuple[Future[TaskOutcome], list[LogLine]] | None = None
+        self.release = release
         self.process = ctx.Process(
             target=process_main, args=(child, loader, store), daemon=True, name="vibepiper-worker"
         )
         self.process.start()
         child.close()
+        threading.Thread(target=self._read, daemon=True, name="vibepiper-wait").start()
 
     def alive(self) -> bool:
         return bool(self.process.is_alive())
 
-    def run(
-        self,
-        job: Job,
-        future: Future[TaskOutcome],
-        release: Callable[[Future[TaskOutcome], _Worker], None],
-        lines: list[LogLine],
-    ) -> None:
+    def run(self, job: Job, future: Future[TaskOutcome], lines: list[LogLine]) -> None:
         self.begun = None
+        self.job = (future, lines)
         self.conn.send(job)
 
-        def wait() -> None:
+    def _read(self) -> None:
+        """Settle each job's future with what the worker answers, until it is gone."""
+        while True:
             try:
-                while True:
-                    message = self.conn.recv()
-                    if message == STARTED:  # the project is imported; the asset computes now
-                        self.begun = time.monotonic()
-                    elif isinstance(message, LogLine):
-                        lines.append(message)
-                        echo(message)
-                    else:
-                        outcome = message
-                        break
+                message = self.conn.recv()
             except (EOFError, OSError):
-                self.process.join(timeout=5)
-                code = self.process.exitcode
-                outcome = outcome_of_failure(f"its worker process died (exit code {code})")
-            release(future, self)
-            if not future.done():
-                future.set_result(outcome)
+                break
+            if message == STARTED:  # the project is imported; the asset computes now
+                self.begun = time.monotonic()
+            elif isinstance(message, LogLine):
+                if self.job is not None:
+                    self.job[1].append(message)
+                echo(message)
+            else:
+                self._settle(message)
+        if self.job is not None:  # it died (or was killed) while computing
+            self.process.join(timeout=5)
+            code = self.process.exitcode
+            self._settle(outcome_of_failure(f"its worker process died (exit code {code})"))
 
-        threading.Thread(target=wait, daemon=True, name="vibepiper-wait").start()
+    def _settle(self, outcome: TaskOutcome) -> None:
+        if self.job is None:
+            return
+        future, self.job = self.job[0], None
+        self.release(future, self)
+        if not future.done():
+            future.set_result(outcome)
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):

@@ -113,7 +113,8 @@ def process_main(conn: Connection, loader: GraphLoader, store: Store) -> None:
         with contextlib.suppress(BaseException):  # a failure to load is reported by compute
             _graph(loader)
         try:
-            conn.send(STARTED)
+            if job.timeout is not None:  # the run counts its timeout from now
+                conn.send(STARTED)
             conn.send(compute(job, loader, store, conn.send))  # log lines go as they come
         except OSError:  # the run is gone (killed): so is the point of going on
             return
