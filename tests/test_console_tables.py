@@ -30,7 +30,7 @@ def rich_table(names: list[str], rows: list[dict[str, object]]) -> str:
     for row in rows:
         table.add_row(*(console._cell(row.get(name)) for name in names))
     out = io.StringIO()
-    Console(file=out, width=200, highlight=False).print(table)
+    Console(file=out, width=200, highlight=False, emoji=False).print(table)
     return out.getvalue()
 
 
@@ -80,3 +80,11 @@ def test_a_backslash_is_shown_as_it_is() -> None:
     out = io.StringIO()
     console.print_table([{"path": "C:\\temp\\"}], ["path"], out)
     assert out.getvalue().splitlines()[2] == "C:\\temp\\"
+
+
+def test_rich_draws_emoji_codes_in_data_as_they_are() -> None:
+    """A cell's ':smile:' or ':M:' is data: rich (drawing a table with a multi-line cell)
+    shows it as written, not as an emoji."""
+    out = io.StringIO()
+    console.print_table([{"a": ":smile: :M:", "b": "two\nlines"}], ["a", "b"], out)
+    assert ":smile: :M:" in out.getvalue()

@@ -77,7 +77,7 @@ class ConsoleReporter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-            console = Console(file=self.stream)
+            console = Console(file=self.stream, emoji=False)  # data is shown as it is
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -271,7 +271,8 @@ def print_table(
         table.add_column(name, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(name)) for name in names))
-    Console(file=out, width=None if is_terminal(out) else 200, highlight=False).print(table)
+    width = None if is_terminal(out) else 200
+    Console(file=out, width=width, highlight=False, emoji=False).print(table)  # ":M:" stays
 
 
 def _cell(value: Any) -> str:
