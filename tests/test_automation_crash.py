@@ -62,6 +62,7 @@ def crash_and_restart(tmp_path: Path, trials: int, seed: int) -> None:
     print(f"{trials} kills: ticks {kinds}")  # (-s shows how many kills hit a run)
 
 
+@pytest.mark.slow
 def test_serve_killed_at_random_moments_runs_each_due_tick_exactly_once(
     tmp_path: Path,
 ) -> None:

@@ -158,6 +158,7 @@ def check_round(seen: Round) -> int:
     return waited
 
 
+@pytest.mark.slow
 def test_concurrent_runs_and_readers_keep_the_catalog_and_store_consistent(
     tmp_path: Path,
 ) -> None:

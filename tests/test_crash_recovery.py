@@ -331,6 +331,7 @@ def copy_reference(reference: CrashReference, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(
     tmp_path: Path, crash_reference: CrashReference
 ) -> None:

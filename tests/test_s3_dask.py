@@ -196,6 +196,7 @@ def wait_for_workers(address: str, count: int, cluster: Cluster, timeout: float 
             raise AssertionError(f"no {count} Dask workers\n{asked.stderr}\n{cluster.output()}")
 
 
+@pytest.mark.slow
 def test_a_sandboxed_dask_cluster_on_s3_makes_the_in_process_data_versions(
     tmp_path: Path, s3_store: S3Store, cluster: Cluster
 ) -> None:

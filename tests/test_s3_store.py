@@ -118,6 +118,7 @@ def test_example_project_end_to_end_on_s3(tmp_path: Path, s3_store: S3Store) -> 
 @pytest.mark.parametrize(
     "executor", ["processes", "threads", pytest.param("dask", marks=pytest.mark.slow)]
 )
+@pytest.mark.slow
 def test_every_executor_matches_in_process_on_s3(
     tmp_path: Path, s3_store: S3Store, executor: str
 ) -> None:
@@ -135,6 +136,7 @@ def test_every_executor_matches_in_process_on_s3(
 # -- damage, doctor, gc -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_damaged_object_is_found_set_aside_and_recomputed(
     tmp_path: Path, s3_store: S3Store
 ) -> None:
