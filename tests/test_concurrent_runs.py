@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import EXECUTOR_ARGS, run_cli, start_cli, write_project
 from tests.helpers.output import ok_json
 from tests.helpers.state import current_versions, stored_problem
