@@ -150,7 +150,6 @@ def test_a_schedule_fires_at_crons_instants_on_daylight_saving_days(
     assert {(r["trigger"], r["status"]) for r in runs} == {("schedule:daily", "succeeded")}
 
 
-@pytest.mark.slow
 def test_a_live_serve_fires_each_hour_of_a_fall_back_night_once(tmp_path: Path) -> None:
     """The real daemon, on a clock 20 minutes a second: an hourly schedule fires in both
     copies of the repeated hour (cron's rule for `*` hours), a 02:30 one fires once."""
