@@ -58,12 +58,9 @@ class Graph:
             upstream[name] = tuple(dict.fromkeys([*upstream[name], *read]))
         _check_partitions(by_name, upstream, reads)
         if like is not None and like.upstream == upstream:
-            order = like.order
-        order = (
-            tuple(order)
-            if order is not None and _orders(order, upstream)
-            else _topological_order(upstream)
-        )
+            order = like.order  # sorted from these very edges
+        elif order is None or not _orders(order, upstream):
+            order = _topological_order(upstream)
         downstream: dict[str, list[str]] = {name: [] for name in by_name}
         for name in order:
             for up in upstream[name]:
@@ -73,7 +70,7 @@ class Graph:
             checks=MappingProxyType(checks_for),
             upstream=MappingProxyType(upstream),
             downstream=MappingProxyType({k: tuple(v) for k, v in downstream.items()}),
-            order=order,
+            order=tuple(order),
             check_reads=MappingProxyType(
                 {name: MappingProxyType(read) for name, read in reads.items() if read}
             ),

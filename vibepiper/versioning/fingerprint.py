@@ -279,13 +279,10 @@ class Fingerprinter:
         node, text = found
         # The same text parses to the same tree wherever it is: after an edit, only the
         # edited function is dumped again, not the other functions of its file.
-        by_text = f"{sys.implementation.cache_tag} tree-text {int(defaults)} {text}"
-        value = self.memo.get(by_text, _ANY_FILE) if self.memo is not None else None
-        if value is None or not _is_digest(value):
-            value = _digest(_dump(node, defaults=defaults))
-            if self.memo is not None:
-                self.memo.put(by_text, _ANY_FILE, value)
-        return remembered.keep(value)
+        by_text = self._remembered_content(f"tree-text {int(defaults)} {text}")
+        if by_text.value is not None and _is_digest(by_text.value):
+            return remembered.keep(by_text.value)
+        return remembered.keep(by_text.keep(_digest(_dump(node, defaults=defaults))))
 
     def _global_loads(self, code: types.CodeType) -> dict[str, set[str]]:
         """`_global_loads(code)`, remembered by what it reads (`_code_key`): after an edit
@@ -299,6 +296,13 @@ class Fingerprinter:
         used = _global_loads(code)
         self.memo.put(key, _ANY_FILE, json.dumps({k: sorted(v) for k, v in used.items()}))
         return used
+
+    def _remembered_content(self, what: str) -> Remembered:
+        """What the memo holds under `what`, a key made of content (not of a file)."""
+        if self.memo is None:
+            return Remembered(None, "", None)
+        key = f"{sys.implementation.cache_tag} {what}"
+        return Remembered(self.memo, key, _ANY_FILE, self.memo.get(key, _ANY_FILE))
 
     def _remembered(self, filename: str, what: str) -> Remembered:
         """What the memo holds about `what` in `filename` as the file is now, if anything."""
