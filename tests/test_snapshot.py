@@ -364,3 +364,36 @@ def test_a_snapshot_entry_that_is_not_one_is_not_used(proj: Path, entry: object)
 
     assert proc.returncode == 0, proc.stderr
     assert imported(proj)  # the snapshot was not used: the project was imported
+
+
+def test_list_from_a_snapshot_sees_an_asset_added_since(proj: Path) -> None:
+    """`list` of every asset reads the snapshot's rows alone while no file changed, and
+    imports again the module an edit added an asset to."""
+    assert [r["name"] for r in json.loads(run_cli(proj, "list", "--json").stdout)] == [
+        "raw",
+        "doubled",
+    ]
+    module = proj / "snap.py"
+    module.write_text(
+        module.read_text()
+        + "\n\n@asset\ndef added(doubled: pd.DataFrame) -> pd.DataFrame:\n    return doubled\n"
+    )
+    imported(proj)
+    listing = json.loads(run_cli(proj, "list", "--json").stdout)
+    assert [r["name"] for r in listing] == ["raw", "doubled", "added"]
+    assert listing[2]["deps"] == ["doubled"]
+    assert imported(proj)
+
+
+@pytest.mark.parametrize("forged", ["../x", 3, None])
+def test_list_refuses_a_snapshot_row_with_a_forged_name(proj: Path, forged: object) -> None:
+    path = proj / ".vibepiper" / "snapshot.json"
+    saved = json.loads(path.read_text())
+    saved["listing"][0]["name"] = forged
+    path.write_text(json.dumps(saved))
+    imported(proj)
+
+    listing = json.loads(run_cli(proj, "list", "--json").stdout)
+
+    assert [r["name"] for r in listing] == ["raw", "doubled"]
+    assert imported(proj)  # the snapshot was not used: the project was imported

@@ -83,7 +83,7 @@ class Project:
 
             self.store = ObjectStore(self.settings.store, self.home / "cache")
         self.catalog = Catalog(self.home, project=self.root)
-        self._key = snapshot.project_key(self.root, self.settings.modules, self._sql_listing())
+        self._key = _snapshot_key(self.settings)
         found = snapshot.load(self.home, self._key) if snapshot.enabled() else None
         if found is None:
             self._load_fully()
@@ -202,13 +202,6 @@ class Project:
                 stale.files if stale else None,
                 self._schedules,
             )
-
-    def _sql_listing(self) -> list[str]:
-        """The `.sql` files of the project (a snapshot stands only while they are the
-        same files: one added or removed changes the project's assets)."""
-        from vibepiper.loader import sql_files
-
-        return [str(f) for f in sql_files(self.settings)]
 
     def load_code(self, names: Iterable[str] | None = None) -> bool:
         """Import the project's modules if a snapshot stood in for them so far (for
@@ -750,6 +743,32 @@ class Project:
                 f"unknown asset {quoted(name)}{did_you_mean(name, self.graph.assets)}",
                 "run `vibepiper list` to see the assets",
             )
+
+
+def snapshot_listing(
+    path: str | os.PathLike[str] = ".",
+    *,
+    modules: Iterable[str] | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]] | None:
+    """What `Project(...).list_rows(every asset)` gives, read from the project's snapshot
+    if it stands whole (nothing imported, no definition rebuilt); None if it does not."""
+    from vibepiper import snapshot
+
+    settings = load_settings(path, modules, home)
+    if not snapshot.enabled():
+        return None
+    return snapshot.listing(settings.home, _snapshot_key(settings))
+
+
+def _snapshot_key(settings: Any) -> dict[str, Any]:
+    """What a snapshot of the project must have been made for. The `.sql` files are part
+    of it: one added or removed changes the project's assets."""
+    from vibepiper import snapshot
+    from vibepiper.loader import sql_files
+
+    listed = [str(f) for f in sql_files(settings)]
+    return snapshot.project_key(settings.root, settings.modules, listed)
 
 
 def _selection_text(

@@ -121,11 +121,8 @@ def load(home: Path, key: dict[str, Any]) -> Snapshot | None:
     """The snapshot, if it exists and everything it was made from is unchanged — or if
     only module files changed: then `changed` names them and `affected` says which
     modules to import again (the rest of the snapshot still stands for the others)."""
-    try:
-        data = json.loads((home / FILENAME).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
+    data = _read(home, key)
+    if data is None:
         return None
     try:
         changed = _changed(data)
@@ -140,6 +137,36 @@ def load(home: Path, key: dict[str, Any]) -> Snapshot | None:
         return replace(found, changed=tuple(changed), affected=affected)
     except (KeyError, TypeError, ValueError, AttributeError, VibePiperError):
         return None
+
+
+def listing(home: Path, key: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """`vibepiper list`'s row of every asset, in the graph's order, if the snapshot stands
+    whole (no file changed): read without rebuilding the definitions and their graph."""
+    data = _read(home, key)
+    if data is None:
+        return None
+    try:
+        if _changed(data) != []:
+            return None
+        rows = [_full(row, LISTING_DEFAULTS, LISTING_MUTABLE) for row in data["listing"]]
+        by_name = {check_name(row["name"]): row for row in rows}
+        order = [entry["name"] for entry in data["assets"]]  # saved in the graph's order
+        if len(order) != len(by_name) or not all(isinstance(n, str) for n in order):
+            return None
+        return [by_name[name] for name in order]
+    except (KeyError, TypeError, ValueError, AttributeError, VibePiperError):
+        return None
+
+
+def _read(home: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The snapshot's JSON, if it is of this format and was made for `key`."""
+    try:
+        data = json.loads((home / FILENAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
+        return None
+    return data
 
 
 def project_key(
@@ -275,14 +302,25 @@ def _compact(row: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in defaults or v != defaults[k]}
 
 
-def _full(row: Any, defaults: dict[str, Any]) -> dict[str, Any]:
-    """A compacted row read back (a TypeError if it is not a mapping of texts)."""
+def _mutable(defaults: dict[str, Any]) -> tuple[tuple[str, type], ...]:
+    """The keys of `defaults` whose value is a list or a dict, and its type."""
+    return tuple((k, type(v)) for k, v in defaults.items() if isinstance(v, list | dict))
+
+
+ENTRY_MUTABLE, LISTING_MUTABLE = _mutable(ENTRY_DEFAULTS), _mutable(LISTING_DEFAULTS)
+
+
+def _full(
+    row: Any, defaults: dict[str, Any], mutable: tuple[tuple[str, type], ...]
+) -> dict[str, Any]:
+    """A compacted row read back over `defaults` (`mutable`: its lists and dicts, each
+    row given its own); a TypeError if it is not a mapping of texts."""
     if not isinstance(row, dict) or not all(isinstance(k, str) for k in row):
         raise TypeError("a snapshot entry is not a mapping")
     full = {**defaults, **row}
-    for key in defaults.keys() - row.keys():  # a list or dict of its own, not one shared
-        if isinstance(full[key], list | dict):
-            full[key] = type(full[key])()
+    for key, kind in mutable:
+        if key not in row:
+            full[key] = kind()
     return full
 
 
@@ -341,7 +379,7 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
     check_holders: dict[str, tuple[str, ...]] = {}
     valid: set[str] = set()
     for compact in data["assets"]:
-        entry = _full(compact, ENTRY_DEFAULTS)
+        entry = _full(compact, ENTRY_DEFAULTS, ENTRY_MUTABLE)
         _check_names(entry, valid)
         if entry["check_reads"]:
             reads[entry["name"]] = MappingProxyType(
@@ -349,7 +387,7 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
             )
         inputs = dict(entry["inputs"])
         assets.append(
-            AssetDef(
+            AssetDef.restored(
                 name=entry["name"],
                 fn=_not_loaded,
                 inputs=inputs,
@@ -378,7 +416,7 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
             check_holders[entry["name"]] = tuple(map(str, entry["check_holders"]))
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
         defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
-    rows = [_full(row, LISTING_DEFAULTS) for row in data["listing"]]
+    rows = [_full(row, LISTING_DEFAULTS, LISTING_MUTABLE) for row in data["listing"]]
     listing = {check_name(row["name"]): row for row in rows}
     order = [a.name for a in assets]  # saved in the graph's order
     graph = replace(Graph.build(assets, order=order), check_reads=MappingProxyType(reads))

@@ -389,12 +389,12 @@ def _schema_version(con: Any) -> int | None:
 
 def _meta(con: Any, key: str) -> str | None:
     """The value of `key` in `vibepiper_meta`, if the table and the key exist."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vibepiper_meta'"
-    ).fetchone()[0]
-    if not exists:
+    import duckdb
+
+    try:  # (asking information_schema first would take 5 times as long)
+        row = con.execute("SELECT value FROM vibepiper_meta WHERE key = ?", [key]).fetchone()
+    except duckdb.CatalogException:  # no such table (DuckDB's "catalog": its schema)
         return None
-    row = con.execute("SELECT value FROM vibepiper_meta WHERE key = ?", [key]).fetchone()
     return None if row is None else str(row[0])
 
 

@@ -30,8 +30,11 @@ def init(directory: str) -> None:
 @click.pass_obj
 def list_(opts: Options, select: tuple[str, ...], as_json: bool) -> None:
     """List assets with their dependencies, tags, group, schema and checks."""
-    project = opts.load()
-    rows = project.list_rows(project.select(select))
+    folder = opts.folder()
+    rows = opts.listing(folder) if not select else None  # every asset: the snapshot may do
+    if rows is None:
+        project = opts.load(folder)
+        rows = project.list_rows(project.select(select))
     if as_json:
         emit_json(rows)
         return

@@ -24,10 +24,18 @@ class Options:
     modules: tuple[str, ...]
     home: str | None
 
-    def load(self) -> Any:
+    def load(self, folder: str | None = None) -> Any:
+        """The project (in `folder`: what `folder()` gave, if called already)."""
         from vibepiper.project import Project
 
-        return Project(self.folder(), modules=self.modules or None, home=self.home)
+        folder = self.folder() if folder is None else folder
+        return Project(folder, modules=self.modules or None, home=self.home)
+
+    def listing(self, folder: str) -> list[dict[str, Any]] | None:
+        """Every asset's `list` row from the project's snapshot, if it stands whole."""
+        from vibepiper.project import snapshot_listing
+
+        return snapshot_listing(folder, modules=self.modules or None, home=self.home)
 
     def folder(self) -> str:
         """--project, else the project this folder is in: the nearest pyproject.toml with

@@ -13,7 +13,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -148,6 +148,39 @@ class AssetDef:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (handy in unit tests)."""
         return self.fn(*args, **kwargs)
+
+    @classmethod
+    def restored(cls, **values: Any) -> AssetDef:
+        """The definition with `values` and the defaults of every other field, made
+        without the frozen class's field-by-field `__init__` (a snapshot rebuilds
+        thousands): the same object `AssetDef(**values)` makes, unchecked like it."""
+        defaults, factories, names, required = _field_layout()
+        if not required <= values.keys() <= names:
+            unknown = sorted(values.keys() - names) or sorted(required - values.keys())
+            raise TypeError(f"AssetDef.restored(): fields {unknown} unknown or missing")
+        defn = object.__new__(cls)
+        state = defn.__dict__
+        state.update(defaults)
+        for name, make in factories:
+            if name not in values:
+                state[name] = make()
+        state.update(values)
+        return defn
+
+
+@functools.cache
+def _field_layout() -> tuple[
+    dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...], frozenset[str], frozenset[str]
+]:
+    """AssetDef's fields: those with a default value (and it), those with a default
+    factory (and it), every name, and the names that have no default."""
+    every = fields(AssetDef)
+    defaults = {f.name: f.default for f in every if f.default is not MISSING}
+    factories = tuple(
+        (f.name, f.default_factory) for f in every if f.default_factory is not MISSING
+    )
+    names = frozenset(f.name for f in every)
+    return defaults, factories, names, names - defaults.keys() - {n for n, _ in factories}
 
 
 def _signature_parts(

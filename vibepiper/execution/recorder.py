@@ -46,6 +46,9 @@ class Recorder:
         self.started = False  # the run's first rows are written
 
     def add(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:  # (most of a run's: a fresh asset has no checks, logs, lineage)
+            return
         with self.guard:
             getattr(self.pending, table).extend(rows)
             if self.timer is None:
