@@ -306,6 +306,84 @@ def test_clean_temp_files_removes_only_temp_files_of_dead_writers(store: Parquet
     assert ours.is_file()
 
 
+# A run that writes looks in every asset's folder for what dead writers left only when a
+# run died writing since (its ticket in the home's writers/ folder is still there): a run
+# that ends looks in the folders it wrote to, then writes its ticket off.
+
+
+def dead_temp_in(shop: Path, asset: str) -> Path:
+    """A temporary file in `asset`'s folder whose writer (a real process) has exited."""
+    writer = stage_in_subprocess(ParquetStore(shop / ".vibepiper" / "store"), asset, hold=False)
+    temp = temp_path_of(writer)
+    assert writer.wait(timeout=30) == 0 and temp.is_file()
+    return temp
+
+
+def dead_ticket(shop: Path) -> Path:
+    """The ticket a run killed while writing left (its process, a real one, is gone)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert gone.wait(timeout=30) == 0
+    ticket = shop / ".vibepiper" / "writers" / f"{gone.pid}.0badc0de"
+    ticket.touch()
+    return ticket
+
+
+def test_a_run_that_ends_writes_its_ticket_off(shop: Path) -> None:
+    assert invoke(shop, "materialize").exit_code == 0
+    writers = shop / ".vibepiper" / "writers"
+    assert writers.is_dir() and list(writers.iterdir()) == []
+
+
+def test_after_a_run_died_writing_the_next_run_looks_everywhere(shop: Path) -> None:
+    assert invoke(shop, "materialize").exit_code == 0
+    temp, ticket = dead_temp_in(shop, "totals"), dead_ticket(shop)
+
+    assert invoke(shop, "materialize", "lonely", "--force").exit_code == 0
+
+    assert not temp.exists()  # in a folder this run did not write to
+    assert not ticket.exists()
+    assert list(ticket.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["notapid", "12.", "../x", "7.a b"])
+def test_a_ticket_not_of_a_run_counts_as_a_dead_one(shop: Path, name: str) -> None:
+    assert invoke(shop, "materialize").exit_code == 0
+    temp = dead_temp_in(shop, "totals")
+    odd = shop / ".vibepiper" / "writers" / Path(name).name
+    odd.touch()
+
+    assert invoke(shop, "materialize", "lonely", "--force").exit_code == 0
+
+    assert not temp.exists() and not odd.exists()
+
+
+def test_a_home_without_tickets_is_looked_through_once(shop: Path) -> None:
+    """A home from before tickets (or whose writers/ was removed): nothing says that no
+    run died writing, so the first run that writes looks everywhere."""
+    assert invoke(shop, "materialize").exit_code == 0
+    shutil.rmtree(shop / ".vibepiper" / "writers")
+    temp = dead_temp_in(shop, "totals")
+
+    assert invoke(shop, "materialize", "lonely", "--force").exit_code == 0
+
+    assert not temp.exists()
+    assert (shop / ".vibepiper" / "writers").is_dir()
+
+
+def test_with_no_run_dead_a_run_looks_only_where_it_wrote(shop: Path) -> None:
+    """What a writer that was no run left (a crashed tool, say) stays where no run wrote,
+    for `doctor` to find; in a folder the run wrote to it is removed."""
+    assert invoke(shop, "materialize").exit_code == 0
+    elsewhere, here = dead_temp_in(shop, "totals"), dead_temp_in(shop, "lonely")
+
+    assert invoke(shop, "materialize", "lonely", "--force").exit_code == 0
+
+    assert not here.exists()
+    assert elsewhere.is_file()
+    found = invoke(shop, "doctor", "--json")
+    assert str(elsewhere.name) in found.output
+
+
 def test_clean_temp_files_looks_into_subfolders(store: ParquetStore) -> None:
     """Quarantined rows are written through a temp file in <asset>/quarantine/ too."""
     quarantine = store.root / "orders" / "quarantine"

@@ -77,7 +77,9 @@ class Project:
         self.home = self.settings.home
         self.store: Store
         if self.settings.store is None:
-            self.store = ParquetStore(self.home / "store", self.home / "sound-files.json")
+            self.store = ParquetStore(
+                self.home / "store", self.home / "sound-files.json", self.home / "writers"
+            )
         else:  # an S3-compatible bucket (SPEC §11), read through a cache of this machine's
             from vibepiper.storage.object_store import ObjectStore
 

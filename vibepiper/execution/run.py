@@ -167,8 +167,8 @@ class Run:
         """Run the plan to the end (or until `cancel` is set); record everything."""
         ws, run = self.ws, self.result
         self.cancel = cancel
-        if self.plan.computes:  # a run that writes nothing leaves others' leftovers be
-            ws.store.clean_temp_files()
+        # A run that writes nothing leaves others' leftovers be.
+        ticket = ws.store.begin_writing() if self.plan.computes else None
         remove_dead_temp_dirs(ws.catalog.home)  # e.g. the fork server's of a killed run
         self.recorder.add(
             "runs",
@@ -191,6 +191,10 @@ class Run:
                 self._drive()
         finally:
             self._close()
+            if ticket is not None and all(f.done() for f in self.running):
+                # (a thread that could not be stopped keeps the ticket: a later run looks)
+                with contextlib.suppress(OSError, StoreError):  # then a later run looks
+                    ws.store.end_writing(ticket, (u.asset for u in self.launches))
             finished = {"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}
             self.recorder.add("run_updates", [finished])
             try:

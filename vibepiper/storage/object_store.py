@@ -41,7 +41,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -681,6 +681,13 @@ class ObjectStore:
             raise OSError(exc.message) from None
         self.cache.path_for(entry.unit, entry.key).unlink(missing_ok=True)
         return self.url(aside)
+
+    def begin_writing(self) -> str:
+        self.clean_temp_files()  # (the cache is small; the uploads are one listing)
+        return ""
+
+    def end_writing(self, ticket: str, assets: Iterable[str]) -> None:
+        return None  # what it left is for the next run's begin_writing
 
     def clean_temp_files(self) -> list[str]:
         """What dead local writers left staged, and the uploads unfinished for longer than

@@ -41,7 +41,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,9 +96,14 @@ class StagedFile(Staged):
 class ParquetStore:
     """Reads and writes the Parquet files of every unit under one folder."""
 
-    def __init__(self, root: Path, sound_files: Path | None = None) -> None:
+    def __init__(
+        self, root: Path, sound_files: Path | None = None, writers: Path | None = None
+    ) -> None:
         self.root = root
         self.sound_files = sound_files  # where damage_many remembers sound files, if anywhere
+        # A folder with a file for each run writing now, or that died writing (see
+        # begin_writing): without it, every run that writes looks in every asset's folder.
+        self.writers = writers
         self._unsynced: set[Path] = set()  # published files and folders not yet durable
         self._guard = threading.Lock()
 
@@ -476,13 +481,65 @@ class ParquetStore:
 
     def clean_temp_files(self) -> list[str]:
         """Remove temporary files whose writing process is gone; return where each was."""
-        removed = self.dead_temp_files()
-        for temp in removed:
-            temp.unlink(missing_ok=True)
-        return [str(temp) for temp in removed]
+        return _unlinked(self.dead_temp_files())
+
+    def begin_writing(self) -> str:
+        """Every asset's folder is looked in only if a run died writing since the last
+        look (its ticket is still in `writers`), or if no look was ever recorded (the
+        folder is missing): a run that ended wrote its ticket off after looking in the
+        folders it wrote to (`end_writing`)."""
+        if self.writers is None:
+            self.clean_temp_files()
+            return ""
+        try:
+            tickets = list(os.scandir(self.writers))
+        except FileNotFoundError:
+            tickets = None  # never looked: look now
+        except OSError:  # not a folder, not ours to read: look every time
+            self.clean_temp_files()
+            return ""
+        dead = [Path(t.path) for t in tickets or () if not _ticket_alive(t)]
+        if tickets is None or dead:
+            self.clean_temp_files()
+            for ticket in dead:
+                ticket.unlink(missing_ok=True)
+        try:
+            self.writers.mkdir(parents=True, exist_ok=True)
+            ticket = self.writers / f"{os.getpid()}.{secrets.token_hex(4)}"
+            ticket.touch(exist_ok=False)
+        except OSError:  # a read-only home, say: the next run looks everywhere
+            return ""
+        return ticket.name
+
+    def end_writing(self, ticket: str, assets: Iterable[str]) -> None:
+        for asset in dict.fromkeys(assets):
+            folder = self.root / _component(asset)
+            if not folder.is_symlink():  # (never looked through: it leads elsewhere)
+                _unlinked(self.dead_temp_files(folder))
+        if ticket and self.writers is not None:
+            (self.writers / _component(ticket)).unlink(missing_ok=True)
 
 
 _: type[Store] = ParquetStore  # mypy checks that it implements the interface
+
+
+def _unlinked(temps: list[Path]) -> list[str]:
+    for temp in temps:
+        temp.unlink(missing_ok=True)
+    return [str(temp) for temp in temps]
+
+
+def _ticket_alive(entry: os.DirEntry[str]) -> bool:
+    """Whether the run of a writer's ticket (named `PID.TOKEN`, made when it began) is
+    still running. A name not of that form is no run's: looked everywhere once, removed."""
+    pid, _, token = entry.name.partition(".")
+    if not (pid.isdigit() and token.isalnum()):
+        return False
+    try:
+        made = entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return True  # gone meanwhile: its run ended and wrote it off
+    return pid_alive(int(pid), since=made)
 
 
 def _temp_files_and_folders(folder: Path) -> tuple[list[Path], list[Path]]:

@@ -18,7 +18,7 @@ write, so the catalog never refers to data a power loss could take away.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -178,6 +178,18 @@ class Store(Protocol):
 
     def clean_temp_files(self) -> list[str]:
         """Remove what writers that died left staged; return where each was."""
+        ...
+
+    def begin_writing(self) -> str:
+        """Before a run stages anything: remove what writers that died left staged (a
+        store may skip looking everywhere when it knows that none died since it last
+        looked), and count the run as a writer until `end_writing`; its ticket."""
+        ...
+
+    def end_writing(self, ticket: str, assets: Iterable[str]) -> None:
+        """After the run of `ticket` staged outputs of `assets` only, and nothing of it is
+        still writing: remove what its dead workers left of theirs, and stop counting it
+        as a writer."""
         ...
 
     def hand_over(self, staged: Staged, materialization_id: str, *, rejected: bool) -> Staged:
