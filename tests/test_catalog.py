@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vibepiper.catalog.catalog import Catalog
 from vibepiper.catalog.query import run_query
@@ -482,6 +484,71 @@ def test_inserted_rows_read_back_exactly_by_either_path(tmp_path: Path) -> None:
         (4, None, datetime(2026, 3, 29), "1.5"),
         (2**31 - 1, None, naive, None),
     ]
+
+
+# Values where binding a column once (the same in every row) or leaving it out (null in
+# every row) could go wrong: 1, 1.0 and True are equal; 0.0 and -0.0 too; NaN is unequal
+# to itself; a column with a default must store null when null is given.
+_RUN_VALUES = {
+    "run_id": st.sampled_from(["r1", "r2"]),  # the first column: always a list
+    "status": st.sampled_from(["ok", ""]),  # (NOT NULL)
+    "pid": st.sampled_from([1, 0, None, True]),
+    "kind": st.sampled_from(["materialize", None, "check"]),
+    "selection": st.sampled_from(["1", "", None]),
+    "started_at": st.sampled_from([datetime(2026, 1, 1), datetime(2026, 1, 1, 0, 0, 1)]),
+    "finished_at": st.sampled_from([datetime(2026, 1, 1), None]),
+}
+
+
+REQUIRED = ("run_id", "started_at", "status")
+
+
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {k: _RUN_VALUES[k] for k in REQUIRED},
+            optional={k: v for k, v in _RUN_VALUES.items() if k not in REQUIRED},
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_inserted_rows_are_what_one_insert_per_row_stores(rows: list[dict[str, object]]) -> None:
+    """The bound-list insert (one bound value for a column the same in every row, none for
+    one null in every row) stores what plain INSERT ... VALUES of each row does."""
+    from vibepiper.catalog.catalog import _insert
+    from vibepiper.catalog.schema import create_statements
+
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    got, want = duckdb.connect(), duckdb.connect()
+    for con in (got, want):
+        for statement in create_statements():
+            con.execute(statement)
+    for i, row in enumerate(rows):
+        row["run_id"] = f"{row['run_id']}-{i}"  # (the primary key)
+    _insert(got, "runs", [dict(r) for r in rows])
+    marks = ", ".join("?" for _ in columns)
+    for row in rows:
+        want.execute(
+            f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks})",
+            [row.get(c) for c in columns],
+        )
+    query = "SELECT * FROM runs ORDER BY run_id"
+    assert got.execute(query).fetchall() == want.execute(query).fetchall()
+
+
+def test_the_same_float_is_stored_with_its_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vibepiper.catalog import schema
+    from vibepiper.catalog.catalog import _insert
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (k INTEGER, x DOUBLE)")
+    monkeypatch.setitem(schema.COLUMN_TYPES, "t", {"k": "INTEGER", "x": "DOUBLE"})
+    monkeypatch.setitem(schema.COLUMN_DEFAULTS, "t", frozenset())
+    _insert(con, "t", [{"k": 1, "x": 0.0}, {"k": 2, "x": -0.0}])
+    signs = [str(x) for (x,) in con.execute("SELECT x FROM t ORDER BY k").fetchall()]
+    assert signs == ["0.0", "-0.0"]
 
 
 def test_a_value_the_catalog_cannot_store_is_refused_by_name(tmp_path: Path) -> None:

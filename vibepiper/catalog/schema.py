@@ -177,6 +177,14 @@ def _column_types(columns: str) -> dict[str, str]:
 COLUMN_TYPES: dict[str, dict[str, str]] = {
     name: _column_types(columns) for name, columns in TABLES.items()
 }
+# table -> the columns given a DEFAULT by the DDL above (an insert that leaves them out
+# stores that default, not null)
+COLUMN_DEFAULTS: dict[str, frozenset[str]] = {
+    name: frozenset(
+        line.split()[0] for line in columns.strip().split(",") if " DEFAULT " in f" {line} "
+    )
+    for name, columns in TABLES.items()
+}
 
 
 def create_statements() -> list[str]:
