@@ -42,7 +42,7 @@ class Harness:
 
 
 def parquet_harness(tmp_path: Path) -> Harness:
-    store = ParquetStore(tmp_path / "store", tmp_path / "sound-files.json")
+    store = ParquetStore(tmp_path / "store", tmp_path / "sound-files.json", tmp_path / "writers")
 
     def garble(unit: Unit, version: str) -> None:
         path = store.path_for(unit, version)
@@ -318,6 +318,26 @@ def test_clean_temp_files_removes_only_dead_writers_outputs(harness: Harness) ->
     assert store.clean_temp_files() == [dead.location]
     assert temporaries(store) == []
     store.publish(live)  # still there to publish
+    store.sync()
+    assert store.verify(ORDERS, V1) == ""
+
+
+def test_a_run_that_writes_finds_no_dead_writers_output(harness: Harness) -> None:
+    """Before a run writes (`begin_writing`), what dead writers left is gone, the live
+    output stays; after it (`end_writing`), what a dead writer left where it wrote is gone
+    by the next run's start at the latest."""
+    store = harness.store
+    harness.leave_dead_temp(ORDERS)
+    live = store.stage(ORDERS, V1, to_arrow(orders()))
+
+    ticket = store.begin_writing()
+
+    assert temporaries(store) == []
+    harness.leave_dead_temp(ORDERS)  # one of the run's workers dies
+    store.end_writing(ticket, [ORDERS.asset])
+    store.begin_writing()
+    assert temporaries(store) == []
+    store.publish(live)
     store.sync()
     assert store.verify(ORDERS, V1) == ""
 
