@@ -478,8 +478,8 @@ def _insert_lists(
     con: Any, table: str, columns: list[str], lists: list[list[Any]], constant: list[bool]
 ) -> None:
     """Insert the rows whose values are `lists` (one per column, of plain values). A column
-    `constant` says has one value in every row is bound once, not as a list; one that is
-    null in every row is left out when the table gives it no default (a no-op run's 4,000
+    with one value in every row (`constant[i]`) is bound once, not as a list, and left out
+    if that value is null and the table gives the column no default (a no-op run's 4,000
     `skipped` rows: a third of the time)."""
     types, defaults = COLUMN_TYPES[table], COLUMN_DEFAULTS[table]
     selected, params = [], []

@@ -151,9 +151,10 @@ class AssetDef:
 
     @classmethod
     def restored(cls, **values: Any) -> AssetDef:
-        """The definition with `values` and the defaults of every other field, made
+        """The definition with `values` and the defaults of every other field: the same
+        object as `AssetDef(**values)` (whose `__init__` checks nothing either), made
         without the frozen class's field-by-field `__init__` (a snapshot rebuilds
-        thousands): the same object `AssetDef(**values)` makes, unchecked like it."""
+        thousands of them)."""
         defaults, factories, names, required = _field_layout()
         if not required <= values.keys() <= names:
             unknown = sorted(values.keys() - names) or sorted(required - values.keys())

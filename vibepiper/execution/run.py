@@ -191,9 +191,10 @@ class Run:
                 self._drive()
         finally:
             self._close()
+            # The ticket stays if a thread that could not be stopped may still write, or
+            # if cleaning up fails: then the next run that writes looks everywhere.
             if ticket is not None and all(f.done() for f in self.running):
-                # (a thread that could not be stopped keeps the ticket: a later run looks)
-                with contextlib.suppress(OSError, StoreError):  # then a later run looks
+                with contextlib.suppress(OSError, StoreError):
                     ws.store.end_writing(ticket, (u.asset for u in self.launches))
             finished = {"run_id": run.run_id, "status": run.status, "finished_at": utcnow()}
             self.recorder.add("run_updates", [finished])
