@@ -345,6 +345,26 @@ def test_after_a_run_died_writing_the_next_run_looks_everywhere(shop: Path) -> N
     assert list(ticket.parent.iterdir()) == []
 
 
+def test_a_dead_runs_ticket_stays_while_another_process_still_writes(shop: Path) -> None:
+    """A killed run's worker may outlive it, still writing: its file is not removed, and
+    the dead run's ticket stays until a look finds no one else writing."""
+    assert invoke(shop, "materialize").exit_code == 0
+    ticket = dead_ticket(shop)
+    writer = stage_in_subprocess(ParquetStore(shop / ".vibepiper" / "store"), "totals", hold=True)
+    try:
+        temp = temp_path_of(writer)
+        assert invoke(shop, "materialize", "lonely", "--force").exit_code == 0
+        assert temp.is_file() and ticket.exists()
+    finally:
+        assert writer.stdin is not None
+        writer.stdin.close()
+        writer.wait(timeout=30)
+
+    assert invoke(shop, "materialize", "lonely", "--force").exit_code == 0
+
+    assert not temp.exists() and not ticket.exists()
+
+
 @pytest.mark.parametrize("name", ["notapid", "12.", "../x", "7.a b"])
 def test_a_ticket_not_of_a_run_counts_as_a_dead_one(shop: Path, name: str) -> None:
     assert invoke(shop, "materialize").exit_code == 0

@@ -470,6 +470,10 @@ class ParquetStore:
 
     def dead_temp_files(self, folder: Path | None = None) -> list[Path]:
         """Temporary files whose writing process is gone, in one asset's folder or all."""
+        return [t for t in self._temp_files(folder) if not _writer_alive(t)]
+
+    def _temp_files(self, folder: Path | None = None) -> list[Path]:
+        """Every temporary file, in one asset's folder or all."""
         folders = real_folders(self.root) if folder is None else [folder]
         found = []
         for top in folders:  # one listing per folder, never through a link: it leads elsewhere
@@ -477,7 +481,7 @@ class ParquetStore:
             found += temps
             for below in inner:
                 found += _temp_files_and_folders(below)[0]
-        return [t for t in found if not pid_alive(_writer_pid(t), since=_mtime(t))]
+        return found
 
     def clean_temp_files(self) -> list[str]:
         """Remove temporary files whose writing process is gone; return where each was."""
@@ -500,9 +504,14 @@ class ParquetStore:
             return ""
         dead = [Path(t.path) for t in tickets or () if not _ticket_alive(t)]
         if tickets is None or dead:
-            self.clean_temp_files()
-            for ticket in dead:
-                ticket.unlink(missing_ok=True)
+            found = self._temp_files()
+            live = {t for t in found if _writer_alive(t)}
+            _unlinked([t for t in found if t not in live])
+            # Another process still writing may be a dead run's orphaned worker: the
+            # tickets stay until a look finds no one else writing.
+            if all(_writer_pid(t) == os.getpid() for t in live):
+                for ticket in dead:
+                    ticket.unlink(missing_ok=True)
         try:
             self.writers.mkdir(parents=True, exist_ok=True)
             ticket = self.writers / f"{os.getpid()}.{secrets.token_hex(4)}"
@@ -527,6 +536,10 @@ def _unlinked(temps: list[Path]) -> list[str]:
     for temp in temps:
         temp.unlink(missing_ok=True)
     return [str(temp) for temp in temps]
+
+
+def _writer_alive(temp: Path) -> bool:
+    return pid_alive(_writer_pid(temp), since=_mtime(temp))
 
 
 def _ticket_alive(entry: os.DirEntry[str]) -> bool:
