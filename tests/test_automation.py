@@ -152,12 +152,19 @@ def test_a_schedule_fires_at_crons_instants_on_daylight_saving_days(
 
 def test_a_live_serve_fires_each_hour_of_a_fall_back_night_once(tmp_path: Path) -> None:
     """The real daemon, on a clock 20 minutes a second: an hourly schedule fires in both
-    copies of the repeated hour (cron's rule for `*` hours), a 02:30 one fires once."""
+    copies of the repeated hour (cron's rule for `*` hours), a 02:30 one fires once.
+
+    The schedules are registered first, at 00:10, by `serve --once`: the live daemon has 40
+    fake minutes (2 real seconds) to start before 01:00, and one that starts later on a
+    busy machine must still fire 01:00, as catch-up replays what came after registration."""
     tool = schedule_toml("hourly", "0 * * * *", "Europe/Berlin", select="lonely", catchup="all")
-    tool += schedule_toml("half_two", "30 2 * * *", "Europe/Berlin", select="lonely")
+    tool += schedule_toml("half_two", "30 2 * * *", "Europe/Berlin", select="lonely", catchup="all")
     root = project(tmp_path, tool)
+    registered = once(root, "2026-10-25T00:10:00+02:00")
+    assert registered.returncode == 0, registered.stderr
+    assert fired(root, "hourly") == []
     epoch = time.time()
-    env = clock_at("2026-10-25T00:20:00+02:00", 1200, epoch)  # 40 fake minutes to start
+    env = clock_at("2026-10-25T00:20:00+02:00", 1200, epoch)
     server = start_cli(root, "serve", env=env)
     try:
         deadline = time.monotonic() + 120
