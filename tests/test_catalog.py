@@ -513,7 +513,7 @@ REQUIRED = ("run_id", "started_at", "status")
         max_size=6,
     )
 )
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 def test_inserted_rows_are_what_one_insert_per_row_stores(rows: list[dict[str, object]]) -> None:
     """The bound-list insert (one bound value for a column the same in every row, none for
     one null in every row) stores what plain INSERT ... VALUES of each row does."""
