@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from vibepiper.execution.states import RunResult
     from vibepiper.execution.store_gc import Collection
     from vibepiper.execution.workspace import Workspace
-    from vibepiper.loader import Definitions
+    from vibepiper.loader import Definitions, Settings
     from vibepiper.reporting.explain import Cause
     from vibepiper.reporting.lineage import ColumnSource, Made, Neighbourhood
     from vibepiper.snapshot import Modules, Snapshot
@@ -757,13 +757,13 @@ def snapshot_listing(
     if it stands whole (nothing imported, no definition rebuilt); None if it does not."""
     from vibepiper import snapshot
 
-    settings = load_settings(path, modules, home)
     if not snapshot.enabled():
         return None
+    settings = load_settings(path, modules, home)
     return snapshot.listing(settings.home, _snapshot_key(settings))
 
 
-def _snapshot_key(settings: Any) -> dict[str, Any]:
+def _snapshot_key(settings: Settings) -> dict[str, Any]:
     """What a snapshot of the project must have been made for. The `.sql` files are part
     of it: one added or removed changes the project's assets."""
     from vibepiper import snapshot

@@ -148,14 +148,19 @@ def listing(home: Path, key: dict[str, Any]) -> list[dict[str, Any]] | None:
     try:
         if _changed(data) != []:
             return None
-        rows = [_full(row, LISTING_DEFAULTS, LISTING_MUTABLE) for row in data["listing"]]
-        by_name = {check_name(row["name"]): row for row in rows}
+        by_name = _list_rows(data)
         order = [entry["name"] for entry in data["assets"]]  # saved in the graph's order
         if len(order) != len(by_name) or not all(isinstance(n, str) for n in order):
             return None
         return [by_name[name] for name in order]
     except (KeyError, TypeError, ValueError, AttributeError, VibePiperError):
         return None
+
+
+def _list_rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The snapshot's `list` rows by asset name (each name checked)."""
+    rows = [_full(row, LISTING_DEFAULTS, LISTING_MUTABLE) for row in data["listing"]]
+    return {check_name(row["name"]): row for row in rows}
 
 
 def _read(home: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -416,8 +421,7 @@ def _rebuild(data: dict[str, Any]) -> Snapshot:
             check_holders[entry["name"]] = tuple(map(str, entry["check_holders"]))
         codes[entry["name"]] = CodeVersion(entry["code_version"], dict(entry["code_parts"]))
         defaults[entry["name"]] = {str(k): str(v) for k, v in dict(entry["config"]).items()}
-    rows = [_full(row, LISTING_DEFAULTS, LISTING_MUTABLE) for row in data["listing"]]
-    listing = {check_name(row["name"]): row for row in rows}
+    listing = _list_rows(data)
     order = [a.name for a in assets]  # saved in the graph's order
     graph = replace(Graph.build(assets, order=order), check_reads=MappingProxyType(reads))
     tree = tuple(map(str, data["tree"]))

@@ -497,11 +497,8 @@ class ParquetStore:
             return ""
         try:
             tickets = list(os.scandir(self.writers))
-        except FileNotFoundError:
-            tickets = None  # never looked: look now
-        except OSError:  # not a folder, not ours to read: look every time
-            self.clean_temp_files()
-            return ""
+        except OSError:  # missing (never looked), or not a folder we can read: look now
+            tickets = None  # (and if no ticket can be made below, every time)
         dead = [Path(t.path) for t in tickets or () if not _ticket_alive(t)]
         if tickets is None or dead:
             found = self._temp_files()
